@@ -1,0 +1,1 @@
+"""core layer of erl_vlm."""

@@ -1,0 +1,1 @@
+"""envs layer of erl_vlm."""

@@ -1,0 +1,1 @@
+"""raters layer of erl_vlm."""

@@ -1,0 +1,1 @@
+"""ros layer of erl_vlm."""
