@@ -10,7 +10,7 @@ Three layouts are supported, tried in order:
 from __future__ import annotations
 
 import os
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 PACKAGE_NAME = "erl_vlm"
@@ -31,7 +31,7 @@ def _candidates() -> list[Path]:
     return out
 
 
-@lru_cache(maxsize=None)
+@cache
 def share_dir() -> Path:
     """Return the directory that holds ``sim/`` and ``config/`` for this installation."""
     for cand in _candidates():
