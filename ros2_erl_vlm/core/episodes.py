@@ -1,0 +1,99 @@
+"""The recent-episode store the reward learner samples queries from (paper: last 100 episodes).
+
+An episode is recorded step by step; only complete episodes enter the store (FIFO). For every
+step it keeps the reward-model input (observation after the step and, optionally, the frame),
+the action and, in simulation, the truth the oracle rater needs.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ros2_erl_vlm.core.rating import SimTruth
+
+
+@dataclass
+class Episode:
+    """One complete episode. Arrays are indexed by step (0 = the first step taken)."""
+
+    episode_id: int
+    next_obs: np.ndarray  # (T, obs_dim) float32: observation after each step
+    actions: np.ndarray  # (T, action_dim) float32
+    truth: tuple[SimTruth, ...] | None = None
+    frames: np.ndarray | None = None  # (T, H, W, 3) uint8: frame after each step
+
+    def __len__(self) -> int:
+        return len(self.next_obs)
+
+    @property
+    def success(self) -> bool | None:
+        """Whether the task succeeded at any step (None without truth)."""
+        return None if self.truth is None else any(t.success for t in self.truth)
+
+
+@dataclass
+class EpisodeRecorder:
+    """Accumulates one episode's steps; :meth:`finish` turns it into an :class:`Episode`."""
+
+    episode_id: int
+    next_obs: list[np.ndarray] = field(default_factory=list)
+    actions: list[np.ndarray] = field(default_factory=list)
+    truth: list[SimTruth] = field(default_factory=list)
+    frames: list[np.ndarray] = field(default_factory=list)
+
+    def add(self, next_obs: np.ndarray, action: np.ndarray, truth: SimTruth | None = None,
+            frame: np.ndarray | None = None) -> None:
+        """Record one step."""
+        self.next_obs.append(np.asarray(next_obs, dtype=np.float32))
+        self.actions.append(np.asarray(action, dtype=np.float32))
+        if truth is not None:
+            self.truth.append(truth)
+        if frame is not None:
+            self.frames.append(np.asarray(frame, dtype=np.uint8))
+
+    def __len__(self) -> int:
+        return len(self.next_obs)
+
+    def finish(self) -> Episode:
+        """The recorded episode (truth/frames kept only if recorded for every step)."""
+        if not self.next_obs:
+            raise ValueError(f"episode {self.episode_id} has no steps")
+        n = len(self.next_obs)
+        truth = tuple(self.truth) if len(self.truth) == n else None
+        frames = np.stack(self.frames) if len(self.frames) == n else None
+        return Episode(self.episode_id, np.stack(self.next_obs), np.stack(self.actions), truth, frames)
+
+
+class EpisodeStore:
+    """FIFO of the most recent complete episodes."""
+
+    def __init__(self, max_episodes: int = 100) -> None:
+        if max_episodes <= 0:
+            raise ValueError(f"max_episodes must be positive, got {max_episodes}")
+        self.max_episodes = max_episodes
+        self._episodes: deque[Episode] = deque(maxlen=max_episodes)
+
+    def add(self, episode: Episode) -> None:
+        """Append a complete episode (drops the oldest when full)."""
+        self._episodes.append(episode)
+
+    def __len__(self) -> int:
+        return len(self._episodes)
+
+    def __getitem__(self, i: int) -> Episode:
+        return self._episodes[i]
+
+    def find(self, episode_id: int) -> Episode | None:
+        """The stored episode with this id, or None (evicted or never seen)."""
+        for ep in self._episodes:
+            if ep.episode_id == episode_id:
+                return ep
+        return None
+
+    @property
+    def episodes(self) -> list[Episode]:
+        """Stored episodes, oldest first."""
+        return list(self._episodes)

@@ -1,0 +1,77 @@
+"""Choosing which segments to ask the rater about.
+
+* ``uniform`` (the paper): episodes drawn uniformly with replacement from the recent-episode
+  store, and a uniformly random segment start in each.
+* ``disagreement`` (ours): a uniform candidate pool ``pool_factor`` times larger is scored by the
+  reward ensemble's disagreement (std over members of the segment return) and the most
+  uncertain segments are asked.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from ros2_erl_vlm.core.episodes import EpisodeStore
+
+STRATEGIES = ("uniform", "disagreement")
+
+
+@dataclass(frozen=True)
+class Segment:
+    """A segment to rate: ``length`` steps of stored episode ``index`` starting at ``start``."""
+
+    index: int
+    episode_id: int
+    start: int
+    length: int
+
+    @property
+    def steps(self) -> tuple[int, ...]:
+        """Step indices of the segment."""
+        return tuple(range(self.start, self.start + self.length))
+
+
+def sample_uniform(store: EpisodeStore, n: int, rng: np.random.Generator,
+                   segment_length: int = 1) -> list[Segment]:
+    """``n`` segments: episodes with replacement, uniform start within each."""
+    if len(store) == 0:
+        raise ValueError("no complete episodes to query from yet")
+    if segment_length <= 0:
+        raise ValueError(f"segment_length must be positive, got {segment_length}")
+    out = []
+    for i in rng.integers(0, len(store), size=n):
+        ep = store[int(i)]
+        if len(ep) < segment_length:
+            raise ValueError(f"episode {ep.episode_id} is shorter than the segment length")
+        start = int(rng.integers(0, len(ep) - segment_length + 1))
+        out.append(Segment(int(i), ep.episode_id, start, segment_length))
+    return out
+
+
+def sample_disagreement(store: EpisodeStore, n: int, rng: np.random.Generator,
+                        member_rewards: Callable[[np.ndarray], np.ndarray],
+                        segment_length: int = 1, pool_factor: int = 10,
+                        use_frames: bool = False) -> list[Segment]:
+    """The ``n`` segments of a uniform pool with the largest ensemble disagreement.
+
+    ``member_rewards(inputs)`` maps per-step inputs ``(B, ...)`` to per-member rewards ``(E, B)``.
+    """
+    if pool_factor < 1:
+        raise ValueError(f"pool_factor must be >= 1, got {pool_factor}")
+    pool = sample_uniform(store, n * pool_factor, rng, segment_length)
+    inputs = []
+    for seg in pool:
+        ep = store[seg.index]
+        src = ep.frames if use_frames else ep.next_obs
+        if src is None:
+            raise ValueError("disagreement sampling on frames needs episodes with frames")
+        inputs.append(src[seg.start : seg.start + seg.length])
+    flat = np.concatenate(inputs)
+    r = np.asarray(member_rewards(flat))  # (E, B * L)
+    returns = r.reshape(r.shape[0], len(pool), segment_length).sum(-1)
+    score = returns.std(axis=0)
+    order = np.argsort(-score, kind="stable")[:n]
+    return [pool[int(i)] for i in order]

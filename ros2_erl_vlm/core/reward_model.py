@@ -1,0 +1,317 @@
+"""The learned reward: an ensemble of per-step reward networks trained from ratings.
+
+Two input kinds:
+
+* ``state`` (default; cheap on CPU): an MLP on the policy observation after each step.
+* ``image``: the paper's CNN on RGB frames (224 px): 4 convs (kernels 5/3/3/3, channels
+  16/32/64/128, strides 3/2/2/2, ReLU), a linear head; works on CPU but is slow.
+
+Every member ends in ``tanh`` so ``r_hat`` is in ``[-1, 1]``. A segment's return is the sum of its
+per-step rewards. The ensemble mean is the reward used for acting and relabelling; the spread
+(std over members) measures disagreement for query selection.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from ros2_erl_vlm.core.ratings import RatingDataset
+from ros2_erl_vlm.core.rbrl import DEFAULT_K, LOSSES, rbrl_loss
+
+
+@dataclass
+class RewardModelConfig:
+    """Reward-model hyperparameters (paper defaults; batch 128 for states as the reference)."""
+
+    input_kind: str = "state"
+    ensemble_size: int = 3
+    hidden_dim: int = 256
+    hidden_layers: int = 3
+    image_size: int = 224
+    lr: float = 3e-4
+    batch_size: int = 128
+    epochs: int = 10
+    early_stop_accuracy: float = 0.97
+    loss: str = "mae"
+    stratified: bool = True
+    class_weighting: bool = True
+    k: float = DEFAULT_K
+    predict_batch: int = 4096
+
+    def validate(self) -> RewardModelConfig:
+        """Raise ``ValueError`` naming the first bad field."""
+        if self.input_kind not in ("state", "image"):
+            raise ValueError(f"reward.input_kind must be 'state' or 'image', got {self.input_kind!r}")
+        if self.loss not in LOSSES:
+            raise ValueError(f"reward.loss must be one of {LOSSES}, got {self.loss!r}")
+        for name in ("ensemble_size", "hidden_dim", "hidden_layers", "batch_size", "epochs",
+                     "predict_batch", "image_size"):
+            if int(getattr(self, name)) <= 0:
+                raise ValueError(f"reward.{name} must be positive, got {getattr(self, name)}")
+        if not (self.lr > 0 and math.isfinite(self.lr)):
+            raise ValueError(f"reward.lr must be positive, got {self.lr}")
+        if not 0 < self.early_stop_accuracy <= 1.0 + 1e-9:
+            raise ValueError(f"reward.early_stop_accuracy must be in (0, 1], got {self.early_stop_accuracy}")
+        if self.image_size < 32 and self.input_kind == "image":
+            raise ValueError("reward.image_size must be at least 32 for the CNN")
+        return self
+
+
+def _fanin_uniform_(layer: nn.Module) -> None:
+    if isinstance(layer, (nn.Conv2d, nn.Linear)):
+        bound = 1.0 / math.sqrt(layer.weight[0].numel())
+        nn.init.uniform_(layer.weight, -bound, bound)
+        if layer.bias is not None:
+            nn.init.uniform_(layer.bias, -bound, bound)
+
+
+class StateRewardNet(nn.Module):
+    """MLP ``obs -> r_hat in [-1, 1]``."""
+
+    def __init__(self, obs_dim: int, hidden_dim: int = 256, hidden_layers: int = 3) -> None:
+        super().__init__()
+        layers: list[nn.Module] = []
+        d = obs_dim
+        for _ in range(hidden_layers):
+            layers += [nn.Linear(d, hidden_dim), nn.LeakyReLU()]
+            d = hidden_dim
+        layers.append(nn.Linear(d, 1))
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Rewards ``(B,)`` for observations ``(B, obs_dim)``."""
+        return torch.tanh(self.net(x)).squeeze(-1)
+
+
+class ImageRewardNet(nn.Module):
+    """The paper's CNN: uint8 RGB frames ``(B, H, W, 3)`` -> ``r_hat in [-1, 1]``."""
+
+    def __init__(self, image_size: int = 224) -> None:
+        super().__init__()
+        self.convs = nn.Sequential(
+            nn.Conv2d(3, 16, 5, stride=3), nn.ReLU(),
+            nn.Conv2d(16, 32, 3, stride=2), nn.ReLU(),
+            nn.Conv2d(32, 64, 3, stride=2), nn.ReLU(),
+            nn.Conv2d(64, 128, 3, stride=2), nn.ReLU(),
+        )
+        self.convs.apply(_fanin_uniform_)
+        with torch.no_grad():
+            flat = self.convs(torch.zeros(1, 3, image_size, image_size)).numel()
+        self.head = nn.Linear(flat, 1)
+        nn.init.uniform_(self.head.weight, -1e-3, 1e-3)
+        nn.init.uniform_(self.head.bias, -1e-3, 1e-3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Rewards ``(B,)`` for frames ``(B, H, W, 3)`` uint8 (or float in [0, 1])."""
+        if x.dtype == torch.uint8:
+            x = x.float() / 255.0
+        x = x.permute(0, 3, 1, 2)
+        return torch.tanh(self.head(self.convs(x).flatten(1))).squeeze(-1)
+
+
+@dataclass
+class RewardTrainStats:
+    """What one call to :meth:`RewardEnsemble.train_on` did."""
+
+    epochs: int = 0
+    steps: int = 0
+    loss: float = float("nan")
+    accuracy: float = float("nan")
+    num_ratings: int = 0
+    class_counts: list[int] = field(default_factory=list)
+
+
+class RewardEnsemble:
+    """An ensemble of reward nets with RbRL training, prediction and (de)serialisation.
+
+    Args:
+        config: hyperparameters.
+        obs_dim: observation size (``state`` input).
+        seed: torch seed for the initial weights (reproducible runs).
+    """
+
+    def __init__(self, config: RewardModelConfig, obs_dim: int | None = None,
+                 seed: int | None = None) -> None:
+        self.config = config.validate()
+        if config.input_kind == "state" and (obs_dim is None or obs_dim <= 0):
+            raise ValueError("a state reward model needs obs_dim > 0")
+        self.obs_dim = obs_dim
+        gen_state = torch.random.get_rng_state()
+        if seed is not None:
+            torch.manual_seed(seed)
+        try:
+            self.members = nn.ModuleList([self._make_member() for _ in range(config.ensemble_size)])
+        finally:
+            if seed is not None:
+                torch.random.set_rng_state(gen_state)
+        self.optimizer = torch.optim.Adam(self.members.parameters(), lr=config.lr)
+        self.version = 0
+        self.num_ratings_seen = 0
+
+    def _make_member(self) -> nn.Module:
+        c = self.config
+        if c.input_kind == "state":
+            assert self.obs_dim is not None
+            return StateRewardNet(self.obs_dim, c.hidden_dim, c.hidden_layers)
+        return ImageRewardNet(c.image_size)
+
+    # -- prediction ---------------------------------------------------------------------------
+    def _as_tensor(self, x: np.ndarray | torch.Tensor) -> torch.Tensor:
+        if isinstance(x, torch.Tensor):
+            return x
+        arr = np.asarray(x)
+        if self.config.input_kind == "state":
+            return torch.as_tensor(arr, dtype=torch.float32)
+        return torch.as_tensor(arr)
+
+    def _check_inputs(self, x: torch.Tensor) -> None:
+        c = self.config
+        if c.input_kind == "state":
+            if x.ndim != 2 or x.shape[1] != self.obs_dim:
+                raise ValueError(f"state inputs must be (B, {self.obs_dim}), got {tuple(x.shape)}")
+        elif x.ndim != 4 or x.shape[1:] != (c.image_size, c.image_size, 3):
+            raise ValueError(
+                f"image inputs must be (B, {c.image_size}, {c.image_size}, 3), got {tuple(x.shape)}"
+            )
+
+    @torch.no_grad()
+    def member_rewards(self, x: np.ndarray | torch.Tensor) -> torch.Tensor:
+        """Per-member rewards ``(E, B)`` for per-step inputs ``(B, ...)``."""
+        t = self._as_tensor(x)
+        self._check_inputs(t)
+        out = torch.empty(len(self.members), t.shape[0])
+        bs = self.config.predict_batch if self.config.input_kind == "state" else 256
+        for i in range(0, t.shape[0], bs):
+            chunk = t[i : i + bs]
+            for m, net in enumerate(self.members):
+                out[m, i : i + bs] = net(chunk)
+        return out
+
+    def predict(self, x: np.ndarray | torch.Tensor) -> torch.Tensor:
+        """Ensemble-mean reward ``(B,)`` for per-step inputs."""
+        return self.member_rewards(x).mean(0)
+
+    def disagreement(self, x: np.ndarray | torch.Tensor) -> torch.Tensor:
+        """Std over members of the reward ``(B,)``: high where the ensemble is unsure."""
+        return self.member_rewards(x).std(0, unbiased=False)
+
+    # -- training -----------------------------------------------------------------------------
+    def _segment_returns(self, net: nn.Module, seg: torch.Tensor) -> torch.Tensor:
+        b, t = seg.shape[:2]
+        return net(seg.reshape(b * t, *seg.shape[2:])).reshape(b, t).sum(1)
+
+    def train_on(self, dataset: RatingDataset, rng: np.random.Generator,
+                 epochs: int | None = None) -> RewardTrainStats:
+        """Train every member on the whole rating dataset (paper: up to 10 passes, early stop).
+
+        Each member draws its own (stratified) minibatch ordering; member losses are summed and
+        one Adam step is taken per minibatch. Training stops early once the ensemble's
+        accuracy over an epoch exceeds ``early_stop_accuracy``.
+        """
+        c = self.config
+        n = len(dataset)
+        stats = RewardTrainStats(num_ratings=n, class_counts=dataset.class_counts().tolist())
+        if n == 0:
+            return stats
+        if dataset.spec.input_kind != c.input_kind:
+            raise ValueError(
+                f"dataset holds {dataset.spec.input_kind} inputs, the model takes {c.input_kind}"
+            )
+        inputs = self._as_tensor(dataset.inputs)
+        labels = torch.as_tensor(dataset.labels)
+        weights = torch.as_tensor(dataset.class_weights()) if c.class_weighting else None
+        num_classes = dataset.spec.num_classes
+        self.members.train()
+        for epoch in range(epochs if epochs is not None else c.epochs):
+            orders = [dataset.minibatches(c.batch_size, rng, stratified=c.stratified)
+                      for _ in self.members]
+            total_loss = 0.0
+            correct = 0
+            seen = 0
+            for b in range(len(orders[0])):
+                self.optimizer.zero_grad(set_to_none=True)
+                loss_sum = torch.zeros(())
+                for net, order in zip(self.members, orders, strict=True):
+                    idx = torch.as_tensor(order[b])
+                    returns = self._segment_returns(net, inputs[idx])
+                    loss, ok = rbrl_loss(returns, labels[idx], num_classes, loss=c.loss, k=c.k,
+                                         class_weights=weights)
+                    loss_sum = loss_sum + loss
+                    correct += int(ok)
+                    seen += len(idx)
+                loss_sum.backward()
+                self.optimizer.step()
+                total_loss += float(loss_sum) / len(self.members)
+                stats.steps += 1
+            stats.epochs = epoch + 1
+            stats.loss = total_loss / max(1, len(orders[0]))
+            stats.accuracy = correct / max(1, seen)
+            if stats.accuracy > c.early_stop_accuracy:
+                break
+        self.members.eval()
+        self.version += 1
+        self.num_ratings_seen = n
+        return stats
+
+    # -- serialisation ------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to rebuild the ensemble (weights, optimiser, config, version)."""
+        return {
+            "config": asdict(self.config),
+            "obs_dim": self.obs_dim,
+            "members": self.members.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "version": self.version,
+            "num_ratings_seen": self.num_ratings_seen,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore weights, optimiser and version (config and obs_dim must match)."""
+        if state.get("config", {}).get("input_kind") != self.config.input_kind or (
+            state.get("obs_dim") != self.obs_dim
+        ):
+            raise ValueError(
+                f"reward model state is for input_kind={state.get('config', {}).get('input_kind')} "
+                f"obs_dim={state.get('obs_dim')}, this model is {self.config.input_kind} "
+                f"obs_dim={self.obs_dim}"
+            )
+        self.members.load_state_dict(state["members"])
+        if "optimizer" in state:
+            self.optimizer.load_state_dict(state["optimizer"])
+        self.version = int(state.get("version", 0))
+        self.num_ratings_seen = int(state.get("num_ratings_seen", 0))
+
+    @classmethod
+    def from_state_dict(cls, state: dict[str, Any]) -> RewardEnsemble:
+        """Build an ensemble from :meth:`state_dict` output."""
+        model = cls(RewardModelConfig(**state["config"]), obs_dim=state.get("obs_dim"))
+        model.load_state_dict(state)
+        return model
+
+    def to_bytes(self, with_optimizer: bool = False) -> bytes:
+        """Serialise (weights only by default) for sending to other processes."""
+        state = self.state_dict()
+        if not with_optimizer:
+            state.pop("optimizer")
+        buf = io.BytesIO()
+        torch.save(state, buf)
+        return buf.getvalue()
+
+    @classmethod
+    def from_bytes(cls, blob: bytes, expected_sha256: str | None = None) -> RewardEnsemble:
+        """Inverse of :meth:`to_bytes`; checks the SHA-256 when given."""
+        if expected_sha256 is not None and hashlib.sha256(blob).hexdigest() != expected_sha256:
+            raise ValueError("reward model bytes do not match their sha256 checksum")
+        try:
+            state = torch.load(io.BytesIO(blob), map_location="cpu", weights_only=True)
+        except Exception as exc:  # torch raises many types for bad bytes
+            raise ValueError(f"cannot decode reward model bytes: {exc}") from exc
+        return cls.from_state_dict(state)

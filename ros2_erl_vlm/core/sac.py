@@ -1,0 +1,298 @@
+"""Soft Actor-Critic, lean and readable top to bottom (the paper's MetaWorld settings as defaults).
+
+* Actor: tanh-squashed Gaussian; ``log_std`` squashed into ``[log_std_min, log_std_max]``.
+* Critic: twin Q networks evaluated as one batched ensemble (one ``baddbmm`` per layer).
+* Temperature: learned ``log_alpha``, target entropy ``-action_dim``.
+* Speed: fused Adam, one forward for both critics, no Python-side copies of batches.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+@dataclass
+class SACConfig:
+    """Every SAC hyperparameter in one place (defaults: ERL-VLM's MetaWorld config)."""
+
+    hidden_dim: int = 256
+    hidden_layers: int = 3
+    gamma: float = 0.99
+    tau: float = 0.005
+    actor_lr: float = 3e-4
+    critic_lr: float = 3e-4
+    alpha_lr: float = 1e-4
+    init_temperature: float = 0.1
+    batch_size: int = 512
+    critic_target_update_every: int = 2
+    actor_update_every: int = 1
+    log_std_min: float = -5.0
+    log_std_max: float = 2.0
+    target_entropy: float | None = None  # None: -action_dim
+    fused_adam: bool = True
+
+    def validate(self) -> SACConfig:
+        """Raise ``ValueError`` naming the first bad field."""
+        for name in ("hidden_dim", "hidden_layers", "batch_size", "critic_target_update_every",
+                     "actor_update_every"):
+            if int(getattr(self, name)) <= 0:
+                raise ValueError(f"sac.{name} must be positive, got {getattr(self, name)}")
+        for name in ("actor_lr", "critic_lr", "alpha_lr", "init_temperature"):
+            v = getattr(self, name)
+            if not (v > 0 and math.isfinite(v)):
+                raise ValueError(f"sac.{name} must be a positive number, got {v}")
+        if not 0 <= self.gamma < 1:
+            raise ValueError(f"sac.gamma must be in [0, 1), got {self.gamma}")
+        if not 0 < self.tau <= 1:
+            raise ValueError(f"sac.tau must be in (0, 1], got {self.tau}")
+        if self.log_std_min >= self.log_std_max:
+            raise ValueError("sac.log_std_min must be below sac.log_std_max")
+        return self
+
+
+def mlp(in_dim: int, out_dim: int, hidden_dim: int, hidden_layers: int) -> nn.Sequential:
+    """ReLU MLP with ``hidden_layers`` hidden layers."""
+    layers: list[nn.Module] = []
+    d = in_dim
+    for _ in range(hidden_layers):
+        layers += [nn.Linear(d, hidden_dim), nn.ReLU()]
+        d = hidden_dim
+    layers.append(nn.Linear(d, out_dim))
+    return nn.Sequential(*layers)
+
+
+class EnsembleLinear(nn.Module):
+    """``n`` independent linear layers applied to ``(n, B, in)`` in one batched matmul."""
+
+    def __init__(self, n: int, in_dim: int, out_dim: int) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.empty(n, in_dim, out_dim))
+        self.bias = nn.Parameter(torch.empty(n, 1, out_dim))
+        bound = 1.0 / math.sqrt(in_dim)
+        nn.init.uniform_(self.weight, -bound, bound)
+        nn.init.uniform_(self.bias, -bound, bound)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``(n, B, in) -> (n, B, out)``."""
+        return torch.baddbmm(self.bias, x, self.weight)
+
+
+class TwinCritic(nn.Module):
+    """Two Q networks ``Q(s, a)`` computed together; returns ``(2, B)``."""
+
+    def __init__(self, obs_dim: int, action_dim: int, hidden_dim: int, hidden_layers: int,
+                 n: int = 2) -> None:
+        super().__init__()
+        self.n = n
+        dims = [obs_dim + action_dim] + [hidden_dim] * hidden_layers
+        self.layers = nn.ModuleList(EnsembleLinear(n, a, b) for a, b in itertools.pairwise(dims))
+        self.out = EnsembleLinear(n, dims[-1], 1)
+
+    def forward(self, obs: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
+        """Q-values of both critics, ``(2, B)``."""
+        x = torch.cat([obs, action], dim=-1).unsqueeze(0).expand(self.n, -1, -1)
+        for layer in self.layers:
+            x = F.relu(layer(x))
+        return self.out(x).squeeze(-1)
+
+
+class Actor(nn.Module):
+    """Tanh-Gaussian policy."""
+
+    def __init__(self, obs_dim: int, action_dim: int, hidden_dim: int, hidden_layers: int,
+                 log_std_min: float, log_std_max: float) -> None:
+        super().__init__()
+        self.net = mlp(obs_dim, 2 * action_dim, hidden_dim, hidden_layers)
+        self.log_std_min = log_std_min
+        self.log_std_max = log_std_max
+
+    def dist_params(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Mean and log-std of the pre-tanh Gaussian."""
+        mu, log_std = self.net(obs).chunk(2, dim=-1)
+        log_std = torch.tanh(log_std)
+        log_std = self.log_std_min + 0.5 * (self.log_std_max - self.log_std_min) * (log_std + 1)
+        return mu, log_std
+
+    def sample(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Reparameterised sample: ``(action, log_prob, deterministic_action)``."""
+        mu, log_std = self.dist_params(obs)
+        std = log_std.exp()
+        noise = torch.randn_like(mu)
+        u = mu + std * noise
+        action = torch.tanh(u)
+        log_prob = squashed_gaussian_log_prob(u, mu, log_std)
+        return action, log_prob, torch.tanh(mu)
+
+
+_LOG_SQRT_2PI = 0.5 * math.log(2 * math.pi)
+
+
+def squashed_gaussian_log_prob(u: torch.Tensor, mu: torch.Tensor, log_std: torch.Tensor) -> torch.Tensor:
+    """``log pi(tanh(u))`` for ``u ~ N(mu, exp(log_std))``, summed over action dims.
+
+    Uses the numerically stable tanh correction ``log(1 - tanh(u)^2) = 2 (log 2 - u - softplus(-2u))``.
+    """
+    gauss = -0.5 * ((u - mu) / log_std.exp()) ** 2 - log_std - _LOG_SQRT_2PI
+    correction = 2.0 * (math.log(2.0) - u - F.softplus(-2.0 * u))
+    return (gauss - correction).sum(-1)
+
+
+class SAC:
+    """The SAC agent: acting, one gradient update per call, checkpointable state.
+
+    Args:
+        obs_dim: observation size.
+        action_dim: action size (actions live in ``[-1, 1]``).
+        config: hyperparameters.
+        seed: seeds the initial weights and the agent's sampling.
+    """
+
+    def __init__(self, obs_dim: int, action_dim: int, config: SACConfig | None = None,
+                 seed: int | None = None) -> None:
+        self.config = c = (config or SACConfig()).validate()
+        self.obs_dim = obs_dim
+        self.action_dim = action_dim
+        if seed is not None:
+            torch.manual_seed(seed)
+        self.actor = Actor(obs_dim, action_dim, c.hidden_dim, c.hidden_layers, c.log_std_min,
+                           c.log_std_max)
+        self.critic = TwinCritic(obs_dim, action_dim, c.hidden_dim, c.hidden_layers)
+        self.critic_target = TwinCritic(obs_dim, action_dim, c.hidden_dim, c.hidden_layers)
+        self.critic_target.load_state_dict(self.critic.state_dict())
+        self.critic_target.requires_grad_(False)
+        self.log_alpha = torch.tensor(math.log(c.init_temperature), requires_grad=True)
+        self.target_entropy = (
+            float(-action_dim) if c.target_entropy is None else float(c.target_entropy)
+        )
+        self._make_optimizers()
+        self.num_updates = 0
+
+    def _make_optimizers(self) -> None:
+        c = self.config
+        kw: dict[str, Any] = {"betas": (0.9, 0.999)}
+        if c.fused_adam:
+            kw["fused"] = True
+        self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=c.actor_lr, **kw)
+        self.critic_opt = torch.optim.Adam(self.critic.parameters(), lr=c.critic_lr, **kw)
+        self.alpha_opt = torch.optim.Adam([self.log_alpha], lr=c.alpha_lr, **kw)
+
+    @property
+    def alpha(self) -> torch.Tensor:
+        """Current temperature."""
+        return self.log_alpha.exp()
+
+    @torch.no_grad()
+    def act(self, obs: np.ndarray, deterministic: bool = False) -> np.ndarray:
+        """Action in ``[-1, 1]^action_dim`` for one observation (or a batch)."""
+        o = torch.as_tensor(np.asarray(obs, dtype=np.float32))
+        single = o.ndim == 1
+        if single:
+            o = o.unsqueeze(0)
+        if not torch.isfinite(o).all():
+            raise ValueError("observation contains NaN or inf")
+        action, _, mean_action = self.actor.sample(o)
+        out = (mean_action if deterministic else action).numpy()
+        return out[0] if single else out
+
+    def reset_critic(self) -> None:
+        """Re-initialise both critics, their target and optimiser (PEBBLE, first reward update)."""
+        c = self.config
+        self.critic = TwinCritic(self.obs_dim, self.action_dim, c.hidden_dim, c.hidden_layers)
+        self.critic_target = TwinCritic(self.obs_dim, self.action_dim, c.hidden_dim, c.hidden_layers)
+        self.critic_target.load_state_dict(self.critic.state_dict())
+        self.critic_target.requires_grad_(False)
+        kw: dict[str, Any] = {"betas": (0.9, 0.999)}
+        if c.fused_adam:
+            kw["fused"] = True
+        self.critic_opt = torch.optim.Adam(self.critic.parameters(), lr=c.critic_lr, **kw)
+
+    def update(self, obs: torch.Tensor, action: torch.Tensor, reward: torch.Tensor,
+               next_obs: torch.Tensor, not_done: torch.Tensor) -> dict[str, float]:
+        """One SAC gradient step on a batch; returns scalar diagnostics.
+
+        ``not_done`` is 0 only at true terminations (a time-limit truncation still bootstraps).
+        """
+        c = self.config
+        with torch.no_grad():
+            next_action, next_logp, _ = self.actor.sample(next_obs)
+            target_q = self.critic_target(next_obs, next_action).min(0).values
+            target_v = target_q - self.alpha * next_logp
+            target = reward + not_done * c.gamma * target_v
+        q = self.critic(obs, action)
+        critic_loss = F.mse_loss(q[0], target) + F.mse_loss(q[1], target)
+        self.critic_opt.zero_grad(set_to_none=True)
+        critic_loss.backward()
+        self.critic_opt.step()
+        metrics = {"critic_loss": critic_loss.item(), "q_mean": q.mean().item()}
+
+        if self.num_updates % c.actor_update_every == 0:
+            pi, logp, _ = self.actor.sample(obs)
+            self.critic.requires_grad_(False)
+            q_pi = self.critic(obs, pi).min(0).values
+            self.critic.requires_grad_(True)
+            alpha = self.alpha.detach()
+            actor_loss = (alpha * logp - q_pi).mean()
+            self.actor_opt.zero_grad(set_to_none=True)
+            actor_loss.backward()
+            self.actor_opt.step()
+            alpha_loss = (self.alpha * (-logp.detach() - self.target_entropy)).mean()
+            self.alpha_opt.zero_grad(set_to_none=True)
+            alpha_loss.backward()
+            self.alpha_opt.step()
+            metrics.update(actor_loss=actor_loss.item(), alpha=alpha.item(),
+                           entropy=-logp.mean().item())
+
+        if self.num_updates % c.critic_target_update_every == 0:
+            soft_update(self.critic_target, self.critic, c.tau)
+        self.num_updates += 1
+        return metrics
+
+    # -- checkpointing ------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        """Networks, optimisers, temperature and counters."""
+        return {
+            "config": asdict(self.config),
+            "obs_dim": self.obs_dim,
+            "action_dim": self.action_dim,
+            "actor": self.actor.state_dict(),
+            "critic": self.critic.state_dict(),
+            "critic_target": self.critic_target.state_dict(),
+            "log_alpha": self.log_alpha.detach().clone(),
+            "actor_opt": self.actor_opt.state_dict(),
+            "critic_opt": self.critic_opt.state_dict(),
+            "alpha_opt": self.alpha_opt.state_dict(),
+            "num_updates": self.num_updates,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore from :meth:`state_dict` (dimensions must match)."""
+        if (state["obs_dim"], state["action_dim"]) != (self.obs_dim, self.action_dim):
+            raise ValueError(
+                f"SAC checkpoint is for obs_dim={state['obs_dim']} action_dim={state['action_dim']}, "
+                f"agent has obs_dim={self.obs_dim} action_dim={self.action_dim}"
+            )
+        self.actor.load_state_dict(state["actor"])
+        self.critic.load_state_dict(state["critic"])
+        self.critic_target.load_state_dict(state["critic_target"])
+        with torch.no_grad():
+            self.log_alpha.copy_(state["log_alpha"])
+        self.actor_opt.load_state_dict(state["actor_opt"])
+        self.critic_opt.load_state_dict(state["critic_opt"])
+        self.alpha_opt.load_state_dict(state["alpha_opt"])
+        self.num_updates = int(state["num_updates"])
+
+
+@torch.no_grad()
+def soft_update(target: nn.Module, source: nn.Module, tau: float) -> None:
+    """Polyak averaging ``target <- (1 - tau) target + tau source``."""
+    t_params = list(target.parameters())
+    s_params = list(source.parameters())
+    torch._foreach_lerp_(t_params, s_params, tau)
