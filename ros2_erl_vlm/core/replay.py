@@ -89,7 +89,7 @@ class ReplayBuffer:
             r = reward_fn(inputs[i : i + batch])
             if not torch.isfinite(r).all():
                 raise ValueError("reward model produced NaN/inf while relabelling")
-            self.reward[i : i + batch] = r
+            self.reward[i : i + len(r)] = r
         return self.size
 
     def state_dict(self) -> dict[str, Any]:

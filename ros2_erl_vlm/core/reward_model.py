@@ -249,7 +249,7 @@ class RewardEnsemble:
                     seen += len(idx)
                 loss_sum.backward()
                 self.optimizer.step()
-                total_loss += float(loss_sum) / len(self.members)
+                total_loss += loss_sum.item() / len(self.members)
                 stats.steps += 1
             stats.epochs = epoch + 1
             stats.loss = total_loss / max(1, len(orders[0]))

@@ -1,0 +1,457 @@
+"""The ERL-VLM online loop, in-process and ROS-free (the reference runner and the benchmarks).
+
+Per env step (PEBBLE schedule, as the paper's reference code):
+
+1. ``step < num_seed_steps``: uniformly random actions;
+2. ``num_seed_steps <= step < learn_start``: SAC driven by PEBBLE's state-entropy reward
+   (``num_unsup_steps``; 0 disables);
+3. at ``learn_start``: query ``queries_per_round`` segments, train the reward ensemble, relabel the
+   whole replay buffer, reset the critic and run ``reset_updates`` SAC updates;
+4. then every ``query_every`` steps (until ``max_feedback`` ratings): query, retrain, relabel;
+5. one SAC update per step on the learned reward.
+
+``reward_source="true"`` trains SAC on the environment's dense reward instead (the upper-bound
+baseline): no queries, no unsupervised phase.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+
+from ros2_erl_vlm.core.checkpoint import load_checkpoint, save_checkpoint
+from ros2_erl_vlm.core.entropy import StateEntropyReward
+from ros2_erl_vlm.core.episodes import Episode, EpisodeRecorder, EpisodeStore
+from ros2_erl_vlm.core.queries import STRATEGIES, Segment, sample_disagreement, sample_uniform
+from ros2_erl_vlm.core.rating import Rater, RatingQuery, SimTruth, check_num_classes
+from ros2_erl_vlm.core.ratings import DatasetSpec, RatingDataset
+from ros2_erl_vlm.core.replay import ReplayBuffer
+from ros2_erl_vlm.core.reward_model import RewardEnsemble, RewardModelConfig
+from ros2_erl_vlm.core.sac import SAC, SACConfig
+
+REWARD_SOURCES = ("learned", "true")
+
+
+class Env(Protocol):
+    """The gymnasium subset the loop uses (``info`` carries ``success``/``true_reward``/``progress``)."""
+
+    observation_space: Any
+    action_space: Any
+
+    def reset(self, *, seed: int | None = None) -> tuple[np.ndarray, dict[str, Any]]: ...
+
+    def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]: ...
+
+    def render(self) -> np.ndarray | None: ...
+
+
+@dataclass
+class LoopConfig:
+    """Schedule and bookkeeping of the online loop (paper defaults where the paper has one)."""
+
+    total_steps: int = 1_000_000
+    seed: int = 0
+    reward_source: str = "learned"
+    num_classes: int = 3
+    num_seed_steps: int = 1000
+    num_unsup_steps: int = 9000
+    query_every: int = 5000
+    queries_per_round: int = 50
+    max_feedback: int = 10_000
+    query_strategy: str = "uniform"
+    segment_length: int = 1
+    episode_store_size: int = 100
+    reset_updates: int = 100
+    replay_capacity: int = 1_000_000
+    updates_per_step: int = 1
+    eval_every: int = 10_000
+    eval_episodes: int = 10
+    checkpoint_every: int = 50_000
+    log_every: int = 1000
+    sac: SACConfig = field(default_factory=SACConfig)
+    reward: RewardModelConfig = field(default_factory=RewardModelConfig)
+
+    @property
+    def learn_start(self) -> int:
+        """Env step of the first reward learning."""
+        return self.num_seed_steps + self.num_unsup_steps
+
+    def validate(self) -> LoopConfig:
+        """Raise ``ValueError`` naming the first bad field."""
+        if self.reward_source not in REWARD_SOURCES:
+            raise ValueError(f"reward_source must be one of {REWARD_SOURCES}, got {self.reward_source!r}")
+        if self.query_strategy not in STRATEGIES:
+            raise ValueError(f"query_strategy must be one of {STRATEGIES}, got {self.query_strategy!r}")
+        check_num_classes(self.num_classes)
+        for name in ("total_steps", "query_every", "queries_per_round", "max_feedback",
+                     "segment_length", "episode_store_size", "replay_capacity", "eval_every",
+                     "checkpoint_every", "log_every", "updates_per_step"):
+            if int(getattr(self, name)) <= 0:
+                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+        for name in ("num_seed_steps", "num_unsup_steps", "reset_updates", "eval_episodes"):
+            if int(getattr(self, name)) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if self.num_seed_steps < self.sac.batch_size // 8:
+            raise ValueError("num_seed_steps is too small to fill a first SAC batch")
+        self.sac.validate()
+        self.reward.validate()
+        return self
+
+
+@dataclass
+class TaskInfo:
+    """What the loop tells the rater about the task."""
+
+    name: str
+    instruction: str
+    class_names: tuple[str, ...]
+
+
+class MetricsLogger:
+    """CSV files per stream (``train.csv``, ``eval.csv``, ``reward.csv``) plus optional TensorBoard."""
+
+    def __init__(self, log_dir: Path | None, tensorboard: bool = True) -> None:
+        self.log_dir = log_dir
+        self._files: dict[str, Any] = {}
+        self._writers: dict[str, csv.DictWriter] = {}
+        self.tb = None
+        if log_dir is not None and tensorboard:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+                self.tb = SummaryWriter(str(log_dir / "tb"))
+            except ImportError:  # tensorboard is optional
+                self.tb = None
+
+    def log(self, stream: str, step: int, values: dict[str, float]) -> None:
+        """Append one row to ``<stream>.csv`` and TensorBoard."""
+        if self.log_dir is None:
+            return
+        row = {"step": step, **values}
+        if stream not in self._writers:
+            path = self.log_dir / f"{stream}.csv"
+            exists = path.exists() and path.stat().st_size > 0
+            fh = open(path, "a", newline="")  # noqa: SIM115 - kept open for the run
+            writer = csv.DictWriter(fh, fieldnames=list(row), extrasaction="ignore")
+            if not exists:
+                writer.writeheader()
+            self._files[stream], self._writers[stream] = fh, writer
+        self._writers[stream].writerow(row)
+        self._files[stream].flush()
+        if self.tb is not None:
+            for k, v in values.items():
+                if isinstance(v, (int, float)) and math.isfinite(v):
+                    self.tb.add_scalar(f"{stream}/{k}", v, step)
+
+    def close(self) -> None:
+        """Flush and close everything."""
+        for fh in self._files.values():
+            fh.close()
+        if self.tb is not None:
+            self.tb.close()
+
+
+class ErlVlmTrainer:
+    """Runs the loop of the module docstring on one env with one rater.
+
+    Args:
+        config: loop settings (validated).
+        env: training env; ``eval_env``: a second instance for evaluation (may be ``None``).
+        rater: any :class:`~ros2_erl_vlm.core.rating.Rater` (oracle, VLM backend, replay).
+        task: instruction and class names sent with every query.
+        run_dir: where ratings, checkpoints and logs go (``None``: nothing written).
+        progress: callback ``(step, total, postfix)`` for a progress bar.
+    """
+
+    def __init__(self, config: LoopConfig, env: Env, rater: Rater | None, task: TaskInfo,
+                 run_dir: str | Path | None = None, eval_env: Env | None = None,
+                 progress: Callable[[int, int, dict[str, Any]], None] | None = None,
+                 tensorboard: bool = True) -> None:
+        self.config = c = config.validate()
+        if c.reward_source == "learned" and rater is None:
+            raise ValueError("a learned-reward run needs a rater")
+        if len(task.class_names) != c.num_classes:
+            raise ValueError(f"task has {len(task.class_names)} class names, config says {c.num_classes}")
+        self.env, self.eval_env, self.rater, self.task = env, eval_env, rater, task
+        self.run_dir = Path(run_dir) if run_dir is not None else None
+        if self.run_dir is not None:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.progress = progress
+        self.rng = np.random.default_rng(c.seed)
+        torch.manual_seed(c.seed)
+        self.obs_dim = int(np.prod(env.observation_space.shape))
+        self.action_dim = int(np.prod(env.action_space.shape))
+        self.use_frames = c.reward.input_kind == "image"
+        frame_shape = (c.reward.image_size, c.reward.image_size, 3) if self.use_frames else None
+        self.agent = SAC(self.obs_dim, self.action_dim, c.sac, seed=c.seed)
+        self.replay = ReplayBuffer(self.obs_dim, self.action_dim, c.replay_capacity, frame_shape, seed=c.seed)
+        self.reward_model = RewardEnsemble(c.reward, obs_dim=self.obs_dim, seed=c.seed + 1)
+        input_shape = ((c.segment_length, *frame_shape) if frame_shape
+                       else (c.segment_length, self.obs_dim))
+        self.dataset = RatingDataset(
+            DatasetSpec(c.num_classes, c.reward.input_kind, input_shape), capacity=c.max_feedback,
+            path=None if self.run_dir is None else self.run_dir / "ratings.erlr",
+        )
+        self.episodes = EpisodeStore(c.episode_store_size)
+        self.entropy = StateEntropyReward()
+        self.logger = MetricsLogger(self.run_dir, tensorboard=tensorboard)
+        self.step = 0
+        self.episode = 0
+        self.queries_asked = 0
+        self.rounds = 0
+        self.abstentions = 0
+        self.reward_learning_started = False
+        self.last_query_step = -1
+        self.last_eval: dict[str, float] = {}
+        self.history: list[dict[str, float]] = []
+        self._wall0 = time.perf_counter()
+
+    # -- one reward-learning round ------------------------------------------------------------
+    def _segment_input(self, ep: Episode, seg: Segment) -> np.ndarray:
+        sl = slice(seg.start, seg.start + seg.length)
+        if self.use_frames:
+            assert ep.frames is not None
+            return ep.frames[sl]
+        return ep.next_obs[sl]
+
+    def _make_query(self, ep: Episode, seg: Segment) -> RatingQuery:
+        sl = slice(seg.start, seg.start + seg.length)
+        return RatingQuery(
+            episode=ep.episode_id, steps=seg.steps, instruction=self.task.instruction,
+            class_names=self.task.class_names,
+            frames=None if ep.frames is None else ep.frames[sl],
+            states=ep.next_obs[sl], truth=None if ep.truth is None else ep.truth[sl],
+            query_id=f"e{ep.episode_id}s{seg.start}",
+        )
+
+    def collect_ratings(self) -> dict[str, float]:
+        """Sample segments, ask the rater, persist every result; returns round statistics."""
+        c = self.config
+        n = min(c.queries_per_round, c.max_feedback - self.queries_asked)
+        if n <= 0 or len(self.episodes) == 0:
+            return {"asked": 0, "rated": 0, "abstained": 0}
+        if c.query_strategy == "uniform" or self.reward_model.num_ratings_seen == 0:
+            segments = sample_uniform(self.episodes, n, self.rng, c.segment_length)
+        else:
+            segments = sample_disagreement(
+                self.episodes, n, self.rng,
+                lambda x: self.reward_model.member_rewards(x).numpy(),
+                c.segment_length, use_frames=self.use_frames)
+        eps = [self.episodes[s.index] for s in segments]
+        queries = [self._make_query(ep, s) for ep, s in zip(eps, segments, strict=True)]
+        assert self.rater is not None
+        results = self.rater.rate(queries)
+        if len(results) != len(queries):
+            raise RuntimeError(f"rater returned {len(results)} results for {len(queries)} queries")
+        rated = 0
+        for ep, seg, res in zip(eps, segments, results, strict=True):
+            # Persisted before use: RatingDataset.add writes the log record first.
+            ok = self.dataset.add(self._segment_input(ep, seg), res, episode=ep.episode_id,
+                                  steps=list(seg.steps), env_step=self.step)
+            rated += int(ok)
+        self.queries_asked += n
+        self.abstentions += n - rated
+        return {"asked": n, "rated": rated, "abstained": n - rated}
+
+    def learn_reward(self) -> dict[str, float]:
+        """One full round: ratings, reward training, relabelling."""
+        t0 = time.perf_counter()
+        stats = self.collect_ratings()
+        tr = self.reward_model.train_on(self.dataset, self.rng)
+        relabelled = self.replay.relabel(self._reward_fn)
+        self.rounds += 1
+        out = {**stats, "dataset": len(self.dataset), "reward_loss": tr.loss,
+               "reward_acc": tr.accuracy, "reward_epochs": tr.epochs, "relabelled": relabelled,
+               "round_s": time.perf_counter() - t0, "model_version": self.reward_model.version}
+        for c, cnt in enumerate(self.dataset.class_counts()):
+            out[f"class_{c}"] = int(cnt)
+        self.logger.log("reward", self.step, out)
+        return out
+
+    def _reward_fn(self, inputs: torch.Tensor) -> torch.Tensor:
+        return self.reward_model.predict(inputs)
+
+    # -- the loop -----------------------------------------------------------------------------
+    def _sac_update(self, phase: str) -> dict[str, float]:
+        c = self.config
+        obs, act, rew, nobs, nd = self.replay.sample(c.sac.batch_size)
+        if phase == "unsup":
+            memory = self.replay.next_obs[: len(self.replay)]
+            rew = self.entropy(nobs, memory)
+        return self.agent.update(obs, act, rew, nobs, nd)
+
+    def _learn(self) -> dict[str, float] | None:
+        """Reward learning and SAC updates due at the current step (see module docstring)."""
+        c = self.config
+        learned = c.reward_source == "learned"
+        metrics = None
+        if learned and self.step >= c.learn_start and len(self.episodes) > 0:
+            if not self.reward_learning_started:
+                self.learn_reward()
+                self.reward_learning_started = True
+                self.last_query_step = self.step
+                self.agent.reset_critic()
+                for _ in range(c.reset_updates):
+                    metrics = self._sac_update("reward")
+                return metrics
+            if (self.step - self.last_query_step >= c.query_every
+                    and self.queries_asked < c.max_feedback):
+                self.learn_reward()
+                self.last_query_step = self.step
+            phase = "reward"
+        elif self.step >= c.num_seed_steps:
+            phase = "unsup" if learned else "reward"
+        else:
+            return None
+        if len(self.replay) < max(c.sac.batch_size // 8, 8):
+            return None
+        for _ in range(c.updates_per_step):
+            metrics = self._sac_update(phase)
+        return metrics
+
+    def _step_reward(self, next_obs: np.ndarray, frame: np.ndarray | None, true_reward: float) -> float:
+        if self.config.reward_source == "true":
+            return true_reward
+        x = frame[None] if frame is not None else next_obs[None]
+        return float(self.reward_model.predict(x)[0])
+
+    def _render(self) -> np.ndarray | None:
+        if not self.use_frames:
+            return None
+        frame = self.env.render()
+        if frame is None:
+            raise RuntimeError("image reward model needs an env with render_mode='rgb_array'")
+        return frame
+
+    def run(self) -> dict[str, Any]:
+        """Train until ``total_steps``; returns a summary (also written to ``summary.json``)."""
+        c = self.config
+        obs, _ = self.env.reset(seed=c.seed + self.episode)
+        recorder = EpisodeRecorder(self.episode)
+        ep_true_return, ep_success, ep_learned = 0.0, False, 0.0
+        metrics: dict[str, float] = {}
+        while self.step < c.total_steps:
+            # Act.
+            if self.step < c.num_seed_steps:
+                action = self.rng.uniform(-1, 1, self.action_dim).astype(np.float32)
+            else:
+                action = self.agent.act(obs)
+            # Learn.
+            metrics = self._learn() or metrics
+            # Step.
+            next_obs, env_reward, terminated, truncated, info = self.env.step(action)
+            if not np.all(np.isfinite(next_obs)) or not math.isfinite(env_reward):
+                raise RuntimeError(f"env returned a non-finite observation/reward at step {self.step}")
+            frame = self._render()
+            true_reward = float(info.get("true_reward", env_reward))
+            success = bool(info.get("success", False))
+            r = self._step_reward(next_obs, frame, true_reward)
+            self.replay.add(obs, action, r, next_obs, terminated, frame)
+            truth = SimTruth(true_reward, success, info.get("progress"))
+            recorder.add(next_obs, action, truth, frame)
+            ep_true_return += true_reward
+            ep_learned += r
+            ep_success |= success
+            obs = next_obs
+            self.step += 1
+            if terminated or truncated:
+                self.episodes.add(recorder.finish())
+                self.logger.log("train", self.step, {
+                    "episode": self.episode, "true_return": ep_true_return,
+                    "learned_return": ep_learned, "success": float(ep_success),
+                    "length": len(recorder), **{k: v for k, v in metrics.items()},
+                })
+                self.episode += 1
+                obs, _ = self.env.reset(seed=c.seed + self.episode)
+                recorder = EpisodeRecorder(self.episode)
+                ep_true_return, ep_success, ep_learned = 0.0, False, 0.0
+            if self.eval_env is not None and c.eval_episodes and self.step % c.eval_every == 0:
+                self.evaluate()
+            if self.run_dir is not None and self.step % c.checkpoint_every == 0:
+                self.save(self.run_dir / "checkpoint.pt")
+            if self.progress is not None and (self.step % 100 == 0 or self.step == c.total_steps):
+                self.progress(self.step, c.total_steps, {
+                    "ep": self.episode, "ratings": len(self.dataset),
+                    "succ": self.last_eval.get("success_rate", float("nan"))})
+        return self.finish()
+
+    def evaluate(self) -> dict[str, float]:
+        """Deterministic-policy episodes on the eval env: success rate (max over each episode)."""
+        assert self.eval_env is not None
+        c = self.config
+        successes, returns = [], []
+        for i in range(c.eval_episodes):
+            obs, _ = self.eval_env.reset(seed=10_000_000 + c.seed * 1000 + i)
+            done, ret, succ = False, 0.0, False
+            while not done:
+                obs, r, term, trunc, info = self.eval_env.step(self.agent.act(obs, deterministic=True))
+                ret += float(info.get("true_reward", r))
+                succ |= bool(info.get("success", False))
+                done = term or trunc
+            successes.append(float(succ))
+            returns.append(ret)
+        out = {"success_rate": float(np.mean(successes)), "true_return": float(np.mean(returns)),
+               "ratings": len(self.dataset), "wall_s": time.perf_counter() - self._wall0}
+        self.last_eval = out
+        self.history.append({"step": self.step, **out})
+        self.logger.log("eval", self.step, out)
+        return out
+
+    def finish(self) -> dict[str, Any]:
+        """Write the summary and close files."""
+        summary = {
+            "config": asdict(self.config), "task": asdict(self.task), "steps": self.step,
+            "episodes": self.episode, "ratings": len(self.dataset), "queries": self.queries_asked,
+            "abstentions": self.abstentions, "reward_rounds": self.rounds,
+            "wall_s": time.perf_counter() - self._wall0, "eval": self.history,
+            "final_success_rate": self.last_eval.get("success_rate"),
+        }
+        if self.run_dir is not None:
+            self.save(self.run_dir / "checkpoint.pt")
+            (self.run_dir / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
+        self.logger.close()
+        self.dataset.close()
+        return summary
+
+    # -- checkpoints --------------------------------------------------------------------------
+    def save(self, path: str | Path) -> Path:
+        """Atomic checkpoint of agent, reward model, replay, episode store and counters."""
+        return save_checkpoint(path, {
+            "agent": self.agent.state_dict(), "reward_model": self.reward_model.state_dict(),
+            "replay": self.replay.state_dict(), "episodes": self.episodes.episodes,
+            "counters": {"step": self.step, "episode": self.episode,
+                         "queries_asked": self.queries_asked, "rounds": self.rounds,
+                         "abstentions": self.abstentions,
+                         "reward_learning_started": self.reward_learning_started,
+                         "last_query_step": self.last_query_step},
+            "rng": self.rng.bit_generator.state, "history": self.history,
+            "entropy": vars(self.entropy.stats), "config": asdict(self.config),
+        })
+
+    def load(self, path: str | Path) -> None:
+        """Resume from :meth:`save` output (ratings come from the persistent rating log)."""
+        state = load_checkpoint(path)
+        self.agent.load_state_dict(state["agent"])
+        self.reward_model.load_state_dict(state["reward_model"])
+        self.replay.load_state_dict(state["replay"])
+        for ep in state["episodes"]:
+            self.episodes.add(ep)
+        cnt = state["counters"]
+        self.step, self.episode = int(cnt["step"]), int(cnt["episode"])
+        self.queries_asked, self.rounds = int(cnt["queries_asked"]), int(cnt["rounds"])
+        self.abstentions = int(cnt["abstentions"])
+        self.reward_learning_started = bool(cnt["reward_learning_started"])
+        self.last_query_step = int(cnt["last_query_step"])
+        self.rng.bit_generator.state = state["rng"]
+        self.history = list(state["history"])
+        vars(self.entropy.stats).update(state["entropy"])
+        # Ratings persisted after the checkpoint are kept: the log is the source of truth.
+        self.queries_asked = max(self.queries_asked, self.dataset.total_added + self.dataset.num_abstentions)

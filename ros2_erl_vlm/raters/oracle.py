@@ -1,0 +1,100 @@
+"""The oracle rater: ratings from simulator truth, with label noise of a known rate.
+
+It bins the simulator's truth into ``n`` classes exactly as the task definition says
+(``TaskSpec.bin_truth``: success is the top class, otherwise task progress is binned by the
+task's thresholds) and then corrupts the label with probability ``noise``:
+
+* ``symmetric``: replaced by a uniformly random *other* class;
+* ``neighbor``: moved one class up or down (inward at the ends).
+
+So experiments can emulate a VLM of known accuracy. A segment of several steps is rated by its
+last step (its outcome). A query without truth (real hardware) is an abstention, never a guess.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from ros2_erl_vlm.core.rating import RatingQuery, RatingResult, Stopwatch
+
+NOISE_MODES = ("symmetric", "neighbor")
+
+#: ``bin_truth(progress, success, n) -> class``; normally ``TaskSpec.bin_truth``.
+BinFn = Callable[[float, bool, int], int]
+
+
+@dataclass(frozen=True)
+class OracleConfig:
+    """Noise model of the oracle."""
+
+    noise: float = 0.0
+    noise_mode: str = "symmetric"
+    abstain_rate: float = 0.0
+
+    def validate(self) -> OracleConfig:
+        """Raise ``ValueError`` naming the first bad field."""
+        if not 0.0 <= self.noise <= 1.0:
+            raise ValueError(f"oracle noise must be in [0, 1], got {self.noise}")
+        if self.noise_mode not in NOISE_MODES:
+            raise ValueError(f"oracle noise_mode must be one of {NOISE_MODES}, got {self.noise_mode!r}")
+        if not 0.0 <= self.abstain_rate < 1.0:
+            raise ValueError(f"oracle abstain_rate must be in [0, 1), got {self.abstain_rate}")
+        return self
+
+
+def corrupt_label(label: int, n: int, mode: str, rng: np.random.Generator) -> int:
+    """A wrong label for ``label`` under the noise ``mode`` (always differs from ``label``)."""
+    if mode == "symmetric":
+        other = int(rng.integers(0, n - 1))
+        return other if other < label else other + 1
+    if label == 0:
+        return 1
+    if label == n - 1:
+        return n - 2
+    return label + (1 if rng.random() < 0.5 else -1)
+
+
+class OracleRater:
+    """Rates queries from their simulator truth (see module docstring)."""
+
+    def __init__(self, bin_truth: BinFn, config: OracleConfig | None = None, seed: int | None = None,
+                 backend_id: str = "oracle") -> None:
+        self.bin_truth = bin_truth
+        self.config = (config or OracleConfig()).validate()
+        self.rng = np.random.default_rng(seed)
+        self.backend_id = backend_id
+        self.flipped = 0
+        self.rated = 0
+
+    def true_label(self, query: RatingQuery) -> int | None:
+        """The noiseless class of a query (None without truth)."""
+        if query.truth is None:
+            return None
+        last = query.truth[-1]
+        progress = last.progress if last.progress is not None else float("nan")
+        return int(self.bin_truth(progress, bool(last.success), query.num_classes))
+
+    def rate(self, queries: Sequence[RatingQuery]) -> list[RatingResult]:
+        """One result per query: a (possibly corrupted) class, or an abstention."""
+        out = []
+        for q in queries:
+            with Stopwatch() as sw:
+                label = self.true_label(q)
+            if label is None:
+                out.append(RatingResult.abstain(q, self.backend_id, "no simulator truth in query"))
+                continue
+            if self.config.abstain_rate and self.rng.random() < self.config.abstain_rate:
+                out.append(RatingResult.abstain(q, self.backend_id, "simulated rater failure"))
+                continue
+            rated = label
+            if self.config.noise and self.rng.random() < self.config.noise:
+                rated = corrupt_label(label, q.num_classes, self.config.noise_mode, self.rng)
+                self.flipped += 1
+            self.rated += 1
+            out.append(RatingResult(query_id=q.query_id, label=rated, num_classes=q.num_classes,
+                                    backend=self.backend_id, latency_s=sw.elapsed,
+                                    rationale=f"truth class {label}"))
+        return out

@@ -1,0 +1,168 @@
+"""Rating dataset: class weights, stratified batches, crash-safe persistence."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from ros2_erl_vlm.core.rating import RatingQuery, RatingResult
+from ros2_erl_vlm.core.ratings import (
+    DatasetSpec,
+    RatingDataset,
+    RatingDatasetError,
+    class_weights,
+    read_ratings,
+    stratified_batches,
+)
+from ros2_erl_vlm.core.record_log import RecordLog, RecordLogCorruptError, RecordLogLockedError
+
+
+def _result(label: int | None, n: int = 3, qid: str = "q") -> RatingResult:
+    if label is None:
+        return RatingResult(qid, None, n, "test", abstain_reason="timeout")
+    return RatingResult(qid, label, n, "test")
+
+
+def test_class_weights_formula() -> None:
+    w = class_weights(np.array([90, 10]))
+    # (N - n_c)/N = .1, .9 -> rescaled so min is 1
+    assert np.allclose(w, [1.0, 9.0])
+    w3 = class_weights(np.array([50, 30, 20]))
+    assert np.allclose(w3, np.array([0.5, 0.7, 0.8]) / 0.5)
+
+
+def test_class_weights_single_or_absent_class() -> None:
+    assert np.allclose(class_weights(np.array([10, 0, 0])), [1, 1, 1])
+    assert np.allclose(class_weights(np.array([0, 0])), [1, 1])
+    w = class_weights(np.array([9, 0, 1]))
+    assert np.allclose(w, [1.0, 1.0, 9.0])
+
+
+def test_stratified_batches_spread_every_class() -> None:
+    rng = np.random.default_rng(0)
+    labels = np.array([0] * 700 + [1] * 37 + [2] * 263)
+    batches = stratified_batches(labels, 128, 3, rng)
+    assert len(batches) == 8
+    allidx = np.concatenate(batches)
+    assert sorted(allidx.tolist()) == list(range(1000))  # a partition
+    sizes = [len(b) for b in batches]
+    assert max(sizes) - min(sizes) <= 1 and max(sizes) <= 128
+    for c in range(3):
+        per_batch = [int((labels[b] == c).sum()) for b in batches]
+        assert max(per_batch) - min(per_batch) <= 1, (c, per_batch)
+
+
+def test_random_vs_stratified_minority_presence() -> None:
+    rng = np.random.default_rng(1)
+    labels = np.array([0] * 1000 + [1] * 8)
+    strat = stratified_batches(labels, 128, 2, rng)
+    assert all((labels[b] == 1).sum() == 1 for b in strat)
+
+
+def test_dataset_persists_and_resumes(tmp_path) -> None:
+    spec = DatasetSpec(3, "state", (1, 4))
+    path = tmp_path / "ratings.erlr"
+    ds = RatingDataset(spec, path=path)
+    for i in range(10):
+        ds.add(np.full((1, 4), i, np.float32), _result(i % 3, qid=f"q{i}"), episode=i)
+    ds.add(np.zeros((1, 4), np.float32), _result(None))
+    assert len(ds) == 10 and ds.num_abstentions == 1
+    ds.close()
+    again = RatingDataset(spec, path=path)
+    assert len(again) == 10 and again.num_abstentions == 1
+    assert again.labels.tolist() == [i % 3 for i in range(10)]
+    assert np.allclose(again.inputs[:, 0, 0], np.arange(10))
+    metas = read_ratings(path)
+    assert metas[-1]["label"] is None and metas[-1]["abstain_reason"] == "timeout"
+    assert metas[3]["episode"] == 3
+    again.close()
+
+
+def test_dataset_capacity_keeps_newest() -> None:
+    ds = RatingDataset(DatasetSpec(2, "state", (1, 2)), capacity=3)
+    for i in range(5):
+        ds.add(np.full((1, 2), i, np.float32), _result(i % 2, n=2))
+    assert len(ds) == 3
+    assert sorted(ds.inputs[:, 0, 0].tolist()) == [2, 3, 4]
+
+
+def test_truncated_tail_is_backed_up_and_cut(tmp_path) -> None:
+    spec = DatasetSpec(2, "state", (1, 3))
+    path = tmp_path / "r.erlr"
+    ds = RatingDataset(spec, path=path)
+    for i in range(4):
+        ds.add(np.ones((1, 3), np.float32) * i, _result(i % 2, n=2))
+    ds.close()
+    whole = path.read_bytes()
+    path.write_bytes(whole[:-7])  # crash mid-write of the last record
+    ds2 = RatingDataset(spec, path=path)
+    assert len(ds2) == 3
+    assert ds2.recovered_tail_bytes > 0
+    backups = list(tmp_path.glob("r.erlr.bak-*"))
+    assert len(backups) == 1 and backups[0].read_bytes() == whole[:-7]  # nothing lost
+    ds2.add(np.ones((1, 3), np.float32), _result(1, n=2))
+    ds2.close()
+    assert len(RatingDataset(spec, path=path)) == 4
+
+
+def test_corrupt_middle_record_raises_naming_file(tmp_path) -> None:
+    path = tmp_path / "r.erlr"
+    with RecordLog(path) as log:
+        for i in range(3):
+            log.append({"kind": "x", "i": i}, {"a": np.arange(5)})
+    data = bytearray(path.read_bytes())
+    data[30] ^= 0xFF
+    path.write_bytes(bytes(data))
+    with pytest.raises(RecordLogCorruptError, match=r"r\.erlr: record 0 at byte 0"):
+        RecordLog(path)
+    assert path.read_bytes() == bytes(data)  # untouched
+
+
+def test_not_a_log_raises(tmp_path) -> None:
+    path = tmp_path / "junk.erlr"
+    path.write_bytes(b"hello world, this is not a log")
+    with pytest.raises(RecordLogCorruptError, match="bad magic"):
+        RatingDataset(DatasetSpec(2, "state", (1, 2)), path=path)
+
+
+def test_single_writer_lock(tmp_path) -> None:
+    path = tmp_path / "r.erlr"
+    log = RecordLog(path)
+    with pytest.raises(RecordLogLockedError):
+        RecordLog(path)
+    log.close()
+
+
+def test_class_count_mismatch_on_resume(tmp_path) -> None:
+    path = tmp_path / "r.erlr"
+    ds = RatingDataset(DatasetSpec(3, "state", (1, 2)), path=path)
+    ds.add(np.zeros((1, 2), np.float32), _result(2))
+    ds.close()
+    with pytest.raises(RatingDatasetError, match="3 classes, dataset expects 2"):
+        RatingDataset(DatasetSpec(2, "state", (1, 2)), path=path)
+
+
+def test_rejects_bad_inputs() -> None:
+    ds = RatingDataset(DatasetSpec(3, "state", (1, 2)))
+    with pytest.raises(RatingDatasetError, match="NaN"):
+        ds.add(np.array([[np.nan, 0.0]]), _result(1))
+    with pytest.raises(RatingDatasetError, match="shape"):
+        ds.add(np.zeros((1, 3)), _result(1))
+    with pytest.raises(RatingDatasetError, match="classes"):
+        ds.add(np.zeros((1, 2)), _result(1, n=2))
+    assert len(ds) == 0
+
+
+def test_rating_types_validate() -> None:
+    with pytest.raises(ValueError, match="num_classes"):
+        RatingQuery(0, (1,), "x", ("a",))
+    with pytest.raises(ValueError, match="num_classes must be in"):
+        DatasetSpec(6, "state", (1, 2))
+    with pytest.raises(ValueError, match="outside"):
+        RatingResult("q", 3, 3, "b")
+    with pytest.raises(ValueError, match="reason"):
+        RatingResult("q", None, 3, "b")
+    with pytest.raises(ValueError, match="NaN"):
+        RatingQuery(0, (1,), "x", ("a", "b"), states=np.array([[np.nan]]))
+    with pytest.raises(ValueError, match="uint8"):
+        RatingQuery(0, (1,), "x", ("a", "b"), frames=np.zeros((1, 4, 4, 3), np.float32))

@@ -1,0 +1,80 @@
+"""Replay relabelling, episode store and query selection."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from ros2_erl_vlm.core.episodes import EpisodeRecorder, EpisodeStore
+from ros2_erl_vlm.core.queries import sample_disagreement, sample_uniform
+from ros2_erl_vlm.core.rating import SimTruth
+from ros2_erl_vlm.core.replay import ReplayBuffer
+
+
+def test_relabel_rewrites_every_reward() -> None:
+    rb = ReplayBuffer(2, 1, capacity=10)
+    for i in range(7):
+        rb.add(np.zeros(2), np.zeros(1), 0.0, np.array([i, 2 * i], np.float32), False)
+    n = rb.relabel(lambda x: x[:, 0] + x[:, 1], batch=3)
+    assert n == 7
+    assert torch.allclose(rb.reward[:7], torch.arange(7).float() * 3)
+
+
+def test_circular_overwrite_and_not_done() -> None:
+    rb = ReplayBuffer(1, 1, capacity=3)
+    for i in range(5):
+        rb.add(np.array([i]), np.zeros(1), float(i), np.array([i]), terminated=(i == 4))
+    assert len(rb) == 3
+    assert sorted(rb.reward.tolist()) == [2.0, 3.0, 4.0]
+    assert rb.not_done[(rb.pos - 1) % 3] == 0.0
+
+
+def test_replay_rejects_nan_and_roundtrips() -> None:
+    rb = ReplayBuffer(2, 1, capacity=4, seed=3)
+    with pytest.raises(ValueError, match="NaN"):
+        rb.add(np.array([np.nan, 0]), np.zeros(1), 0.0, np.zeros(2), False)
+    assert len(rb) == 0
+    rb.add(np.ones(2), np.ones(1), 1.0, np.ones(2), False)
+    other = ReplayBuffer(2, 1, capacity=4)
+    other.load_state_dict(rb.state_dict())
+    assert len(other) == 1 and other.reward[0] == 1.0
+    assert torch.equal(other.sample(5)[0], rb.sample(5)[0])
+
+
+def _store(n_eps: int = 3, length: int = 5) -> EpisodeStore:
+    store = EpisodeStore(max_episodes=2)
+    for e in range(n_eps):
+        rec = EpisodeRecorder(e)
+        for t in range(length):
+            rec.add(np.array([e, t], np.float32), np.zeros(1), SimTruth(0.0, t == length - 1, t / length))
+        store.add(rec.finish())
+    return store
+
+
+def test_episode_store_fifo() -> None:
+    store = _store()
+    assert len(store) == 2
+    assert [ep.episode_id for ep in store.episodes] == [1, 2]
+    assert store.find(0) is None and store.find(2) is not None
+    assert store[0].success is True
+
+
+def test_uniform_sampling_covers_steps() -> None:
+    rng = np.random.default_rng(0)
+    segs = sample_uniform(_store(), 200, rng, segment_length=2)
+    assert {s.episode_id for s in segs} == {1, 2}
+    assert {s.start for s in segs} == {0, 1, 2, 3}
+    with pytest.raises(ValueError, match="no complete episodes"):
+        sample_uniform(EpisodeStore(), 1, rng)
+
+
+def test_disagreement_prefers_uncertain_states() -> None:
+    rng = np.random.default_rng(0)
+
+    def members(x: np.ndarray) -> np.ndarray:  # members disagree only at late steps
+        t = x[:, 1]
+        return np.stack([t * 0, t * 1.0, -t])
+
+    segs = sample_disagreement(_store(), 5, rng, members, pool_factor=10)
+    assert all(s.start >= 3 for s in segs)

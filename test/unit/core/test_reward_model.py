@@ -1,0 +1,101 @@
+"""Reward ensemble: learns ratings, disagreement, serialisation, image CNN path."""
+
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+import pytest
+import torch
+
+from ros2_erl_vlm.core.rating import RatingResult
+from ros2_erl_vlm.core.ratings import DatasetSpec, RatingDataset
+from ros2_erl_vlm.core.reward_model import RewardEnsemble, RewardModelConfig
+
+
+def _synthetic(n: int, num_classes: int, rng: np.random.Generator, obs_dim: int = 6) -> RatingDataset:
+    """Ratings of a hidden 'progress' = x[0] binned into classes, with heavy class imbalance."""
+    ds = RatingDataset(DatasetSpec(num_classes, "state", (1, obs_dim)))
+    x = rng.normal(size=(n, obs_dim)).astype(np.float32)
+    x[:, 0] = rng.beta(0.7, 3.0, size=n)  # most states are "bad"
+    labels = np.minimum((x[:, 0] * num_classes * 1.2).astype(int), num_classes - 1)
+    for xi, yi in zip(x, labels, strict=True):
+        ds.add(xi[None], RatingResult("q", int(yi), num_classes, "synthetic"))
+    return ds
+
+
+@pytest.mark.parametrize("loss", ["mae", "ce"])
+def test_state_ensemble_learns_ordering(loss: str) -> None:
+    rng = np.random.default_rng(0)
+    ds = _synthetic(600, 3, rng)
+    model = RewardEnsemble(RewardModelConfig(loss=loss, epochs=40, hidden_dim=64), obs_dim=6, seed=0)
+    stats = model.train_on(ds, rng)
+    assert stats.accuracy > 0.7, stats
+    probe = np.zeros((5, 6), np.float32)
+    probe[:, 0] = np.linspace(0, 1, 5)
+    r = model.predict(probe).numpy()
+    assert np.corrcoef(r, probe[:, 0])[0, 1] > 0.9, r
+    assert model.version == 1
+
+
+def test_member_rewards_shape_and_disagreement() -> None:
+    model = RewardEnsemble(RewardModelConfig(hidden_dim=16), obs_dim=4, seed=0)
+    x = np.random.default_rng(0).normal(size=(7, 4)).astype(np.float32)
+    m = model.member_rewards(x)
+    assert m.shape == (3, 7)
+    assert torch.all(m.abs() <= 1)
+    assert torch.allclose(model.predict(x), m.mean(0))
+    assert torch.all(model.disagreement(x) >= 0)
+    with pytest.raises(ValueError, match=r"\(B, 4\)"):
+        model.predict(np.zeros((2, 5), np.float32))
+
+
+def test_empty_dataset_and_single_class_are_safe() -> None:
+    rng = np.random.default_rng(0)
+    model = RewardEnsemble(RewardModelConfig(hidden_dim=16), obs_dim=3, seed=0)
+    ds = RatingDataset(DatasetSpec(2, "state", (1, 3)))
+    assert model.train_on(ds, rng).num_ratings == 0
+    for _ in range(20):
+        ds.add(rng.normal(size=(1, 3)), RatingResult("q", 0, 2, "t"))
+    stats = model.train_on(ds, rng, epochs=2)
+    assert np.isfinite(stats.loss)
+    assert torch.isfinite(model.predict(np.zeros((2, 3), np.float32))).all()
+
+
+def test_serialisation_roundtrip_and_checksum() -> None:
+    model = RewardEnsemble(RewardModelConfig(hidden_dim=16), obs_dim=3, seed=0)
+    blob = model.to_bytes()
+    sha = hashlib.sha256(blob).hexdigest()
+    clone = RewardEnsemble.from_bytes(blob, sha)
+    x = np.ones((2, 3), np.float32)
+    assert torch.allclose(clone.predict(x), model.predict(x))
+    with pytest.raises(ValueError, match="sha256"):
+        RewardEnsemble.from_bytes(blob, "0" * 64)
+    with pytest.raises(ValueError, match="cannot decode"):
+        RewardEnsemble.from_bytes(b"garbage")
+
+
+def test_image_cnn_trains_on_frames() -> None:
+    rng = np.random.default_rng(0)
+    cfg = RewardModelConfig(input_kind="image", image_size=64, ensemble_size=2, epochs=3, batch_size=16)
+    model = RewardEnsemble(cfg, seed=0)
+    ds = RatingDataset(DatasetSpec(2, "image", (1, 64, 64, 3)))
+    for i in range(32):
+        frame = np.full((1, 64, 64, 3), 40 if i % 2 == 0 else 200, np.uint8)
+        ds.add(frame, RatingResult("q", i % 2, 2, "t"))
+    stats = model.train_on(ds, rng)
+    assert stats.steps > 0 and np.isfinite(stats.loss)
+    r = model.predict(np.zeros((3, 64, 64, 3), np.uint8))
+    assert r.shape == (3,)
+
+
+def test_paper_cnn_accepts_224_frames() -> None:
+    model = RewardEnsemble(RewardModelConfig(input_kind="image", ensemble_size=1), seed=0)
+    assert model.predict(np.zeros((2, 224, 224, 3), np.uint8)).shape == (2,)
+
+
+def test_bad_config_names_field() -> None:
+    with pytest.raises(ValueError, match="reward.loss"):
+        RewardModelConfig(loss="hinge").validate()
+    with pytest.raises(ValueError, match="reward.ensemble_size"):
+        RewardModelConfig(ensemble_size=0).validate()
