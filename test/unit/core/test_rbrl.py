@@ -51,7 +51,7 @@ def test_boundaries_all_labels_equal() -> None:
     pred = torch.tensor([0.0, 0.4, 1.0])
     b = class_boundaries(pred, torch.tensor([1, 1, 1]), 3)
     assert torch.allclose(b, torch.tensor([0.0, 0.0, 1.0, 1.0]))
-    loss, correct = rbrl_loss(torch.tensor([1.0, 2.0, 3.0], requires_grad=True), torch.tensor([1, 1, 1]), 3)
+    loss, _correct = rbrl_loss(torch.tensor([1.0, 2.0, 3.0], requires_grad=True), torch.tensor([1, 1, 1]), 3)
     assert torch.isfinite(loss)
 
 
