@@ -1,0 +1,79 @@
+"""Learning benchmark: one (method, seed) run on a MetaWorld task with a noisy oracle rater.
+
+Methods: ``erl-vlm`` (MAE + stratified batches + class weights), ``rbrl`` (cross-entropy, plain
+batches, no weights) and ``sac-true`` (SAC on the environment's dense reward). Defaults follow the
+issue: drawer-open-v3, 150k env steps, ratings every 5k steps (50 per round), 20% symmetric label
+noise, evaluation every 10k steps over 10 deterministic episodes.
+
+Each run writes ``bench/results/learning/<task>/<method>-s<seed>.json`` (settings, eval curve,
+wall time) and keeps its run directory (checkpoints) under ``bench/results/learning/<task>/runs``
+so an interrupted run continues where it stopped when started again (runs can be spread over
+several sittings). ``bench/learning_summary.py`` aggregates the files into a table and a plot.
+
+    python bench/learning.py --method erl-vlm --seed 0
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+RESULTS = Path(__file__).resolve().parent / "results" / "learning"
+
+
+def main() -> int:
+    """Run (or resume) one benchmark run and write its results file."""
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--method", choices=("erl-vlm", "rbrl", "sac-true"), required=True)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--task", default="drawer-open-v3")
+    ap.add_argument("--steps", type=int, default=150_000)
+    ap.add_argument("--label-noise", type=float, default=0.2)
+    ap.add_argument("--eval-every", type=int, default=10_000)
+    ap.add_argument("--eval-episodes", type=int, default=10)
+    ap.add_argument("--set", action="append", default=[], help="extra loop settings (KEY=VALUE)")
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--progress", action="store_true")
+    args = ap.parse_args()
+    os.environ.setdefault("MUJOCO_GL", "egl")
+    from ros2_erl_vlm.train import main as train_main
+
+    out_dir = RESULTS / args.task
+    run_dir = out_dir / "runs" / f"{args.method}-s{args.seed}"
+    resume = (run_dir / "checkpoint.pt").exists()
+    argv = ["--task", args.task, "--method", args.method, "--seed", str(args.seed),
+            "--steps", str(args.steps), "--label-noise", str(args.label_noise),
+            "--run-dir", str(run_dir), "--threads", str(args.threads),
+            "--set", f"eval_every={args.eval_every}", "--set", f"eval_episodes={args.eval_episodes}",
+            "--set", "checkpoint_every=10000", "--no-tensorboard"]
+    for item in args.set:
+        argv += ["--set", item]
+    if resume:
+        argv.append("--resume")
+    if not args.progress:
+        argv.append("--no-progress")
+    t0 = time.time()
+    code = train_main(argv)
+    if code != 0:
+        return code
+    summary = json.loads((run_dir / "summary.json").read_text())
+    result = {
+        "benchmark": "learning", "task": args.task, "method": args.method, "seed": args.seed,
+        "steps": summary["steps"], "label_noise": args.label_noise,
+        "eval": summary["eval"], "final_success_rate": summary["final_success_rate"],
+        "ratings": summary["ratings"], "wall_s_this_sitting": time.time() - t0,
+        "resumed": resume, "settings": summary["config"],
+        "time": time.strftime("%Y-%m-%d %H:%M:%S"),
+    }
+    out = out_dir / f"{args.method}-s{args.seed}.json"
+    out.write_text(json.dumps(result, indent=2))
+    print(f"wrote {out}: final success {result['final_success_rate']}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
