@@ -1,1 +1,75 @@
-"""envs layer of erl_vlm."""
+"""envs layer of erl_vlm: MetaWorld tasks with the paper's cameras, as Gymnasium environments.
+
+Every ``sim/tasks/<task>.yaml`` is registered as the Gymnasium id ``erl_vlm/<task>``::
+
+    env = gymnasium.make("erl_vlm/drawer-open-v3", render_mode="rgb_array")
+
+or, without Gymnasium's wrappers, ``make_env("drawer-open-v3", seed=0)``.
+"""
+
+from __future__ import annotations
+
+import gymnasium
+
+from ros2_erl_vlm.envs.experts import expert_policy
+from ros2_erl_vlm.envs.metaworld_env import MetaWorldTaskEnv
+from ros2_erl_vlm.envs.tasks import (
+    AppearanceSpec,
+    CameraSpec,
+    OracleSpec,
+    TaskSpec,
+    available_tasks,
+    load_task,
+)
+
+__all__ = [
+    "GYM_NAMESPACE",
+    "AppearanceSpec",
+    "CameraSpec",
+    "MetaWorldTaskEnv",
+    "OracleSpec",
+    "TaskSpec",
+    "available_tasks",
+    "expert_policy",
+    "load_task",
+    "make_env",
+    "register_envs",
+]
+
+GYM_NAMESPACE = "erl_vlm"
+
+
+def make_env(
+    task: str | TaskSpec, seed: int | None = None, render: bool = True,
+    image_size: int | None = None,
+) -> MetaWorldTaskEnv:
+    """Build the environment for ``task`` (``render=False``: no renderer, cheapest stepping)."""
+    return MetaWorldTaskEnv(
+        task, render_mode="rgb_array" if render else None, image_size=image_size, seed=seed
+    )
+
+
+def register_envs() -> list[str]:
+    """Register ``erl_vlm/<task>`` for every task file found; return the registered ids.
+
+    Finds nothing (and registers nothing) when the share directory cannot be located.
+    """
+    try:
+        names = available_tasks()
+    except FileNotFoundError:
+        return []
+    ids = []
+    for name in names:
+        env_id = f"{GYM_NAMESPACE}/{name}"
+        if env_id not in gymnasium.registry:
+            gymnasium.register(
+                id=env_id,
+                entry_point="ros2_erl_vlm.envs.metaworld_env:MetaWorldTaskEnv",
+                kwargs={"task": name},
+                disable_env_checker=False,
+            )
+        ids.append(env_id)
+    return ids
+
+
+register_envs()

@@ -1,0 +1,325 @@
+"""One MetaWorld v3 task with the paper's fixed task camera, as a Gymnasium environment.
+
+The split follows dm_control: MetaWorld owns the physics and the reward (``self.metaworld``), the
+:class:`~ros2_erl_vlm.envs.tasks.TaskSpec` owns the task's words, camera and oracle thresholds,
+and :class:`MetaWorldTaskEnv` is the Gymnasium shell (episode bookkeeping, action checks, frames).
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import math
+import weakref
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+
+from ros2_erl_vlm.core.rating import SimTruth
+from ros2_erl_vlm.envs.tasks import METAWORLD_MAX_PATH_LENGTH, TaskSpec, load_task
+
+#: MetaWorld's dense rewards lie in [0, 10]; progress is reward / 10, clipped to [0, 1].
+MAX_DENSE_REWARD = 10.0
+OBS_DIM = 39
+ACTION_DIM = 4
+
+_LIVE_ENVS: weakref.WeakSet[MetaWorldTaskEnv] = weakref.WeakSet()
+_ATEXIT_REGISTERED = False
+
+
+def _close_live_renderers() -> None:
+    # Runs before mujoco's EGL atexit hook (registered earlier, so run later): freeing a GL
+    # context after eglTerminate raises noisy errors from Renderer.__del__.
+    for env in list(_LIVE_ENVS):
+        env._free_renderer()
+
+
+class MetaWorldTaskEnv(gym.Env[np.ndarray, np.ndarray]):
+    """A MetaWorld v3 task (Sawyer arm, mocap end-effector control) with a fixed task camera.
+
+    Object and goal positions are randomised at every reset (MetaWorld's ``_freeze_rand_vec`` is
+    off) from the env's own seeded generator, so the same seed gives the same initial state. The
+    goal position is observable, as in the paper's runs.
+
+    ## Action Space
+    ``Box(-1, 1, (4,), float32)``: end-effector position delta (x, y, z; scaled by 1/100 m) and
+    gripper effort (-1 open, +1 close). Actions are clipped to [-1, 1]; NaN or inf raises
+    ``ValueError`` (nothing non-finite reaches MuJoCo).
+
+    ## Observation Space
+    ``Box((39,), float32)``: hand position (3), gripper opening (1), up to two objects'
+    position + quaternion (14, zero-padded), the same 18 values from the previous step, and the
+    goal position (3). Bounds are MetaWorld's.
+
+    ## Rewards
+    MetaWorld's dense "v2" reward in [0, 10] (the task's shaped progress; 10 at success for most
+    tasks). ERL-VLM does not train on it: it is for evaluation and for the oracle rater.
+
+    ## Info
+    ``success`` (bool, MetaWorld's success flag), ``true_reward`` (float, the dense reward),
+    ``progress`` (float in [0, 1], dense reward / 10), ``episode_step`` (int, steps taken).
+
+    ## Episode End
+    Never terminates (as in the paper). Truncates after ``max_episode_steps`` steps (500, which
+    is also MetaWorld's hard limit); stepping a finished episode raises ``RuntimeError`` until
+    ``reset()``.
+
+    ## Rendering
+    ``render_mode="rgb_array"``: ``render()`` returns the task camera's ``(S, S, 3)`` uint8 RGB
+    frame, upright, with ``S = image_size``. One ``mujoco.Renderer`` per env, created at the first
+    ``render()``, shadows and multisampling off for speed; a blank (single-colour) frame raises
+    ``RuntimeError``. ``step()`` never renders.
+
+    ## Arguments
+    - ``task``: task name (a ``sim/tasks/<name>.yaml``) or a :class:`TaskSpec`.
+    - ``render_mode``: ``"rgb_array"`` or ``None`` (no rendering).
+    - ``image_size``: frame side in pixels; default the task's (224).
+    - ``seed``: seeds the first episode (``reset(seed=...)`` reseeds).
+    """
+
+    metadata = {"render_modes": ["rgb_array"], "render_fps": 80}  # noqa: RUF012
+
+    def __init__(
+        self,
+        task: str | TaskSpec,
+        render_mode: str | None = "rgb_array",
+        image_size: int | None = None,
+        seed: int | None = None,
+    ) -> None:
+        self.task: TaskSpec = load_task(task) if isinstance(task, str) else task
+        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
+            raise ValueError(
+                f"render_mode must be one of {self.metadata['render_modes']} or None, "
+                f"got {render_mode!r}"
+            )
+        self.render_mode = render_mode
+        size = self.task.image_size if image_size is None else image_size
+        if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or not 16 <= size <= 2048:
+            raise ValueError(f"image_size must be an integer in [16, 2048], got {size!r}")
+        self.image_size = int(size)
+        if not 1 <= self.task.max_episode_steps <= METAWORLD_MAX_PATH_LENGTH:
+            raise ValueError(
+                f"max_episode_steps must be in [1, {METAWORLD_MAX_PATH_LENGTH}] "
+                f"(MetaWorld's limit), got {self.task.max_episode_steps}"
+            )
+        self.max_episode_steps = self.task.max_episode_steps
+
+        self.metaworld = _make_metaworld(self.task.metaworld_env)
+        self._apply_appearance()
+
+        mw_space = self.metaworld.sawyer_observation_space
+        self._obs_low = np.asarray(mw_space.low, dtype=np.float64)
+        self._obs_high = np.asarray(mw_space.high, dtype=np.float64)
+        self.observation_space = spaces.Box(
+            self._obs_low.astype(np.float32), self._obs_high.astype(np.float32), dtype=np.float32
+        )
+        self.action_space = spaces.Box(-1.0, 1.0, shape=(ACTION_DIM,), dtype=np.float32)
+
+        self._renderer: Any = None
+        self._camera: Any = None
+        self._elapsed = 0
+        self._needs_reset = True
+        self._truth = SimTruth(reward=0.0, success=False, progress=0.0)
+        if seed is not None:
+            self._seed(seed)
+
+    # ---------------------------------------------------------------- gymnasium API
+
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[np.ndarray, dict[str, Any]]:
+        """Start an episode with newly randomised object/goal positions."""
+        super().reset(seed=seed)
+        if seed is not None:
+            self._seed(seed)
+        obs, _ = self.metaworld.reset()
+        self._elapsed = 0
+        self._needs_reset = False
+        # Truth of the initial state (the reward terms that use the action see a zero action).
+        reward, info = self.metaworld.evaluate_state(obs, np.zeros(ACTION_DIM))
+        self._truth = _truth(reward, info)
+        return self._obs(obs), self._info()
+
+    def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
+        """Apply one action (clipped to [-1, 1]) for MetaWorld's 5 physics substeps."""
+        a = np.asarray(action, dtype=np.float64)
+        if a.shape != (ACTION_DIM,):
+            raise ValueError(f"action must have shape ({ACTION_DIM},), got {a.shape}")
+        if not np.all(np.isfinite(a)):
+            raise ValueError(f"action contains NaN or inf: {a.tolist()}")
+        if self._needs_reset:
+            if self._elapsed >= self.max_episode_steps:
+                raise RuntimeError(
+                    f"episode is over (truncated after {self._elapsed} steps): call reset() "
+                    "before stepping again"
+                )
+            raise RuntimeError("call reset() before step()")
+        a = np.clip(a, -1.0, 1.0)
+        obs, reward, _, _, info = self.metaworld.step(a)
+        self._elapsed += 1
+        self._truth = _truth(reward, info)
+        truncated = self._elapsed >= self.max_episode_steps
+        if truncated:
+            self._needs_reset = True
+        return self._obs(obs), float(self._truth.reward), False, truncated, self._info()
+
+    def render(self) -> np.ndarray | None:
+        """The task camera's current frame: ``(S, S, 3)`` uint8 RGB, upright."""
+        if self.render_mode is None:
+            gym.logger.warn(
+                "render() called with render_mode=None; create the env with "
+                "render_mode='rgb_array' to get frames"
+            )
+            return None
+        if self._renderer is None:
+            self._make_renderer()
+        self._renderer.update_scene(self.metaworld.data, self._camera)
+        frame = self._renderer.render()
+        # A software-GL failure (lost context, freed buffers) shows up as a single-colour frame.
+        if np.all(frame == frame[0, 0]):
+            raise RuntimeError(
+                f"rendered a blank frame (all pixels {frame[0, 0].tolist()}) for task "
+                f"{self.task.name!r}: the GL context is broken (check MUJOCO_GL=egl and that no "
+                "other renderer in this process was freed while this one was in use)"
+            )
+        return frame
+
+    def close(self) -> None:
+        """Free the renderer and MetaWorld's resources. Safe to call twice."""
+        self._free_renderer()
+        if getattr(self, "metaworld", None) is not None:
+            self.metaworld.close()
+
+    # ---------------------------------------------------------------- extras
+
+    def truth(self) -> SimTruth:
+        """Simulator truth for the current state: dense reward, success flag, progress."""
+        return self._truth
+
+    @property
+    def episode_step(self) -> int:
+        """Steps taken in the current episode."""
+        return self._elapsed
+
+    def project(self, points: np.ndarray) -> np.ndarray:
+        """Pixel coordinates ``(N, 2)`` as (column, row), row 0 at the top, of world points
+        ``(N, 3)`` in the task camera's frame (pinhole model of MuJoCo's free camera)."""
+        p = np.atleast_2d(np.asarray(points, dtype=np.float64))
+        cam = self.task.camera
+        az, el = math.radians(cam.azimuth), math.radians(cam.elevation)
+        forward = np.array([math.cos(el) * math.cos(az), math.cos(el) * math.sin(az), math.sin(el)])
+        up = np.array([-math.sin(el) * math.cos(az), -math.sin(el) * math.sin(az), math.cos(el)])
+        right = np.cross(forward, up)
+        eye = np.asarray(cam.lookat) - cam.distance * forward
+        d = p - eye
+        depth = d @ forward
+        if np.any(depth <= 0):
+            raise ValueError("a point lies behind the camera")
+        f = 0.5 * self.image_size / math.tan(math.radians(cam.fovy) / 2)
+        col = 0.5 * self.image_size + f * (d @ right) / depth - 0.5
+        row = 0.5 * self.image_size - f * (d @ up) / depth - 0.5
+        return np.stack([col, row], axis=1)
+
+    # ---------------------------------------------------------------- internals
+
+    def _seed(self, seed: int) -> None:
+        self.metaworld.seed(int(seed))
+        self.action_space.seed(int(seed))
+
+    def _obs(self, obs: np.ndarray) -> np.ndarray:
+        return np.clip(obs, self._obs_low, self._obs_high).astype(np.float32)
+
+    def _info(self) -> dict[str, Any]:
+        t = self._truth
+        return {
+            "success": t.success,
+            "true_reward": t.reward,
+            "progress": t.progress,
+            "episode_step": self._elapsed,
+        }
+
+    def _apply_appearance(self) -> None:
+        import mujoco
+
+        model = self.metaworld.model
+        for site in self.task.appearance.hide_sites:
+            sid = mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_SITE, site)
+            if sid < 0:
+                raise ValueError(f"task {self.task.name!r}: appearance.hide_sites: no site {site!r}")
+            model.site_rgba[sid, 3] = 0.0
+        for geom, rgba in self.task.appearance.geom_rgba:
+            gid = mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_GEOM, geom)
+            if gid < 0:
+                raise ValueError(f"task {self.task.name!r}: appearance.geom_rgba: no geom {geom!r}")
+            model.geom_rgba[gid] = rgba
+            model.geom_matid[gid] = -1
+
+    def _make_renderer(self) -> None:
+        import mujoco
+
+        global _ATEXIT_REGISTERED
+        model = self.metaworld.model
+        cam = self.task.camera
+        # Offscreen buffer must hold the frame; multisampling off (~5x faster in software GL).
+        model.vis.global_.offwidth = max(int(model.vis.global_.offwidth), self.image_size)
+        model.vis.global_.offheight = max(int(model.vis.global_.offheight), self.image_size)
+        model.vis.quality.offsamples = 0
+        model.vis.global_.fovy = cam.fovy  # the free camera's field of view
+        self._renderer = mujoco.Renderer(model, self.image_size, self.image_size)
+        self._renderer.scene.flags[mujoco.mjtRndFlag.mjRND_SHADOW] = False
+        self._renderer.scene.flags[mujoco.mjtRndFlag.mjRND_REFLECTION] = False
+        camera = mujoco.MjvCamera()
+        camera.type = mujoco.mjtCamera.mjCAMERA_FREE
+        camera.lookat[:] = cam.lookat
+        camera.distance = cam.distance
+        camera.azimuth = cam.azimuth
+        camera.elevation = cam.elevation
+        self._camera = camera
+        _LIVE_ENVS.add(self)
+        if not _ATEXIT_REGISTERED:
+            atexit.register(_close_live_renderers)
+            _ATEXIT_REGISTERED = True
+
+    def _free_renderer(self) -> None:
+        renderer, self._renderer = getattr(self, "_renderer", None), None
+        if renderer is not None:
+            renderer.close()
+        _LIVE_ENVS.discard(self)
+
+    def __del__(self) -> None:
+        self._free_renderer()
+
+
+def _truth(reward: float, info: dict[str, Any]) -> SimTruth:
+    r = float(reward)
+    return SimTruth(
+        reward=r,
+        success=bool(info.get("success", False)),
+        progress=min(max(r / MAX_DENSE_REWARD, 0.0), 1.0),
+    )
+
+
+def _make_metaworld(env_name: str) -> Any:
+    """A goal-observable MetaWorld v3 env that re-randomises object/goal at every reset from
+    its own (seedable) generator, like the paper's ``_freeze_rand_vec = False`` setting."""
+    from metaworld.env_dict import ALL_V3_ENVIRONMENTS
+
+    try:
+        cls = ALL_V3_ENVIRONMENTS[env_name]
+    except KeyError:
+        raise ValueError(
+            f"unknown MetaWorld v3 environment {env_name!r}; known: "
+            f"{', '.join(sorted(ALL_V3_ENVIRONMENTS))}"
+        ) from None
+    env = cls(render_mode=None)
+    env._partially_observable = False  # goal position in the observation
+    # The cached observation space was built for the partially observable case.
+    with contextlib.suppress(AttributeError):
+        del env.sawyer_observation_space
+    env._freeze_rand_vec = False  # new object/goal positions every reset ...
+    env.seeded_rand_vec = True  # ... drawn from env.np_random, not the global numpy RNG
+    env._set_task_called = True
+    env.max_path_length = METAWORLD_MAX_PATH_LENGTH
+    return env

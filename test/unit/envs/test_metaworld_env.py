@@ -1,0 +1,189 @@
+"""MetaWorld task envs: every scene compiles, steps and renders upright frames; seeding,
+truncation, action checks, experts. Physics-only tests never create a renderer."""
+
+from __future__ import annotations
+
+import math
+
+import gymnasium
+import numpy as np
+import pytest
+
+from ros2_erl_vlm.envs import (
+    MetaWorldTaskEnv,
+    available_tasks,
+    expert_policy,
+    load_task,
+    make_env,
+)
+
+TASKS = available_tasks()
+
+
+def _camera_frame(env: MetaWorldTaskEnv) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Eye, forward, up, right of the task camera, from MuJoCo's free-camera convention."""
+    cam = env.task.camera
+    az, el = math.radians(cam.azimuth), math.radians(cam.elevation)
+    fwd = np.array([math.cos(el) * math.cos(az), math.cos(el) * math.sin(az), math.sin(el)])
+    up = np.array([-math.sin(el) * math.cos(az), -math.sin(el) * math.sin(az), math.cos(el)])
+    return np.asarray(cam.lookat) - cam.distance * fwd, fwd, up, np.cross(fwd, up)
+
+
+def _marker_centroid(env: MetaWorldTaskEnv, point: np.ndarray) -> tuple[float, float]:
+    """Draw a magenta sphere at ``point`` (the MetaWorld goal site, moved and recoloured) and
+    return the (column, row) centroid of the magenta pixels in the rendered frame."""
+    model, data = env.metaworld.model, env.metaworld.data
+    sid = model.site("goal").id
+    model.site_rgba[sid] = (1.0, 0.0, 1.0, 1.0)
+    model.site_size[sid, 0] = 0.01
+    data.site_xpos[sid] = point  # read by the scene update; no physics step in between
+    img = env.render().astype(int)
+    mask = (img[..., 0] > 100) & (img[..., 2] > 100) & (img[..., 1] < 60)
+    assert mask.sum() > 30, "marker not visible"
+    rows, cols = np.nonzero(mask)
+    return float(cols.mean()), float(rows.mean())
+
+
+@pytest.mark.render
+@pytest.mark.parametrize("task", TASKS)
+def test_compile_step_render(task: str) -> None:
+    env = make_env(task, seed=0)
+    try:
+        obs, info = env.reset()
+        assert obs.shape == (39,) and obs.dtype == np.float32
+        assert env.observation_space.contains(obs)
+        assert info["episode_step"] == 0 and 0.0 <= info["progress"] <= 1.0
+        rng = np.random.default_rng(0)
+        for i in range(20):
+            obs, reward, terminated, truncated, info = env.step(rng.uniform(-1, 1, 4))
+            assert env.observation_space.contains(obs)
+            assert not terminated and not truncated
+            assert info["episode_step"] == i + 1
+            assert isinstance(info["success"], bool)
+            assert info["true_reward"] == reward
+            assert info["progress"] == pytest.approx(min(max(reward / 10, 0), 1))
+        truth = env.truth()
+        assert (truth.reward, truth.success, truth.progress) == (
+            info["true_reward"], info["success"], info["progress"])
+        frame = env.render()
+        assert frame.shape == (224, 224, 3) and frame.dtype == np.uint8
+        assert frame.std() > 10, "frame nearly uniform"
+
+        # Upright and not mirrored: a marker placed (through our camera model) in the upper-left
+        # and lower-right of the view must show up there in the rendered frame.
+        eye, fwd, up, right = _camera_frame(env)
+        for du, dr in ((0.06, -0.06), (-0.06, 0.06)):
+            point = eye + 0.3 * fwd + du * up + dr * right
+            expected = env.project(point)[0]
+            col, row = _marker_centroid(env, point)
+            assert (col, row) == pytest.approx(tuple(expected), abs=2.0)
+            assert (row < 112) == (du > 0) and (col < 112) == (dr < 0)
+    finally:
+        env.close()
+
+
+@pytest.mark.render
+def test_render_size_blank_frame_and_no_render_mode(monkeypatch: pytest.MonkeyPatch) -> None:
+    env = make_env("reach-v3", seed=1, image_size=96)
+    env.reset()
+    assert env.render().shape == (96, 96, 3)
+    monkeypatch.setattr(env._renderer, "render", lambda: np.zeros((96, 96, 3), np.uint8))
+    with pytest.raises(RuntimeError, match="blank frame"):
+        env.render()
+    env.close()
+    env.close()  # idempotent
+
+    quiet = make_env("reach-v3", render=False)
+    quiet.reset(seed=0)
+    quiet.step(np.zeros(4))
+    with pytest.warns(UserWarning, match="render_mode=None"):
+        assert quiet.render() is None
+    assert quiet._renderer is None  # stepping never renders
+
+
+def test_seeding_is_reproducible() -> None:
+    a, b = make_env("sweep-into-v3", seed=7, render=False), make_env("sweep-into-v3", render=False)
+    first_a, _ = a.reset()
+    first_b, _ = b.reset(seed=7)
+    np.testing.assert_array_equal(first_a, first_b)
+    second_a, _ = a.reset()
+    second_b, _ = b.reset()
+    np.testing.assert_array_equal(second_a, second_b)
+    assert not np.array_equal(first_a[4:7], second_a[4:7]), "object not re-randomised on reset"
+    other, _ = b.reset(seed=8)
+    assert not np.array_equal(first_a, other)
+    actions = np.random.default_rng(3).uniform(-1, 1, (30, 4))
+    a.reset(seed=11)
+    b.reset(seed=11)
+    for act in actions:
+        oa, ra, *_ = a.step(act)
+        ob, rb, *_ = b.step(act)
+    np.testing.assert_array_equal(oa, ob)
+    assert ra == rb
+
+
+def test_truncation_at_500_and_step_after_end() -> None:
+    env = make_env("reach-v3", seed=0, render=False)
+    with pytest.raises(RuntimeError, match="reset"):
+        env.step(np.zeros(4))
+    env.reset()
+    zero = np.zeros(4)
+    for _ in range(499):
+        _, _, terminated, truncated, _ = env.step(zero)
+        assert not terminated and not truncated
+    _, _, terminated, truncated, info = env.step(zero)
+    assert truncated and not terminated and info["episode_step"] == 500
+    with pytest.raises(RuntimeError, match="truncated after 500 steps"):
+        env.step(zero)
+    env.reset()
+    assert not env.step(zero)[3]
+
+
+def test_action_checks_and_clipping() -> None:
+    env = make_env("reach-v3", seed=0, render=False)
+    env.reset()
+    for bad in ([np.nan, 0, 0, 0], [0, 0, np.inf, 0]):
+        with pytest.raises(ValueError, match="NaN or inf"):
+            env.step(np.array(bad))
+    with pytest.raises(ValueError, match="shape"):
+        env.step(np.zeros(3))
+    assert env.episode_step == 0  # rejected actions never reached MuJoCo
+    other = make_env("reach-v3", seed=0, render=False)
+    other.reset()
+    big = env.step(np.array([5.0, -9.0, 3.0, 2.0]))[0]
+    unit = other.step(np.array([1.0, -1.0, 1.0, 1.0]))[0]
+    np.testing.assert_array_equal(big, unit)
+
+
+@pytest.mark.parametrize("task", ["drawer-open-v3", "reach-v3"])
+def test_expert_reaches_success(task: str) -> None:
+    env = make_env(task, seed=0, render=False)
+    policy = expert_policy(task)
+    obs, _ = env.reset()
+    for _ in range(500):
+        obs, _, _, _, info = env.step(policy(obs))
+        if info["success"]:
+            break
+    assert info["success"], f"scripted expert failed {task}"
+    assert env.task.bin_truth(info["progress"], info["success"]) == env.task.num_classes - 1
+
+
+def test_gymnasium_registration() -> None:
+    env = gymnasium.make("erl_vlm/reach-v3")  # includes Gymnasium's passive env checker
+    obs, _ = env.reset(seed=0)
+    obs, *_ = env.step(env.action_space.sample())
+    assert env.observation_space.contains(obs)
+    env.close()
+    assert {f"erl_vlm/{t}" for t in TASKS} <= set(gymnasium.registry)
+
+
+def test_unknown_names() -> None:
+    with pytest.raises(ValueError, match="unknown task"):
+        make_env("no-such-task", render=False)
+    spec = load_task("reach-v3")
+    from dataclasses import replace
+
+    with pytest.raises(ValueError, match="unknown MetaWorld v3 environment"):
+        MetaWorldTaskEnv(replace(spec, metaworld_env="reach-v9"), render_mode=None)
+    with pytest.raises(ValueError, match="render_mode"):
+        MetaWorldTaskEnv(spec, render_mode="human")
