@@ -64,7 +64,7 @@ step() {
     "$@" >"$logf" 2>&1 || rc=$?
   fi
   if [[ $rc -ne 0 ]]; then
-    tail -n 40 "$logf" >&2 || true
+    tail -n "$([[ "${CI:-}" == true ]] && echo 300 || echo 40)" "$logf" >&2 || true
     die "step '$name' failed (exit $rc); full log: $logf"
   fi
   log "  done: $name ($(since "$t0"))"
