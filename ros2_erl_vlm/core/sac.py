@@ -167,10 +167,7 @@ class SAC:
             torch.set_flush_denormal(True)
         self.actor = Actor(obs_dim, action_dim, c.hidden_dim, c.hidden_layers, c.log_std_min,
                            c.log_std_max)
-        self.critic = TwinCritic(obs_dim, action_dim, c.hidden_dim, c.hidden_layers)
-        self.critic_target = TwinCritic(obs_dim, action_dim, c.hidden_dim, c.hidden_layers)
-        self.critic_target.load_state_dict(self.critic.state_dict())
-        self.critic_target.requires_grad_(False)
+        self._make_critic()
         self.log_alpha = torch.tensor(math.log(c.init_temperature), requires_grad=True)
         self.target_entropy = (
             float(-action_dim) if c.target_entropy is None else float(c.target_entropy)
@@ -178,14 +175,22 @@ class SAC:
         self._make_optimizers()
         self.num_updates = 0
 
+    def _adam(self, params: Any, lr: float) -> torch.optim.Adam:
+        return torch.optim.Adam(params, lr=lr, betas=(0.9, 0.999), fused=self.config.fused_adam or None)
+
+    def _make_critic(self) -> None:
+        """Fresh twin critic, its target copy and optimiser."""
+        c = self.config
+        self.critic = TwinCritic(self.obs_dim, self.action_dim, c.hidden_dim, c.hidden_layers)
+        self.critic_target = TwinCritic(self.obs_dim, self.action_dim, c.hidden_dim, c.hidden_layers)
+        self.critic_target.load_state_dict(self.critic.state_dict())
+        self.critic_target.requires_grad_(False)
+        self.critic_opt = self._adam(self.critic.parameters(), c.critic_lr)
+
     def _make_optimizers(self) -> None:
         c = self.config
-        kw: dict[str, Any] = {"betas": (0.9, 0.999)}
-        if c.fused_adam:
-            kw["fused"] = True
-        self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=c.actor_lr, **kw)
-        self.critic_opt = torch.optim.Adam(self.critic.parameters(), lr=c.critic_lr, **kw)
-        self.alpha_opt = torch.optim.Adam([self.log_alpha], lr=c.alpha_lr, **kw)
+        self.actor_opt = self._adam(self.actor.parameters(), c.actor_lr)
+        self.alpha_opt = self._adam([self.log_alpha], c.alpha_lr)
 
     @property
     def alpha(self) -> torch.Tensor:
@@ -207,15 +212,7 @@ class SAC:
 
     def reset_critic(self) -> None:
         """Re-initialise both critics, their target and optimiser (PEBBLE, first reward update)."""
-        c = self.config
-        self.critic = TwinCritic(self.obs_dim, self.action_dim, c.hidden_dim, c.hidden_layers)
-        self.critic_target = TwinCritic(self.obs_dim, self.action_dim, c.hidden_dim, c.hidden_layers)
-        self.critic_target.load_state_dict(self.critic.state_dict())
-        self.critic_target.requires_grad_(False)
-        kw: dict[str, Any] = {"betas": (0.9, 0.999)}
-        if c.fused_adam:
-            kw["fused"] = True
-        self.critic_opt = torch.optim.Adam(self.critic.parameters(), lr=c.critic_lr, **kw)
+        self._make_critic()
 
     def update(self, obs: torch.Tensor, action: torch.Tensor, reward: torch.Tensor,
                next_obs: torch.Tensor, not_done: torch.Tensor) -> dict[str, float]:
