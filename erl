@@ -16,7 +16,8 @@
 #   3. msg/ built with CMake into the venv, so the venv is a ROS prefix (import erl_vlm.msg,
 #      share/erl_vlm via the ament index, executables in .venv/lib/erl_vlm/);
 #   4. ros2_erl_vlm installed editable (pip install -e . --no-deps).
-# Steps 2-4 are keyed by hashes of the files they depend on (stamps in .venv/.erl/).
+# Steps 2-4 are keyed by hashes of the files they depend on (stamps in .venv/.erl/); a change in
+# launch/ config/ sim/ rviz/ only reinstalls those into share/erl_vlm (well under a second).
 #
 # Environment knobs: ERL_PYTHON (interpreter for a new venv), ERL_VENV (venv path, default ./.venv),
 # ERL_VERBOSE=1 (stream pip/cmake output), ERL_SKIP_BOOTSTRAP=1, ERL_NO_APT=1, ERL_JOBS.
@@ -96,9 +97,18 @@ pip_hash() {
     requirements-dev.txt setup.py)"
 }
 
+DATA_DIRS=(launch config sim rviz)
+
 build_hash() {
-  echo "v$BOOTSTRAP_VERSION $VPY $(hash_inputs requirements-ros.txt CMakeLists.txt package.xml \
-    msg resource launch config sim rviz)"
+  # Which data directories exist matters to CMake's configure step; their contents do not.
+  local d present=""
+  for d in "${DATA_DIRS[@]}"; do [[ -d "$ROOT/$d" ]] && present+="$d "; done
+  echo "v$BOOTSTRAP_VERSION $VPY [$present] $(hash_inputs requirements-ros.txt CMakeLists.txt \
+    package.xml msg resource)"
+}
+
+data_hash() {
+  echo "v$BOOTSTRAP_VERSION $(hash_inputs "${DATA_DIRS[@]}")"
 }
 
 stamp_ok() { [[ -f "$STATE/$1.stamp" && "$(cat "$STATE/$1.stamp")" == "$2" ]]; }
@@ -230,12 +240,26 @@ ensure_pip_packages() {
 # ---------------------------------------------------------------------------------------------
 # 3. msg/ and share/ into the venv prefix
 # ---------------------------------------------------------------------------------------------
+install_data() {
+  # Reinstall share/erl_vlm/{launch,config,sim,rviz} (removed files must not linger).
+  local d
+  for d in "${DATA_DIRS[@]}"; do rm -rf "${VENV:?}/share/erl_vlm/$d"; done
+  cmake --install "$BUILD_DIR"
+}
+
 ensure_build() {
-  local h jobs
+  local h hd jobs
   h="$(build_hash)"
-  stamp_ok build "$h" && return 0
+  hd="$(data_hash)"
+  if stamp_ok build "$h"; then
+    stamp_ok data "$hd" && return 0
+    log "reinstalling launch/ config/ sim/ rviz/ into $VENV/share/erl_vlm"
+    step cmake-install-data install_data
+    echo "$hd" >"$STATE/data.stamp"
+    return 0
+  fi
   log "building msg/ and installing share/erl_vlm, lib/erl_vlm into $VENV (CMake)"
-  rm -f "$STATE/build.stamp"
+  rm -f "$STATE/build.stamp" "$STATE/data.stamp"
   ensure_python_headers "$VPY"
   jobs="${ERL_JOBS:-$(nproc 2>/dev/null || echo 2)}"
   (
@@ -249,11 +273,12 @@ ensure_build() {
       -DBUILD_TESTING=OFF \
       -DCMAKE_BUILD_TYPE=Release
     step cmake-build cmake --build "$BUILD_DIR" -j "$jobs"
-    step cmake-install cmake --install "$BUILD_DIR"
+    step cmake-install install_data
   )
   # colcon must not treat the venv's share/*/package.xml files as packages of this workspace.
   touch "$VENV/COLCON_IGNORE"
   echo "$h" >"$STATE/build.stamp"
+  echo "$hd" >"$STATE/data.stamp"
 }
 
 bootstrap() {
@@ -264,7 +289,7 @@ bootstrap() {
   fi
   # Fast path: nothing changed since the last bootstrap.
   if [[ $force -eq 0 && -x "$VPY" ]] && stamp_ok pip "$(pip_hash)" \
-    && stamp_ok build "$(build_hash)"; then
+    && stamp_ok build "$(build_hash)" && stamp_ok data "$(data_hash)"; then
     return 0
   fi
   PIP_QUIET=""
@@ -280,7 +305,7 @@ bootstrap() {
   fi
   log "bootstrapping (venv: $VENV)"
   if [[ $force -eq 1 ]]; then
-    rm -f "$STATE/pip.stamp" "$STATE/build.stamp"
+    rm -f "$STATE/pip.stamp" "$STATE/build.stamp" "$STATE/data.stamp"
   fi
   ensure_system_packages
   ensure_venv
