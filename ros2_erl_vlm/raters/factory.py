@@ -1,0 +1,133 @@
+"""``make_rater(config)``: one rater from a config dict (YAML/ROS parameters) or dataclass.
+
+Config keys::
+
+    backend: oracle | transformers | openai | replay      (required)
+    <backend options>                                     flat, or in a section named after the backend
+    cache: false          answer repeated queries from a cache (true: in memory; or give cache_path)
+    cache_path: null      persistent cache file
+    log_path: null        rating log: every result is appended here before it is returned
+    store_frames: false   also store the frames in the rating log
+
+Backend options: ``transformers`` -> :class:`.transformers_rater.TransformersRaterConfig` fields;
+``openai`` -> :class:`.openai_rater.OpenAIRaterConfig` fields; ``replay`` -> ``paths`` (one or a
+list of rating logs; ``path`` also accepted), ``match``, ``source_backend``; ``oracle`` -> ``task``
+(a task name; its ``bin_truth`` bins the truth), ``noise``, ``noise_mode``, ``abstain_rate``,
+``seed``. Sections of other backends are ignored, so one file can hold all of them. Anything else
+is a ``ValueError`` that names the key. Backend modules are imported only when selected.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from typing import Any
+
+from ros2_erl_vlm.core.rating import Rater
+
+BACKENDS = ("oracle", "transformers", "openai", "replay")
+WRAPPER_KEYS = ("cache", "cache_path", "log_path", "store_frames")
+
+
+def _as_dict(config: Any) -> dict[str, Any]:
+    if isinstance(config, dict):
+        return dict(config)
+    if dataclasses.is_dataclass(config) and not isinstance(config, type):
+        from ros2_erl_vlm.raters.openai_rater import OpenAIRaterConfig
+        from ros2_erl_vlm.raters.transformers_rater import TransformersRaterConfig
+
+        data = {f.name: getattr(config, f.name) for f in dataclasses.fields(config)}
+        if isinstance(config, TransformersRaterConfig):
+            data["backend"] = "transformers"
+        elif isinstance(config, OpenAIRaterConfig):
+            data["backend"] = "openai"
+        return data
+    raise ValueError(f"rater config must be a dict or a dataclass, got {type(config).__name__}")
+
+
+def _fields(cls: type, options: dict[str, Any], backend: str) -> Any:
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(options) - names)
+    if unknown:
+        raise ValueError(f"{backend} rater: unknown option(s) {unknown}; valid: {sorted(names)}")
+    return cls(**options)
+
+
+def _transformers(options: dict[str, Any]) -> Rater:
+    from ros2_erl_vlm.raters.transformers_rater import TransformersRater, TransformersRaterConfig
+
+    return TransformersRater(_fields(TransformersRaterConfig, options, "transformers").validate())
+
+
+def _openai(options: dict[str, Any]) -> Rater:
+    from ros2_erl_vlm.raters.openai_rater import OpenAIRater, OpenAIRaterConfig
+
+    return OpenAIRater(_fields(OpenAIRaterConfig, options, "openai").validate())
+
+
+def _replay(options: dict[str, Any]) -> Rater:
+    from ros2_erl_vlm.raters.replay import ReplayRater
+
+    opts = dict(options)
+    paths = opts.pop("paths", None) or opts.pop("path", None)
+    if not paths:
+        raise ValueError("replay rater: 'paths' (the rating log(s) to replay) is required")
+    match = opts.pop("match", "content")
+    source = opts.pop("source_backend", None)
+    if opts:
+        raise ValueError(f"replay rater: unknown option(s) {sorted(opts)}; valid: ['match', 'paths', "
+                         "'source_backend']")
+    return ReplayRater(paths, match=match, backend=source)
+
+
+def _oracle(options: dict[str, Any]) -> Rater:
+    from ros2_erl_vlm.raters.oracle import OracleConfig, OracleRater
+
+    opts = dict(options)
+    bin_truth: Callable[[float, bool, int], int] | None = opts.pop("bin_truth", None)
+    task = opts.pop("task", None)
+    seed = opts.pop("seed", None)
+    backend_id = opts.pop("backend_id", "oracle")
+    if bin_truth is None:
+        if not task:
+            raise ValueError("oracle rater: 'task' (whose thresholds bin the simulator truth) is required")
+        from ros2_erl_vlm.envs import load_task
+
+        bin_truth = load_task(str(task)).bin_truth  # ValueError names the known tasks
+    config = _fields(OracleConfig, opts, "oracle")
+    return OracleRater(bin_truth, config, seed=seed, backend_id=backend_id)
+
+
+_BUILDERS: dict[str, Callable[[dict[str, Any]], Rater]] = {
+    "oracle": _oracle, "transformers": _transformers, "openai": _openai, "replay": _replay,
+}
+
+
+def make_rater(config: Any) -> Rater:
+    """Build the configured rater, wrapped in a cache and a rating log when asked for.
+
+    Raises:
+        ValueError: unknown backend or option, a missing required option (model, API-key
+            variable, replay log, oracle task), or an invalid value.
+    """
+    cfg = _as_dict(config)
+    backend = cfg.pop("backend", None)
+    if backend not in BACKENDS:
+        raise ValueError(f"rater backend must be one of {BACKENDS}, got {backend!r}")
+    wrap = {k: cfg.pop(k) for k in WRAPPER_KEYS if k in cfg}
+    section = cfg.pop(backend, None) or {}
+    if not isinstance(section, dict):
+        raise ValueError(f"rater config section {backend!r} must be a mapping, got {type(section).__name__}")
+    for other in BACKENDS:
+        cfg.pop(other, None)
+    rater = _BUILDERS[backend]({**section, **cfg})
+    cache, cache_path = wrap.get("cache", False), wrap.get("cache_path")
+    if cache or cache_path:
+        from ros2_erl_vlm.raters.cache import CachedRater
+
+        rater = CachedRater(rater, cache_path)
+    if wrap.get("log_path"):
+        from ros2_erl_vlm.raters.rating_log import RatingLogRater
+
+        rater = RatingLogRater(rater, wrap["log_path"], store_frames=bool(wrap.get("store_frames", False)))
+    return rater

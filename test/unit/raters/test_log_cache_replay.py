@@ -1,0 +1,134 @@
+"""Never lose, never invent: the rating log, the answer cache and replay from a log."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pytest
+
+from ros2_erl_vlm.core.rating import RatingQuery, RatingResult
+from ros2_erl_vlm.core.record_log import scan
+from ros2_erl_vlm.raters import NOT_IN_LOG, CachedRater, RatingLogRater, ReplayRater
+from ros2_erl_vlm.raters.records import RESULT_KIND, content_key
+
+
+class ScriptedRater:
+    """Answers ``label = episode % n``; episodes in ``fail`` abstain. Records what it was asked."""
+
+    backend_id = "scripted"
+    fingerprint = "scripted-v1"
+
+    def __init__(self, fail: Sequence[int] = ()) -> None:
+        self.fail = set(fail)
+        self.asked: list[str] = []
+
+    def rate(self, queries: Sequence[RatingQuery]) -> list[RatingResult]:
+        out = []
+        for q in queries:
+            self.asked.append(q.query_id)
+            if q.episode in self.fail:
+                out.append(RatingResult.abstain(q, self.backend_id, "timeout: scripted"))
+            else:
+                out.append(RatingResult(q.query_id, q.episode % q.num_classes, q.num_classes, self.backend_id,
+                                        probabilities=tuple(np.eye(q.num_classes)[q.episode % q.num_classes]),
+                                        rationale=f"episode {q.episode}", latency_s=0.5))
+        return out
+
+
+def test_rating_log_persists_every_result_before_returning(tmp_path, make_query):
+    path = tmp_path / "ratings.log"
+    rater = RatingLogRater(ScriptedRater(fail=[1]), path, store_frames=True)
+    queries = [make_query(i) for i in range(3)]
+    results = rater.rate(queries)
+    # another reader sees all three records as soon as rate() has returned
+    recs = [r for r in scan(path).records if r.meta["kind"] == RESULT_KIND]
+    assert [r.meta["label"] for r in recs] == [0, None, 2]
+    assert recs[1].meta["abstain_reason"] == "timeout: scripted"
+    assert recs[0].meta["content_key"] == content_key(queries[0])
+    assert recs[2].meta["probabilities"] == [0.0, 0.0, 1.0] and recs[2].meta["rationale"] == "episode 2"
+    np.testing.assert_array_equal(recs[2].arrays["frames"], queries[2].frames)
+    assert [r.label for r in results] == [0, None, 2]
+    rater.close()
+    # reopening appends after what is there
+    with RatingLogRater(ScriptedRater(), path) as again:
+        again.rate([make_query(5)])
+        assert len(again.logged()) == 4
+
+
+def test_cache_answers_repeats_for_free_and_survives_restart(tmp_path, make_query):
+    inner = ScriptedRater(fail=[1])
+    cache = CachedRater(inner, tmp_path / "cache.log")
+    q0, q1, q2 = make_query(0), make_query(1), make_query(2)
+    first = cache.rate([q0, q1, q2, q2])  # q2 twice in one batch: asked once
+    assert [r.label for r in first] == [0, None, 2, 2] and inner.asked == ["q0", "q1", "q2"]
+    assert first[3].extra["cache"] == "hit"
+    again = cache.rate([q0, q1])
+    assert inner.asked == ["q0", "q1", "q2", "q1"]  # abstentions are not cached: asked again
+    assert again[0].label == 0 and again[0].attempts == 0 and again[0].extra["cache"] == "hit"
+    assert cache.stats.cache_hits == 2
+    cache.close()
+    inner2 = ScriptedRater()
+    reopened = CachedRater(inner2, tmp_path / "cache.log")
+    assert [r.label for r in reopened.rate([q2, q0])] == [2, 0] and inner2.asked == []
+    reopened.close()
+
+
+def test_cache_key_includes_frames_prompt_and_model(make_query):
+    inner = ScriptedRater()
+    cache = CachedRater(inner)
+    q = make_query(0)
+    cache.rate([q])
+    changed = make_query(0)
+    changed.frames = changed.frames.copy()
+    changed.frames[0, 0, 0, 0] ^= 1
+    other_task = make_query(0, instruction="open the door")
+    other_scale = make_query(0, n=2)
+    cache.rate([changed, other_task, other_scale])
+    assert len(inner.asked) == 4
+    inner.fingerprint = "scripted-v2"  # another model/prompt: a new cache wrapper, new keys
+    assert CachedRater(inner).fingerprint != cache.fingerprint
+
+
+def test_replay_reproduces_a_logged_run(tmp_path, make_query):
+    path = tmp_path / "ratings.log"
+    queries = [make_query(i) for i in range(4)]
+    with RatingLogRater(ScriptedRater(fail=[3]), path) as rater:
+        original = rater.rate(queries)
+    replay = ReplayRater(path)
+    replayed = replay.rate([*queries, make_query(9)])
+    assert [r.label for r in replayed[:4]] == [r.label for r in original]
+    assert replayed[0].probabilities == original[0].probabilities
+    assert replayed[0].rationale == "episode 0" and replayed[0].extra["replayed_backend"] == "scripted"
+    assert replayed[3].abstained and replayed[3].abstain_reason == "timeout: scripted"
+    assert replayed[4].abstained and replayed[4].abstain_reason == NOT_IN_LOG
+    assert all(r.backend == "replay" for r in replayed)
+
+
+def test_replay_gives_repeated_answers_in_logged_order(tmp_path, make_query):
+    path = tmp_path / "ratings.log"
+    q = make_query(0)
+
+    class Flip(ScriptedRater):
+        def rate(self, queries):
+            self.asked += [x.query_id for x in queries]
+            return [RatingResult(x.query_id, len(self.asked) % 2, x.num_classes, "flip") for x in queries]
+
+    with RatingLogRater(Flip(), path) as rater:
+        labels = [rater.rate([q])[0].label for _ in range(3)]
+    replay = ReplayRater(path)
+    assert [replay.rate([q])[0].label for _ in range(4)] == [*labels, labels[-1]]
+
+
+def test_replay_by_query_id_and_bad_paths(tmp_path, make_query):
+    path = tmp_path / "ratings.log"
+    with RatingLogRater(ScriptedRater(), path) as rater:
+        rater.rate([make_query(2)])
+    other_frames = make_query(7)
+    other_frames.query_id = "q2"
+    [res] = ReplayRater(path, match="query_id").rate([other_frames])
+    assert res.label == 2
+    with pytest.raises(ValueError, match="does not exist"):
+        ReplayRater(tmp_path / "missing.log")
+    with pytest.raises(ValueError, match="match"):
+        ReplayRater(path, match="frames")

@@ -1,0 +1,70 @@
+"""Prompt building and free-text answer parsing (a failed answer is never guessed into a class)."""
+
+from __future__ import annotations
+
+import pytest
+
+from ros2_erl_vlm.core.rating import DEFAULT_CLASS_NAMES
+from ros2_erl_vlm.raters import prompts as P
+
+THREE = DEFAULT_CLASS_NAMES[3]
+FIVE = DEFAULT_CLASS_NAMES[5]
+
+
+def test_single_prompt_names_task_scale_and_frames():
+    t = P.PromptTemplate()
+    text = P.single_prompt(t, "Open the drawer.", THREE, 1)
+    assert "trying to open the drawer." in text
+    assert "Bad, Average, Good" in text and "Bad, Average or Good" in text
+    assert text.startswith("The image shows a robot arm.")
+    multi = P.single_prompt(t, "open the drawer", DEFAULT_CLASS_NAMES[2], 4)
+    assert "The 4 images are consecutive camera frames" in multi and "Bad or Good" in multi
+
+
+def test_two_step_prompts():
+    t = P.PromptTemplate()
+    a = P.analysis_prompt(t, "open the drawer", 1)
+    assert "analyse" in a and "Bad" not in a
+    r = P.rate_from_analysis_prompt(t, "open the drawer", THREE, "  The drawer is shut.\n")
+    assert "The drawer is shut." in r and "Bad, Average or Good" in r
+
+
+def test_template_overrides_are_checked():
+    t = P.PromptTemplate.from_any({"single": "Task: {instruction}. Pick {choices}."})
+    assert P.single_prompt(t, "open the drawer", THREE, 1) == "Task: open the drawer. Pick Bad, Average or Good."
+    with pytest.raises(ValueError, match="unknown fields"):
+        P.PromptTemplate.from_any({"single": "{instrution}"})
+    with pytest.raises(ValueError, match="unknown prompt keys"):
+        P.PromptTemplate.from_any({"singel": "x"})
+
+
+@pytest.mark.parametrize("text, names, label", [
+    ("Good", THREE, 2),
+    ("  good.\n", THREE, 2),
+    ("**Average**", THREE, 1),
+    ('{"rating": "Bad"}', THREE, 0),
+    ('```json\n{"rating": "Good"}\n```', THREE, 2),
+    ("Rating: Average", THREE, 1),
+    ("The drawer is open, so the rating is: Good", THREE, 2),
+    ("Very Bad", FIVE, 0),
+    ("very good!", FIVE, 4),
+    ("I would say Bad.", FIVE, 1),
+    ("Analysis: the arm is far from the drawer, which is bad... Final answer: Very Bad", FIVE, 0),
+])
+def test_parse_accepts(text, names, label):
+    assert P.parse_rating(text, names).label == label
+
+
+@pytest.mark.parametrize("text, names, kind", [
+    ("", THREE, "empty_reply"),
+    (None, THREE, "empty_reply"),
+    ("purple", THREE, "unparseable"),
+    ("between Bad and Good", THREE, "unparseable"),
+    ("not good", THREE, "unparseable"),
+    ("It isn't Good", THREE, "unparseable"),
+    ("Goodness knows", THREE, "unparseable"),
+    ('{"rating": "Excellent"}', THREE, "unparseable"),
+])
+def test_parse_rejects(text, names, kind):
+    parsed = P.parse_rating(text, names)
+    assert parsed.label is None and parsed.reason.startswith(kind)
