@@ -37,6 +37,7 @@ from ros2_erl_vlm.core.ratings import DatasetSpec, RatingDataset
 from ros2_erl_vlm.core.replay import ReplayBuffer
 from ros2_erl_vlm.core.reward_model import RewardEnsemble, RewardModelConfig
 from ros2_erl_vlm.core.sac import SAC, SACConfig
+from ros2_erl_vlm.core.schedule import QuerySchedule, acts_randomly, can_update, sac_phase
 
 REWARD_SOURCES = ("learned", "true")
 
@@ -205,14 +206,36 @@ class ErlVlmTrainer:
         self.logger = MetricsLogger(self.run_dir, tensorboard=tensorboard)
         self.step = 0
         self.episode = 0
-        self.queries_asked = 0
-        self.rounds = 0
+        self.schedule = QuerySchedule()
         self.abstentions = 0
-        self.reward_learning_started = False
-        self.last_query_step = -1
         self.last_eval: dict[str, float] = {}
         self.history: list[dict[str, float]] = []
         self._wall0 = time.perf_counter()
+
+    # -- schedule counters (kept as attributes for callers and checkpoints) ----------------------
+    @property
+    def queries_asked(self) -> int:
+        """Queries asked so far."""
+        return self.schedule.queries_asked
+
+    @queries_asked.setter
+    def queries_asked(self, value: int) -> None:
+        self.schedule.queries_asked = int(value)
+
+    @property
+    def rounds(self) -> int:
+        """Reward-learning rounds run so far."""
+        return self.schedule.rounds
+
+    @property
+    def reward_learning_started(self) -> bool:
+        """True once the first reward-learning round ran."""
+        return self.schedule.started
+
+    @property
+    def last_query_step(self) -> int:
+        """Env step of the last reward-learning round (-1: none)."""
+        return self.schedule.last_query_step
 
     # -- one reward-learning round ------------------------------------------------------------
     def _segment_input(self, ep: Episode, seg: Segment) -> np.ndarray:
@@ -235,7 +258,7 @@ class ErlVlmTrainer:
     def collect_ratings(self) -> dict[str, float]:
         """Sample segments, ask the rater, persist every result; returns round statistics."""
         c = self.config
-        n = min(c.queries_per_round, c.max_feedback - self.queries_asked)
+        n = self.schedule.budget(c)
         if n <= 0 or len(self.episodes) == 0:
             return {"asked": 0, "rated": 0, "abstained": 0}
         if c.query_strategy == "uniform" or self.reward_model.num_ratings_seen == 0:
@@ -257,17 +280,16 @@ class ErlVlmTrainer:
             ok = self.dataset.add(self._segment_input(ep, seg), res, episode=ep.episode_id,
                                   steps=list(seg.steps), env_step=self.step)
             rated += int(ok)
-        self.queries_asked += n
         self.abstentions += n - rated
         return {"asked": n, "rated": rated, "abstained": n - rated}
 
     def learn_reward(self) -> dict[str, float]:
-        """One full round: ratings, reward training, relabelling."""
+        """One full round: ratings, reward training, relabelling (booked in the schedule)."""
         t0 = time.perf_counter()
         stats = self.collect_ratings()
+        self.schedule.record_round(self.step, stats["asked"])
         tr = self.reward_model.train_on(self.dataset, self.rng)
         relabelled = self.replay.relabel(self._reward_fn)
-        self.rounds += 1
         out = {**stats, "dataset": len(self.dataset), "reward_loss": tr.loss,
                "reward_acc": tr.accuracy, "reward_epochs": tr.epochs, "relabelled": relabelled,
                "round_s": time.perf_counter() - t0, "model_version": self.reward_model.version}
@@ -291,27 +313,17 @@ class ErlVlmTrainer:
     def _learn(self) -> dict[str, float] | None:
         """Reward learning and SAC updates due at the current step (see module docstring)."""
         c = self.config
-        learned = c.reward_source == "learned"
         metrics = None
-        if learned and self.step >= c.learn_start and len(self.episodes) > 0:
-            if not self.reward_learning_started:
-                self.learn_reward()
-                self.reward_learning_started = True
-                self.last_query_step = self.step
+        if self.schedule.due(c, self.step, len(self.episodes)):
+            first = not self.schedule.started
+            self.learn_reward()
+            if first:  # PEBBLE: fresh critic on the first learned reward
                 self.agent.reset_critic()
                 for _ in range(c.reset_updates):
                     metrics = self._sac_update("reward")
                 return metrics
-            if (self.step - self.last_query_step >= c.query_every
-                    and self.queries_asked < c.max_feedback):
-                self.learn_reward()
-                self.last_query_step = self.step
-            phase = "reward"
-        elif self.step >= c.num_seed_steps:
-            phase = "unsup" if learned else "reward"
-        else:
-            return None
-        if len(self.replay) < max(c.sac.batch_size // 8, 8):
+        phase = sac_phase(c, self.step, self.reward_model.version)
+        if phase == "seed" or not can_update(c.sac.batch_size, len(self.replay)):
             return None
         for _ in range(c.updates_per_step):
             metrics = self._sac_update(phase)
@@ -340,7 +352,7 @@ class ErlVlmTrainer:
         metrics: dict[str, float] = {}
         while self.step < c.total_steps:
             # Act.
-            if self.step < c.num_seed_steps:
+            if acts_randomly(c, self.step):
                 action = self.rng.uniform(-1, 1, self.action_dim).astype(np.float32)
             else:
                 action = self.agent.act(obs)
@@ -446,10 +458,11 @@ class ErlVlmTrainer:
             self.episodes.add(ep)
         cnt = state["counters"]
         self.step, self.episode = int(cnt["step"]), int(cnt["episode"])
-        self.queries_asked, self.rounds = int(cnt["queries_asked"]), int(cnt["rounds"])
+        self.schedule.load_state_dict({"started": cnt["reward_learning_started"],
+                                       "last_query_step": cnt["last_query_step"],
+                                       "queries_asked": cnt["queries_asked"],
+                                       "rounds": cnt["rounds"]})
         self.abstentions = int(cnt["abstentions"])
-        self.reward_learning_started = bool(cnt["reward_learning_started"])
-        self.last_query_step = int(cnt["last_query_step"])
         self.rng.bit_generator.state = state["rng"]
         self.history = list(state["history"])
         vars(self.entropy.stats).update(state["entropy"])
