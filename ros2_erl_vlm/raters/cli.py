@@ -58,8 +58,9 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def rater_config(args: argparse.Namespace, log_path: Path) -> dict[str, Any]:
-    """The rater config from ``--config``, ``--backend`` and ``--set``."""
+def rater_config(args: argparse.Namespace, log_path: Path | None = None) -> dict[str, Any]:
+    """The rater config from ``--config``, ``--backend`` and ``--set`` (``log_path`` unless the
+    config names one)."""
     cfg: dict[str, Any] = {}
     if args.config:
         data = yaml.safe_load(Path(args.config).read_text(encoding="utf-8")) or {}
@@ -73,7 +74,8 @@ def rater_config(args: argparse.Namespace, log_path: Path) -> dict[str, Any]:
         if not sep or not key:
             raise ValueError(f"--set needs KEY=VALUE, got {item!r}")
         cfg[key.strip()] = yaml.safe_load(value) if value else ""
-    cfg.setdefault("log_path", str(log_path))
+    if log_path is not None:
+        cfg.setdefault("log_path", str(log_path))
     return cfg
 
 

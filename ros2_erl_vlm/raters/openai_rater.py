@@ -58,6 +58,8 @@ class OpenAIRaterConfig:
         temperature: sampling temperature (``None``: server default; reasoning models want that).
         max_tokens: answer budget (``None``: server default).
         analysis_max_tokens: analysis budget.
+        max_tokens_param: request field for the budgets: ``"max_tokens"`` (most servers) or
+            ``"max_completion_tokens"`` (OpenAI reasoning models).
         top_logprobs: alternatives per token requested in ``logprobs`` mode.
         timeout_s: per-request timeout.
         max_attempts, backoff_base_s, backoff_max_s, jitter, max_retry_after_s: retry policy
@@ -79,6 +81,7 @@ class OpenAIRaterConfig:
     temperature: float | None = 0.0
     max_tokens: int | None = 64
     analysis_max_tokens: int | None = 512
+    max_tokens_param: str = "max_tokens"
     top_logprobs: int = 10
     timeout_s: float = 60.0
     max_attempts: int = 4
@@ -99,6 +102,9 @@ class OpenAIRaterConfig:
             raise ValueError("openai rater: 'model' (the server's model name) is required")
         if self.mode not in MODES:
             raise ValueError(f"openai rater: mode must be one of {MODES}, got {self.mode!r}")
+        if self.max_tokens_param not in ("max_tokens", "max_completion_tokens"):
+            raise ValueError("openai rater: max_tokens_param must be 'max_tokens' or "
+                             f"'max_completion_tokens', got {self.max_tokens_param!r}")
         if self.image_format not in IMAGE_FORMATS:
             raise ValueError(f"openai rater: image_format must be one of {IMAGE_FORMATS}, "
                              f"got {self.image_format!r}")
@@ -254,7 +260,7 @@ class OpenAIRater:
             kw["temperature"] = cfg.temperature
         budget = cfg.analysis_max_tokens if analysis else cfg.max_tokens
         if budget is not None:
-            kw["max_tokens"] = budget
+            kw[cfg.max_tokens_param] = budget
         if cfg.extra_body:
             kw["extra_body"] = cfg.extra_body
         if analysis:

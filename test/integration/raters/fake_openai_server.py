@@ -26,7 +26,9 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-STATE = {"steps": [{"reply": "Good"}], "i": 0, "requests": [], "in_flight": 0, "max_in_flight": 0}
+# "in_flight" counts requests of the current script only (a timed-out request of an earlier test
+# may still be sleeping in its handler thread).
+STATE = {"steps": [{"reply": "Good"}], "i": 0, "requests": [], "gen": 0, "in_flight": 0, "max_in_flight": 0}
 LOCK = threading.Lock()
 
 
@@ -74,7 +76,8 @@ class Handler(BaseHTTPRequestHandler):
         if self.path == "/_script":
             data = json.loads(raw)
             with LOCK:
-                STATE.update(steps=data["steps"], i=0, requests=[], max_in_flight=0)
+                STATE.update(steps=data["steps"], i=0, requests=[], gen=STATE["gen"] + 1, in_flight=0,
+                             max_in_flight=0)
             self._json(200, {"ok": True})
             return
         if not self.path.endswith("/chat/completions"):
@@ -86,6 +89,7 @@ class Handler(BaseHTTPRequestHandler):
             STATE["i"] += 1
             STATE["requests"].append({"path": self.path, "body": body,
                                       "authorization": self.headers.get("Authorization", "")})
+            gen = STATE["gen"]
             STATE["in_flight"] += 1
             STATE["max_in_flight"] = max(STATE["max_in_flight"], STATE["in_flight"])
         try:
@@ -93,7 +97,8 @@ class Handler(BaseHTTPRequestHandler):
             self._answer(step, body)
         finally:
             with LOCK:
-                STATE["in_flight"] -= 1
+                if STATE["gen"] == gen:
+                    STATE["in_flight"] -= 1
 
     def _answer(self, step: dict, body: dict) -> None:
         if "status" in step:

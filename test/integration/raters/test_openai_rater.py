@@ -57,13 +57,21 @@ def test_normal_reply_uses_structured_output_and_data_urls(fake_openai, make):
     assert req["authorization"] == f"Bearer {SECRET}"  # the key is sent, to the server only
     assert body["response_format"]["json_schema"]["schema"]["properties"]["rating"]["enum"] == [
         "Bad", "Average", "Good"]
-    assert body["temperature"] == 0.0
+    assert body["temperature"] == 0.0 and body["max_tokens"] == 64
     parts = body["messages"][0]["content"]
     images = [p["image_url"]["url"] for p in parts if p["type"] == "image_url"]
     assert len(images) == 2 and all(u.startswith("data:image/png;base64,") for u in images)
     decoded = np.asarray(Image.open(io.BytesIO(base64.b64decode(images[1].split(",", 1)[1]))))
     np.testing.assert_array_equal(decoded, q.frames[1])
     assert "open the drawer" in parts[-1]["text"] and "Bad, Average or Good" in parts[-1]["text"]
+
+
+def test_reasoning_model_settings(fake_openai, make):
+    fake_openai.script({"echo_enum": 0})
+    [res] = make(temperature=None, max_tokens_param="max_completion_tokens", max_tokens=2000).rate([query()])
+    assert res.label == 0
+    body = fake_openai.requests()[0]["body"]
+    assert "temperature" not in body and "max_tokens" not in body and body["max_completion_tokens"] == 2000
 
 
 def test_429_retry_after_is_honoured(fake_openai, make):

@@ -1,0 +1,123 @@
+"""Ratings per second: constrained choice vs free generation on the same real-size VLM.
+
+The model is Idefics3 with SmolVLM-256M-Instruct's dimensions (written in code, random weights,
+no download; see :func:`ros2_erl_vlm.raters.synthetic_vlm.smolvlm_256m_like`), one 224 px frame
+per query upscaled to one 512 px tile (64 image tokens), the default one-call prompt, 3 classes.
+``choice`` scores the class names in one forward pass; ``generate`` decodes ``--max-new-tokens``
+tokens greedily and parses them (random weights never emit the end token early, so every answer
+costs exactly that many decode steps; a real model answering "Good" + end-of-turn needs ~2-3).
+
+    .venv/bin/python bench/rater_throughput.py                 # writes bench/results/rater_throughput.json
+    .venv/bin/python bench/rater_throughput.py --dtype float32 --queries 4
+
+Check the machine is otherwise idle first (``uptime``): the numbers are CPU-bound.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from ros2_erl_vlm.core.rating import DEFAULT_CLASS_NAMES, RatingQuery  # noqa: E402
+from ros2_erl_vlm.raters.synthetic_vlm import smolvlm_256m_like  # noqa: E402
+from ros2_erl_vlm.raters.transformers_rater import TransformersRater, TransformersRaterConfig  # noqa: E402
+
+
+def make_queries(n: int, size: int, seed: int = 0) -> list[RatingQuery]:
+    """``n`` one-frame queries with random ``size`` px frames."""
+    rng = np.random.default_rng(seed)
+    return [RatingQuery(episode=i, steps=(0,), instruction="open the drawer", class_names=DEFAULT_CLASS_NAMES[3],
+                        frames=rng.integers(0, 256, (1, size, size, 3), dtype=np.uint8), query_id=f"q{i}")
+            for i in range(n)]
+
+
+def measure(rater: TransformersRater, queries: list[RatingQuery], batch: int) -> dict[str, float]:
+    """Warm up on one batch, then time rating all queries."""
+    rater.rate(queries[:batch])
+    t0 = time.perf_counter()
+    results = rater.rate(queries)
+    elapsed = time.perf_counter() - t0
+    return {"seconds": round(elapsed, 3), "ratings_per_s": round(len(queries) / elapsed, 4),
+            "s_per_rating": round(elapsed / len(queries), 3),
+            "abstentions": sum(r.abstained for r in results)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--dtype", default="bfloat16", choices=("bfloat16", "float32"))
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--queries", type=int, default=8, help="queries per measurement")
+    p.add_argument("--batch", type=int, nargs="+", default=[1, 4])
+    p.add_argument("--max-new-tokens", type=int, nargs="+", default=[8])
+    p.add_argument("--frame-size", type=int, default=224)
+    p.add_argument("--out", default=str(ROOT / "bench" / "results" / "rater_throughput.json"))
+    args = p.parse_args(argv)
+
+    torch.set_num_threads(args.threads)
+    load_before = os.getloadavg()[0]
+    dtype = getattr(torch, args.dtype)
+    t0 = time.perf_counter()
+    model, proc = smolvlm_256m_like(dtype=dtype)
+    build_s = time.perf_counter() - t0
+    params = sum(p.numel() for p in model.parameters())
+    queries = make_queries(args.queries, args.frame_size)
+    print(f"SmolVLM-256M-like: {params / 1e6:.1f}M params, {args.dtype}, built in {build_s:.1f} s; "
+          f"load avg {load_before:.2f}", flush=True)
+
+    rows = []
+    for batch in args.batch:
+        cfg = TransformersRaterConfig(model="SmolVLM-256M-like", mode="choice", batch_size=batch)
+        rater = TransformersRater(cfg, model=model, processor=proc)
+        rows.append({"mode": "choice", "batch": batch, **measure(rater, queries, batch)})
+        print(json.dumps(rows[-1]), flush=True)
+        for m in args.max_new_tokens:
+            cfg = TransformersRaterConfig(model="SmolVLM-256M-like", mode="generate", batch_size=batch,
+                                          max_new_tokens=m)
+            rater = TransformersRater(cfg, model=model, processor=proc)
+            rows.append({"mode": "generate", "max_new_tokens": m, "batch": batch,
+                         **measure(rater, queries, batch)})
+            print(json.dumps(rows[-1]), flush=True)
+
+    speedups = []
+    for r in rows:
+        if r["mode"] != "generate":
+            continue
+        choice = next(c for c in rows if c["mode"] == "choice" and c["batch"] == r["batch"])
+        speedups.append({"batch": r["batch"], "max_new_tokens": r["max_new_tokens"],
+                         "choice_over_generate": round(choice["ratings_per_s"] / r["ratings_per_s"], 3)})
+    enc = proc(text=["x"], images=[[np.zeros((args.frame_size, args.frame_size, 3), np.uint8)]])
+    result = {
+        "bench": "rater_throughput", "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        "model": "Idefics3 with SmolVLM-256M-Instruct dimensions, random weights",
+        "params_millions": round(params / 1e6, 1), "dtype": args.dtype, "threads": args.threads,
+        "frame_size": args.frame_size, "image_tile": proc.image_processor.max_image_size["longest_edge"],
+        "image_tokens_per_frame": int(proc.image_seq_len), "input_tokens_example": len(enc["input_ids"][0]),
+        "queries": args.queries, "build_s": round(build_s, 1), "load_avg_before": round(load_before, 2),
+        "load_avg_after": round(os.getloadavg()[0], 2),
+        "host": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
+                 "torch": torch.__version__},
+        "results": rows, "speedup": speedups,
+    }
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    for s in speedups:
+        print(f"batch {s['batch']}, generate {s['max_new_tokens']} tokens: choice is "
+              f"{s['choice_over_generate']:.2f}x faster")
+    print(f"wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
