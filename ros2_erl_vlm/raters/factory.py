@@ -8,6 +8,7 @@ Config keys::
     cache_path: null      persistent cache file
     log_path: null        rating log: every result is appended here before it is returned
     store_frames: false   also store the frames in the rating log
+    reuse_logged: false   answer a re-sent query id from the rating log (no second backend call)
 
 Backend options: ``transformers`` -> :class:`.transformers_rater.TransformersRaterConfig` fields;
 ``openai`` -> :class:`.openai_rater.OpenAIRaterConfig` fields; ``replay`` -> ``paths`` (one or a
@@ -26,7 +27,7 @@ from typing import Any
 from ros2_erl_vlm.core.rating import Rater
 
 BACKENDS = ("oracle", "transformers", "openai", "replay")
-WRAPPER_KEYS = ("cache", "cache_path", "log_path", "store_frames")
+WRAPPER_KEYS = ("cache", "cache_path", "log_path", "store_frames", "reuse_logged")
 
 
 def _as_dict(config: Any) -> dict[str, Any]:
@@ -129,5 +130,6 @@ def make_rater(config: Any) -> Rater:
     if wrap.get("log_path"):
         from ros2_erl_vlm.raters.rating_log import RatingLogRater
 
-        rater = RatingLogRater(rater, wrap["log_path"], store_frames=bool(wrap.get("store_frames", False)))
+        rater = RatingLogRater(rater, wrap["log_path"], store_frames=bool(wrap.get("store_frames", False)),
+                               reuse_logged=bool(wrap.get("reuse_logged", False)))
     return rater

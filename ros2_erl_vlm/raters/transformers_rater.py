@@ -137,6 +137,7 @@ class TransformersRater:
         self.fingerprint = json.dumps({"backend": "transformers", "model": config.model, "mode": config.mode,
                                        "choice_scoring": config.choice_scoring, "two_step": config.two_step,
                                        "dtype": config.dtype, "max_new_tokens": config.max_new_tokens,
+                                       "analysis_max_new_tokens": config.analysis_max_new_tokens,
                                        "processor_kwargs": config.processor_kwargs,
                                        "prompt": asdict(self.template)}, sort_keys=True)
         self._keep_last = "logits_to_keep" in inspect.signature(self.model.forward).parameters
@@ -171,22 +172,13 @@ class TransformersRater:
     # -- one batch -------------------------------------------------------------------------
     def _rate_batch(self, queries: list[RatingQuery]) -> list[RatingResult]:
         t0 = time.perf_counter()
-        analyses = [""] * len(queries)
         try:
             if self.config.two_step:
-                rows = [self._row(P.analysis_prompt(self.template, q.instruction, len(q.steps)), q.frames)
-                        for q in queries]
-                analyses = [a.strip() for a in self._generate(rows, self.config.analysis_max_new_tokens)]
-                rows = [self._row(P.rate_from_analysis_prompt(self.template, q.instruction, q.class_names, a),
-                                  None) for q, a in zip(queries, analyses, strict=True)]
+                results = self._two_step(queries)
             else:
                 rows = [self._row(P.single_prompt(self.template, q.instruction, q.class_names, len(q.steps)),
                                   q.frames) for q in queries]
-            if self.config.mode == "choice":
-                results = self._choose(queries, rows, analyses)
-            else:
-                texts = self._generate(rows, self.config.max_new_tokens)
-                results = [self._parsed(q, t, a) for q, t, a in zip(queries, texts, analyses, strict=True)]
+                results = self._answer(queries, rows, [""] * len(queries))
         except (RuntimeError, ValueError, IndexError, TypeError) as exc:  # model/processor failure
             log.exception("%s: batch of %d failed", self.backend_id, len(queries))
             self.stats.count_error("model_error", retried=False)
@@ -196,6 +188,32 @@ class TransformersRater:
         for r in results:
             r.latency_s = elapsed
         return results
+
+    def _answer(self, queries: list[RatingQuery], rows: list[_Row],
+                analyses: list[str]) -> list[RatingResult]:
+        """Rate prepared rows by constrained choice or by generation + parsing."""
+        if self.config.mode == "choice":
+            return self._choose(queries, rows, analyses)
+        texts = self._generate(rows, self.config.max_new_tokens)
+        return [self._parsed(q, t, a) for q, t, a in zip(queries, texts, analyses, strict=True)]
+
+    def _two_step(self, queries: list[RatingQuery]) -> list[RatingResult]:
+        """Analyse the frames, then rate the analysis text (an empty analysis is an abstention)."""
+        rows = [self._row(P.analysis_prompt(self.template, q.instruction, len(q.steps)), q.frames)
+                for q in queries]
+        analyses = [a.strip() for a in self._generate(rows, self.config.analysis_max_new_tokens)]
+        results: list[RatingResult | None] = [
+            None if a else RatingResult.abstain(q, self.backend_id, "empty_reply: no analysis text")
+            for q, a in zip(queries, analyses, strict=True)]
+        idx = [i for i, r in enumerate(results) if r is None]
+        if idx:
+            rows = [self._row(P.rate_from_analysis_prompt(self.template, queries[i].instruction,
+                                                          queries[i].class_names, analyses[i]), None)
+                    for i in idx]
+            answered = self._answer([queries[i] for i in idx], rows, [analyses[i] for i in idx])
+            for i, r in zip(idx, answered, strict=True):
+                results[i] = r
+        return [r for r in results if r is not None]
 
     def _row(self, prompt: str, frames: np.ndarray | None) -> _Row:
         images = to_pil(frames) if frames is not None else None

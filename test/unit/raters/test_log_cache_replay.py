@@ -56,6 +56,18 @@ def test_rating_log_persists_every_result_before_returning(tmp_path, make_query)
         assert len(again.logged()) == 4
 
 
+def test_rating_log_answers_resent_requests_from_the_log(tmp_path, make_query):
+    path = tmp_path / "ratings.log"
+    with RatingLogRater(ScriptedRater(fail=[1]), path, reuse_logged=True) as rater:
+        rater.rate([make_query(0), make_query(1)])
+    inner = ScriptedRater()
+    with RatingLogRater(inner, path, reuse_logged=True) as restarted:  # e.g. after a crash
+        again = restarted.rate([make_query(0), make_query(1), make_query(2)])
+        assert inner.asked == ["q1", "q2"]  # q0 was rated already; q1 only abstained before
+        assert again[0].label == 0 and again[0].extra["from_log"] == "1" and again[1].label == 1
+        assert len(restarted.logged()) == 4
+
+
 def test_cache_answers_repeats_for_free_and_survives_restart(tmp_path, make_query):
     inner = ScriptedRater(fail=[1])
     cache = CachedRater(inner, tmp_path / "cache.log")

@@ -105,6 +105,13 @@ def test_two_step_analysis_then_text_only_choice(make_query):
     assert res.label == 0 and "Bad" in res.rationale  # the (rigged) analysis is kept as rationale
 
 
+def test_two_step_with_empty_analysis_abstains(make_query):
+    model, proc = BUILDERS["qwen2_vl"]()
+    rig_output_head(model, {proc.tokenizer.convert_tokens_to_ids("<|im_end|>"): 30.0})
+    [res] = rater(model, proc, two_step=True).rate([make_query(0)])
+    assert res.abstained and res.abstain_reason.startswith("empty_reply")
+
+
 def test_single_token_scoring_abstains_on_multi_token_names(tiny_vlms, make_query):
     model, proc = tiny_vlms("idefics3")
     r = rater(model, proc, choice_scoring="single_token")
