@@ -31,6 +31,7 @@ import torch
 from ros2_erl_vlm.core.checkpoint import load_checkpoint, save_checkpoint
 from ros2_erl_vlm.core.entropy import StateEntropyReward
 from ros2_erl_vlm.core.episodes import Episode, EpisodeRecorder, EpisodeStore
+from ros2_erl_vlm.core.evaluation import evaluate_policy
 from ros2_erl_vlm.core.queries import STRATEGIES, Segment, sample_disagreement, sample_uniform
 from ros2_erl_vlm.core.rating import Rater, RatingQuery, SimTruth, check_num_classes
 from ros2_erl_vlm.core.ratings import DatasetSpec, RatingDataset
@@ -399,19 +400,8 @@ class ErlVlmTrainer:
         """Deterministic-policy episodes on the eval env: success rate (max over each episode)."""
         assert self.eval_env is not None
         c = self.config
-        successes, returns = [], []
-        for i in range(c.eval_episodes):
-            obs, _ = self.eval_env.reset(seed=10_000_000 + c.seed * 1000 + i)
-            done, ret, succ = False, 0.0, False
-            while not done:
-                obs, r, term, trunc, info = self.eval_env.step(self.agent.act(obs, deterministic=True))
-                ret += float(info.get("true_reward", r))
-                succ |= bool(info.get("success", False))
-                done = term or trunc
-            successes.append(float(succ))
-            returns.append(ret)
-        out = {"success_rate": float(np.mean(successes)), "true_return": float(np.mean(returns)),
-               "ratings": len(self.dataset), "wall_s": time.perf_counter() - self._wall0}
+        result = evaluate_policy(self.agent, self.eval_env, c.eval_episodes, c.seed)
+        out = {**result, "ratings": len(self.dataset), "wall_s": time.perf_counter() - self._wall0}
         self.last_eval = out
         self.history.append({"step": self.step, **out})
         self.logger.log("eval", self.step, out)

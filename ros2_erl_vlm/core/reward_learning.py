@@ -1,0 +1,366 @@
+"""The reward half of the ERL-VLM loop for a process that talks to its rater by messages
+(``reward_learner``): episodes from an observation stream, query rounds, rating persistence,
+reward training, versioned models.
+
+Durability (everything under ``run_dir``):
+
+* ``requests.erlr``: every query is appended (with the segment's reward-model input and the data
+  a rater needs) *before* it is sent, so a restarted learner re-sends what is still unanswered;
+* ``ratings.erlr``: every answer (rating or abstention) is appended *before* it is used; an answer
+  whose request id is already there is a duplicate and is ignored, so a rating is never stored
+  twice and, with the rater answering re-sent requests from its own log, never lost;
+* ``checkpoint.pt``: reward model (weights, optimiser, version), schedule and step counters,
+  written atomically at every round start and after every training.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ros2_erl_vlm.core.checkpoint import load_checkpoint, save_checkpoint
+from ros2_erl_vlm.core.episodes import Episode, EpisodeRecorder, EpisodeStore
+from ros2_erl_vlm.core.queries import sample_disagreement, sample_uniform
+from ros2_erl_vlm.core.rating import RatingResult, SimTruth
+from ros2_erl_vlm.core.ratings import DatasetSpec, RatingDataset, read_ratings
+from ros2_erl_vlm.core.record_log import RecordLog
+from ros2_erl_vlm.core.reward_model import RewardEnsemble, RewardTrainStats
+from ros2_erl_vlm.core.schedule import QuerySchedule
+from ros2_erl_vlm.core.trainer import LoopConfig, TaskInfo
+
+REQUEST_KIND = "request"
+GAVE_UP_REASON = "no answer from the rater after {n} attempts"
+
+
+class EpisodeAssembler:
+    """Builds complete episodes from a stream of per-step observations.
+
+    Step 0 (after a reset) gives the initial state; step ``t >= 1`` carries the state after the
+    ``t``-th action and that action. Only gap-free episodes that start at step 0 and end with a
+    ``done`` observation come out. :meth:`add` returns a status: ``"start"``, ``"step"``,
+    ``"duplicate"`` (same (episode, step) again; ignored), ``"gap"`` (a step is missing or out of
+    order; the partial episode is dropped) or ``"complete"``.
+    """
+
+    def __init__(self) -> None:
+        self._rec: EpisodeRecorder | None = None
+        self._last: tuple[int, int] | None = None
+        self.dropped = 0
+
+    def add(self, episode: int, step: int, state: np.ndarray, action: np.ndarray,
+            truth: SimTruth | None, done: bool) -> tuple[str, Episode | None]:
+        """Feed one observation; returns ``(status, finished episode or None)``."""
+        episode, step = int(episode), int(step)
+        if self._last == (episode, step):
+            return "duplicate", None
+        self._last = (episode, step)
+        if step == 0:
+            if self._rec is not None and len(self._rec) > 0:
+                self.dropped += 1  # an unfinished episode was cut short
+            self._rec = EpisodeRecorder(episode)
+            return "start", None
+        rec = self._rec
+        if rec is None or rec.episode_id != episode or len(rec) != step - 1:
+            if rec is not None:
+                self.dropped += 1
+            self._rec = None
+            return "gap", None
+        rec.add(state, action, truth)
+        if done:
+            self._rec = None
+            return "complete", rec.finish()
+        return "step", None
+
+
+@dataclass
+class PendingRequest:
+    """A query sent to the rater and not answered yet."""
+
+    request_id: str
+    episode: int
+    steps: tuple[int, ...]
+    inputs: np.ndarray  # the reward model's input for the segment, (T, obs_dim)
+    truth: tuple[SimTruth, ...] | None
+    round: int
+    attempts: int = 0
+    last_sent: float = field(default=-1e18)
+
+
+@dataclass
+class TrainedModel:
+    """A reward model version ready to publish."""
+
+    version: int
+    blob: bytes
+    sha256: str
+    path: Path
+    stats: RewardTrainStats
+    num_ratings: int
+
+
+class RewardLearner:
+    """Episode store, query rounds, rating dataset and reward ensemble (see module docstring).
+
+    Args:
+        config: loop settings (schedule, ``reward``, ``segment_length``, ``episode_store_size``).
+        obs_dim: state size.
+        task: instruction and class names (``config.num_classes`` of them) sent with every query.
+        run_dir: where the logs, checkpoint and model files live (resumed when present).
+        max_attempts: sends of one request before the learner records an abstention itself.
+    """
+
+    def __init__(self, config: LoopConfig, obs_dim: int, task: TaskInfo, run_dir: str | Path,
+                 *, max_attempts: int = 5) -> None:
+        self.config = c = config.validate()
+        if c.reward.input_kind != "state":
+            raise ValueError("the reward learner node supports state reward models only "
+                             "(reward.input_kind must be 'state')")
+        if len(task.class_names) != c.num_classes:
+            raise ValueError(f"task has {len(task.class_names)} class names, config says {c.num_classes}")
+        if max_attempts < 1:
+            raise ValueError(f"max_attempts must be >= 1, got {max_attempts}")
+        self.obs_dim, self.task, self.max_attempts = int(obs_dim), task, int(max_attempts)
+        self.run_dir = Path(run_dir)
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.rng = np.random.default_rng(c.seed + 3)
+        self.model = RewardEnsemble(c.reward, obs_dim=self.obs_dim, seed=c.seed + 1)
+        self.schedule = QuerySchedule()
+        self.env_steps = 0
+        self.assembler = EpisodeAssembler()
+        self.episodes = EpisodeStore(c.episode_store_size)
+        self.counters: dict[str, int] = {}
+        self.last_train: RewardTrainStats | None = None
+        self.round_open = False
+        self.round_started = 0.0
+        self.current_round = 0
+        self.resumed = False
+        # Answers already stored (dedupe) and the dataset itself.
+        ratings_path = self.run_dir / "ratings.erlr"
+        self.answered: set[str] = {str(m.get("query_id")) for m in read_ratings(ratings_path)} \
+            if ratings_path.exists() else set()
+        self.dataset = RatingDataset(
+            DatasetSpec(c.num_classes, "state", (c.segment_length, self.obs_dim)),
+            capacity=c.max_feedback, path=ratings_path)
+        ckpt = self.run_dir / "checkpoint.pt"
+        if ckpt.exists():
+            state = load_checkpoint(ckpt)
+            self.model.load_state_dict(state["reward_model"])
+            self.schedule.load_state_dict(state["schedule"])
+            self.env_steps = int(state["env_steps"])
+            self.rng.bit_generator.state = state["rng"]
+            self.resumed = True
+        self.requests = RecordLog(self.run_dir / "requests.erlr")
+        self.pending: dict[str, PendingRequest] = {}
+        for rec in self.requests.records:
+            m = rec.meta
+            if m.get("kind") != REQUEST_KIND:
+                continue
+            self.current_round = max(self.current_round, int(m["round"]))
+            if m["request_id"] in self.answered:
+                continue
+            truth = None
+            if "true_rewards" in rec.arrays:
+                truth = tuple(SimTruth(float(r), bool(s), float(p)) for r, s, p in zip(
+                    rec.arrays["true_rewards"], rec.arrays["successes"], rec.arrays["progress"],
+                    strict=True))
+            self.pending[m["request_id"]] = PendingRequest(
+                m["request_id"], int(m["episode"]), tuple(int(s) for s in m["steps"]),
+                rec.arrays["input"], truth, int(m["round"]))
+        # Requests persisted after the last checkpoint were asked: count them.
+        asked = sum(1 for r in self.requests.records if r.meta.get("kind") == REQUEST_KIND)
+        self.schedule.queries_asked = max(self.schedule.queries_asked, asked)
+
+    def count(self, name: str, n: int = 1) -> None:
+        """Bump a named counter (reported in the node's status)."""
+        self.counters[name] = self.counters.get(name, 0) + n
+
+    @property
+    def version(self) -> int:
+        """Current reward model version (0: untrained)."""
+        return self.model.version
+
+    # -- observations ---------------------------------------------------------------------------
+    def observe(self, episode: int, step: int, state: Any, action: Any, truth: SimTruth | None,
+                done: bool) -> str:
+        """Feed one observation; returns the assembler's status.
+
+        Raises:
+            ValueError: wrong-size or non-finite state/action (nothing recorded).
+        """
+        s = np.asarray(state, dtype=np.float32).reshape(-1)
+        if s.shape != (self.obs_dim,) or not np.all(np.isfinite(s)):
+            raise ValueError(f"state must be {self.obs_dim} finite values")
+        a = np.asarray(action, dtype=np.float32).reshape(-1)
+        if int(step) > 0 and (a.size == 0 or not np.all(np.isfinite(a))):
+            raise ValueError("action_taken must be finite and non-empty after step 0")
+        status, ep = self.assembler.add(episode, step, s, a, truth, done)
+        if status in ("step", "complete"):
+            self.env_steps += 1
+        if ep is not None:
+            self.episodes.add(ep)
+        self.count(f"obs_{status}")
+        return status
+
+    # -- rounds ---------------------------------------------------------------------------------
+    def round_due(self) -> bool:
+        """A new round should start now (no round open, schedule says so)."""
+        return not self.round_open and self.schedule.due(self.config, self.env_steps, len(self.episodes))
+
+    def start_round(self, now: float | None = None) -> list[PendingRequest]:
+        """Choose segments, persist the requests, open the round; returns the requests to send."""
+        c = self.config
+        now = time.monotonic() if now is None else now
+        n = self.schedule.budget(c)
+        if n <= 0 or len(self.episodes) == 0:
+            return []
+        if c.query_strategy == "uniform" or self.model.num_ratings_seen == 0:
+            segments = sample_uniform(self.episodes, n, self.rng, c.segment_length)
+        else:
+            segments = sample_disagreement(self.episodes, n, self.rng,
+                                           lambda x: self.model.member_rewards(x).numpy(),
+                                           c.segment_length)
+        self.current_round += 1
+        tag = uuid.uuid4().hex[:8]
+        out = []
+        for i, seg in enumerate(segments):
+            ep = self.episodes[seg.index]
+            sl = slice(seg.start, seg.start + seg.length)
+            truth = None if ep.truth is None else ep.truth[sl]
+            req = PendingRequest(f"r{self.current_round:05d}-{tag}-{i:03d}", ep.episode_id, seg.steps,
+                                 ep.next_obs[sl].copy(), truth, self.current_round)
+            arrays: dict[str, np.ndarray] = {"input": req.inputs}
+            if truth is not None:
+                arrays["true_rewards"] = np.array([t.reward for t in truth], dtype=np.float32)
+                arrays["successes"] = np.array([t.success for t in truth], dtype=np.bool_)
+                arrays["progress"] = np.array([np.nan if t.progress is None else t.progress
+                                               for t in truth], dtype=np.float32)
+            self.requests.append({"kind": REQUEST_KIND, "request_id": req.request_id,
+                                  "episode": req.episode, "steps": list(req.steps),
+                                  "round": req.round, "env_step": self.env_steps,
+                                  "time": time.time()}, arrays)
+            self.pending[req.request_id] = req
+            out.append(req)
+        self.schedule.record_round(self.env_steps, len(out))
+        self.round_open, self.round_started = True, now
+        self.count("rounds_started")
+        self.save()
+        return out
+
+    def due_for_sending(self, now: float, retry_s: float) -> list[PendingRequest]:
+        """Pending requests never sent or unanswered for ``retry_s``; each is marked as sent.
+
+        A request sent ``max_attempts`` times is given up: an abstention is recorded for it.
+        """
+        out = []
+        for req in list(self.pending.values()):
+            if now - req.last_sent < retry_s:
+                continue
+            if req.attempts >= self.max_attempts:
+                self._give_up(req)
+                continue
+            req.attempts += 1
+            req.last_sent = now
+            if req.attempts > 1:
+                self.count("requests_resent")
+            out.append(req)
+        return out
+
+    def _give_up(self, req: PendingRequest) -> None:
+        result = RatingResult(query_id=req.request_id, label=None, num_classes=self.config.num_classes,
+                              backend="reward_learner",
+                              abstain_reason=GAVE_UP_REASON.format(n=req.attempts), attempts=req.attempts)
+        self._store(req, result)
+        self.count("requests_given_up")
+
+    def _store(self, req: PendingRequest, result: RatingResult) -> bool:
+        ok = self.dataset.add(req.inputs, result, episode=req.episode, steps=list(req.steps),
+                              env_step=self.env_steps, round=req.round)
+        self.answered.add(req.request_id)
+        del self.pending[req.request_id]
+        return ok
+
+    def on_rating(self, request_id: str, result: RatingResult) -> str:
+        """Store one answer; returns ``"rated"``, ``"abstained"``, ``"duplicate"`` or ``"unknown"``.
+
+        Raises:
+            ValueError: the answer does not fit the request (class count).
+        """
+        req = self.pending.get(request_id)
+        if req is None:
+            status = "duplicate" if request_id in self.answered else "unknown"
+        else:
+            if result.num_classes != self.config.num_classes:
+                raise ValueError(
+                f"rating has {result.num_classes} classes, expected {self.config.num_classes}")
+            status = "rated" if self._store(req, result) else "abstained"
+        self.count(f"ratings_{status}")
+        return status
+
+    def round_ready(self, now: float, timeout_s: float) -> bool:
+        """The open round can be trained on: all its requests answered, or ``timeout_s`` passed."""
+        if not self.round_open:
+            return False
+        if not any(r.round == self.current_round for r in self.pending.values()):
+            return True
+        if now - self.round_started >= timeout_s:
+            self.count("rounds_timed_out")
+            return True
+        return False
+
+    def train(self) -> TrainedModel | None:
+        """Close the round and train on every stored rating; None when there is nothing to learn
+        from (no ratings yet)."""
+        self.round_open = False
+        if len(self.dataset) == 0:
+            self.count("rounds_without_ratings")
+            self.save()
+            return None
+        stats = self.model.train_on(self.dataset, self.rng)
+        self.last_train = stats
+        self.save()
+        return self.export()
+
+    def export(self) -> TrainedModel | None:
+        """The current model version as bytes, also written to ``models/v<version>.pt``."""
+        if self.model.version == 0:
+            return None
+        blob = self.model.to_bytes()
+        sha = hashlib.sha256(blob).hexdigest()
+        path = self.run_dir / "models" / f"reward_model_v{self.model.version:05d}.pt"
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(".tmp")
+            tmp.write_bytes(blob)
+            tmp.replace(path)
+        stats = self.last_train or RewardTrainStats(num_ratings=len(self.dataset))
+        return TrainedModel(self.model.version, blob, sha, path, stats, len(self.dataset))
+
+    # -- persistence ----------------------------------------------------------------------------
+    def save(self) -> Path:
+        """Atomic checkpoint of the model, schedule, counters and RNG."""
+        return save_checkpoint(self.run_dir / "checkpoint.pt", {
+            "reward_model": self.model.state_dict(), "schedule": self.schedule.state_dict(),
+            "env_steps": self.env_steps, "rng": self.rng.bit_generator.state,
+        })
+
+    def status(self) -> dict[str, Any]:
+        """Counters and sizes for status reports."""
+        return {"env_steps": self.env_steps, "episodes": len(self.episodes),
+                "version": self.version, "ratings": len(self.dataset),
+                "abstentions": self.dataset.num_abstentions, "pending": len(self.pending),
+                "rounds": self.schedule.rounds, "queries_asked": self.schedule.queries_asked,
+                "round_open": self.round_open, "episodes_dropped": self.assembler.dropped,
+                "train_accuracy": None if self.last_train is None else self.last_train.accuracy,
+                **self.counters}
+
+    def close(self) -> None:
+        """Checkpoint and close the logs."""
+        self.save()
+        self.dataset.close()
+        self.requests.close()

@@ -1,0 +1,290 @@
+"""The node graph description (``config/graph.yaml``) and what both starters derive from it.
+
+``launch/train_sim.launch.py`` (ROS installed) and :mod:`ros2_erl_vlm.runner` (no ROS install)
+read the same file through this module: the nodes, their layers, the launch arguments and how each
+argument becomes node parameters. It also checks a ROS params file against every node's declared
+parameters without starting anything (ROS-free; rclpy is not imported).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ros2_erl_vlm.paths import config_dir
+from ros2_erl_vlm.ros.node_params import NODE_PARAMS, all_param_names, loop_config
+from ros2_erl_vlm.ros.params import ParamError, ParamSpec, is_builtin
+
+GRAPH_FILE = "graph.yaml"
+LAYERS = ("top", "bottom_sim", "bottom_real")
+
+
+class GraphError(ValueError):
+    """A bad graph description, argument or params file (the message says which)."""
+
+
+@dataclass(frozen=True)
+class NodeSpec:
+    """One node of the graph."""
+
+    name: str
+    layer: str
+    sim_time: bool = True
+    ends_graph: bool = False
+
+    @property
+    def module(self) -> str:
+        """The Python module with the node's ``main``."""
+        return f"ros2_erl_vlm.nodes.{self.name}"
+
+    @property
+    def params(self) -> tuple[ParamSpec, ...]:
+        """The node's declared parameters."""
+        return NODE_PARAMS[self.name]
+
+
+@dataclass(frozen=True)
+class Argument:
+    """A launch argument / runner option."""
+
+    name: str
+    default: str
+    description: str
+    parameter: str | None = None
+    special: str | None = None
+    nodes: tuple[str, ...] | None = None
+
+
+@dataclass
+class Graph:
+    """The parsed ``config/graph.yaml``."""
+
+    nodes: list[NodeSpec]
+    arguments: dict[str, Argument]
+    params_file: Path
+    source: Path = field(default_factory=Path)
+
+    def node(self, name: str) -> NodeSpec:
+        """The node called ``name``."""
+        for n in self.nodes:
+            if n.name == name:
+                return n
+        raise GraphError(f"no node {name!r} in {self.source}")
+
+    def layer(self, layer: str) -> list[NodeSpec]:
+        """The nodes of one layer."""
+        return [n for n in self.nodes if n.layer == layer]
+
+    def defaults(self) -> dict[str, str]:
+        """Every argument's default value."""
+        return {name: a.default for name, a in self.arguments.items()}
+
+    def resolve(self, values: dict[str, str]) -> dict[str, str]:
+        """Argument values (defaults filled in, unknown names rejected, ``run_dir`` and
+        ``params_file`` made concrete absolute paths)."""
+        unknown = sorted(set(values) - set(self.arguments))
+        if unknown:
+            raise GraphError(f"unknown argument {unknown[0]!r} (known: {', '.join(self.arguments)})")
+        out = {**self.defaults(), **{k: str(v) for k, v in values.items()}}
+        if not out.get("params_file"):
+            out["params_file"] = str(self.params_file)
+        out["params_file"] = str(Path(out["params_file"]).expanduser().resolve())
+        if not out.get("run_dir"):
+            out["run_dir"] = default_run_dir(out.get("task", "task"), out.get("seed", "0"))
+        out["run_dir"] = str(Path(out["run_dir"]).expanduser().resolve())
+        ns = out.get("namespace", "")
+        if ns and not re.fullmatch(r"/?[A-Za-z][A-Za-z0-9_]*(/[A-Za-z][A-Za-z0-9_]*)*", ns):
+            raise GraphError(f"argument 'namespace': {ns!r} is not a valid ROS namespace")
+        return out
+
+    def node_overrides(self, values: dict[str, str]) -> dict[str, dict[str, Any]]:
+        """Typed parameter overrides per node from resolved argument values."""
+        out: dict[str, dict[str, Any]] = {n.name: {} for n in self.nodes}
+        for arg in self.arguments.values():
+            if arg.parameter is None:
+                continue
+            raw = values.get(arg.name, "")
+            if raw == "":
+                continue
+            for node in self.nodes:
+                if arg.nodes is not None and node.name not in arg.nodes:
+                    continue
+                spec = {s.name: s for s in node.params}.get(arg.parameter)
+                if spec is None:
+                    continue
+                out[node.name][arg.parameter] = typed_value(spec, raw, arg.name)
+        use_sim_time = parse_bool(values.get("use_sim_time", "false"), "use_sim_time")
+        for node in self.nodes:
+            if node.sim_time and use_sim_time:
+                out[node.name]["use_sim_time"] = True
+        return out
+
+
+def parse_bool(raw: str, name: str) -> bool:
+    """``true``/``false`` (any case, also 1/0, yes/no)."""
+    v = str(raw).strip().lower()
+    if v in ("true", "1", "yes", "on"):
+        return True
+    if v in ("false", "0", "no", "off", ""):
+        return False
+    raise GraphError(f"argument '{name}': expected true or false, got {raw!r}")
+
+
+def typed_value(spec: ParamSpec, raw: str, arg: str) -> Any:
+    """The argument string as the parameter's type, validated."""
+    value: Any = raw
+    if spec.kind != "str":
+        try:
+            value = yaml.safe_load(raw)
+        except yaml.YAMLError as exc:
+            raise GraphError(f"argument '{arg}': cannot parse {raw!r}: {exc}") from exc
+    try:
+        return spec.check(value)
+    except ParamError as exc:
+        raise GraphError(f"argument '{arg}': {exc}") from exc
+
+
+def default_run_dir(task: str, seed: str) -> str:
+    """``runs/<task>-graph-s<seed>-<time>`` under the working directory."""
+    return str(Path("runs") / f"{task}-graph-s{seed}-{time.strftime('%Y%m%d-%H%M%S')}")
+
+
+def load_graph(path: str | Path | None = None) -> Graph:
+    """Parse ``config/graph.yaml`` (or ``path``)."""
+    src = Path(path) if path is not None else config_dir() / GRAPH_FILE
+    try:
+        data = yaml.safe_load(src.read_text())
+    except (OSError, yaml.YAMLError) as exc:
+        raise GraphError(f"cannot read graph description {src}: {exc}") from exc
+    if not isinstance(data, dict):
+        raise GraphError(f"{src}: expected a mapping")
+    nodes = []
+    for raw in data.get("nodes") or []:
+        name = raw.get("name")
+        if name not in NODE_PARAMS:
+            raise GraphError(f"{src}: unknown node {name!r} (known: {', '.join(NODE_PARAMS)})")
+        layer = raw.get("layer", "top")
+        if layer not in LAYERS:
+            raise GraphError(f"{src}: node {name}: layer must be one of {LAYERS}")
+        nodes.append(NodeSpec(name, layer, bool(raw.get("sim_time", True)),
+                              bool(raw.get("ends_graph", False))))
+    if not nodes:
+        raise GraphError(f"{src}: no nodes")
+    args = {}
+    for name, raw in (data.get("arguments") or {}).items():
+        nodes_for = raw.get("nodes")
+        args[name] = Argument(name, str(raw.get("default", "")), str(raw.get("description", "")),
+                              raw.get("parameter"), raw.get("special"),
+                              tuple(nodes_for) if nodes_for else None)
+    pf = Path(str(data.get("params_file", "train_sim.yaml")))
+    return Graph(nodes, args, pf if pf.is_absolute() else src.parent / pf, src)
+
+
+# -- params files ----------------------------------------------------------------------------------
+def _pattern(key: str) -> re.Pattern[str]:
+    """Regex of a params-file node key (``/**``, ``/**/name``, ``/ns/name``, ``name``, ``*``)."""
+    k = key if key.startswith("/") else "/" + key
+    out, i = "", 0
+    while i < len(k):
+        if k.startswith("/**", i):
+            out += "(/[^/]+)*"
+            i += 3
+        elif k[i] == "*":
+            out += "[^/]*"
+            i += 1
+        else:
+            out += re.escape(k[i])
+            i += 1
+    return re.compile(out + r"\Z")
+
+
+def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        name = f"{prefix}{k}"
+        if isinstance(v, dict):
+            out.update(_flatten(v, name + "."))
+        else:
+            out[name] = v
+    return out
+
+
+def read_params_file(path: str | Path) -> dict[str, dict[str, Any]]:
+    """``{node key: {parameter: value}}`` of a ROS params file (nested names flattened)."""
+    p = Path(path)
+    try:
+        data = yaml.safe_load(p.read_text())
+    except (OSError, yaml.YAMLError) as exc:
+        raise GraphError(f"params file {p}: cannot read: {exc}") from exc
+    if not isinstance(data, dict):
+        raise GraphError(f"params file {p}: expected a mapping of node names")
+    out = {}
+    for key, body in data.items():
+        if not isinstance(body, dict) or not isinstance(body.get("ros__parameters"), dict):
+            raise GraphError(f"params file {p}: section {key!r} needs a 'ros__parameters' mapping")
+        out[str(key)] = _flatten(body["ros__parameters"])
+    return out
+
+
+def node_params_from_file(sections: dict[str, dict[str, Any]], fqn: str) -> dict[str, Any]:
+    """The parameters a node with fully qualified name ``fqn`` gets from the sections (in file
+    order; later sections win, as in rcl)."""
+    out: dict[str, Any] = {}
+    for key, values in sections.items():
+        if _pattern(key).match(fqn):
+            out.update(values)
+    return out
+
+
+def fqn(namespace: str, name: str) -> str:
+    """``/ns/name`` (or ``/name``)."""
+    ns = namespace.strip("/")
+    return f"/{ns}/{name}" if ns else f"/{name}"
+
+
+def check_params(graph: Graph, values: dict[str, str]) -> None:
+    """Validate the params file plus argument overrides for every node; GraphError names the
+    node and parameter of the first problem."""
+    sections = read_params_file(values["params_file"])
+    known = all_param_names()
+    overrides = graph.node_overrides(values)
+    for node in graph.nodes:
+        given = {**node_params_from_file(sections, fqn(values.get("namespace", ""), node.name)),
+                 **overrides[node.name]}
+        own = {s.name: s for s in node.params}
+        for key in given:
+            if key not in own and key not in known and not is_builtin(key):
+                raise GraphError(f"{node.name}: unknown parameter '{key}' in {values['params_file']}")
+        try:
+            checked = {k: own[k].check(v) for k, v in given.items() if k in own}
+            if node.name in ("reward_learner", "sac_agent"):
+                loop_config({**{s.name: s.default for s in node.params}, **checked})
+        except ParamError as exc:
+            raise GraphError(f"{node.name}: {exc}") from exc
+
+
+def ros_args(node: NodeSpec, values: dict[str, str], overrides: dict[str, Any]) -> list[str]:
+    """``--ros-args`` of one node process (name, namespace, params file, overrides, log level)."""
+    args = ["--ros-args", "-r", f"__node:={node.name}"]
+    ns = values.get("namespace", "").strip("/")
+    if ns:
+        args += ["-r", f"__ns:=/{ns}"]
+    args += ["--params-file", values["params_file"]]
+    for key, value in overrides.items():
+        args += ["-p", f"{key}:={json.dumps(value)}"]
+    level = values.get("log_level", "")
+    if level:
+        args += ["--log-level", level]
+    return args
+
+
+def node_command(node: NodeSpec, values: dict[str, str], overrides: dict[str, Any]) -> list[str]:
+    """The command line of one node process (this interpreter, ``-m`` the node module)."""
+    return [sys.executable, "-m", node.module, *ros_args(node, values, overrides)]

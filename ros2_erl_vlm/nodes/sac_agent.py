@@ -1,0 +1,215 @@
+"""``sac_agent``: acts, stores transitions, relabels on every reward model update, trains, evaluates,
+checkpoints.
+
+Subscribes to ``observation`` and ``reward_model``; publishes ``action`` (erl_vlm/Action for the
+observation's (episode, step)) and ``episode_summary``. Per observation, in the order of the
+in-process trainer: store the transition that led to it, publish the next action, then run the SAC
+updates due (they overlap with the simulator's step). Until a reward model arrives the agent
+explores (seed steps, then PEBBLE's state entropy); each new model version relabels the whole
+replay buffer, the first one also resets the critic. Without new models (a restarting learner) it
+keeps acting and training on the last one.
+
+Evaluation (simulation only): every ``eval_every`` env steps, ``eval_episodes`` deterministic
+episodes on a private copy of the task with the in-process runner's seeds, so success rates are
+comparable. After ``total_steps`` the agent checkpoints, writes ``summary.json`` and exits 0, which
+ends the graph. Files: ``<run_dir>/sac_agent/{checkpoint.pt,train.csv,eval.csv,summary.json}``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+import time
+from dataclasses import asdict, replace
+from typing import Any
+
+import numpy as np
+from erl_vlm.msg import Action, EpisodeSummary, Observation, RewardModelUpdate
+
+from ros2_erl_vlm.core.checkpoint import load_checkpoint, save_checkpoint
+from ros2_erl_vlm.core.evaluation import evaluate_policy
+from ros2_erl_vlm.core.online_agent import EpisodeStats, OnlineAgent
+from ros2_erl_vlm.core.trainer import MetricsLogger
+from ros2_erl_vlm.ros import qos
+from ros2_erl_vlm.ros.convert import model_from_update, read_observation
+from ros2_erl_vlm.ros.node_base import ErlNode, run_node
+from ros2_erl_vlm.ros.node_params import loop_config
+
+
+class SacAgent(ErlNode):
+    """The node (see module docstring)."""
+
+    def __init__(self) -> None:
+        super().__init__("sac_agent")
+        from ros2_erl_vlm.envs import load_task
+        from ros2_erl_vlm.envs.metaworld_env import ACTION_DIM, OBS_DIM
+
+        p = self.p
+        self.dir = self.require_run_dir()
+        self.config = c = loop_config(p)
+        self.agent = OnlineAgent(c, OBS_DIM, ACTION_DIM)
+        self.eval_env = None
+        if c.eval_episodes > 0:
+            task = load_task(p["task"])
+            if p["max_episode_steps"]:
+                task = replace(task, max_episode_steps=int(p["max_episode_steps"]))
+            from ros2_erl_vlm.envs import make_env
+
+            self.eval_env = make_env(task, seed=c.seed + 12345, render=False)
+        self.logger = MetricsLogger(self.dir, tensorboard=False)
+        self.ckpt = self.dir / "checkpoint.pt"
+        self.episodes_done = 0
+        self.history: list[dict[str, Any]] = []
+        self.metrics: dict[str, float] = {}
+        self.last_eval: dict[str, float] = {}
+        if p["resume"] and self.ckpt.exists():
+            state = load_checkpoint(self.ckpt)
+            self.agent.load_state_dict(state["agent"])
+            self.episodes_done = int(state["episodes_done"])
+            self.history = list(state["history"])
+            self.get_logger().info(
+                f"resumed at env step {self.agent.step}, model v{self.agent.model_version}")
+        self.first_step_time: float | None = None
+        self.first_step = self.agent.step
+        self.pub_action = self.create_publisher(Action, qos.ACTION, qos.ACTION_QOS)
+        self.pub_summary = self.create_publisher(EpisodeSummary, qos.EPISODE_SUMMARY, qos.SUMMARY_QOS)
+        self.create_subscription(Observation, qos.OBSERVATION, self.on_observation, qos.OBSERVATION_QOS)
+        self.create_subscription(RewardModelUpdate, qos.REWARD_MODEL, self.on_model, qos.REWARD_MODEL_QOS)
+        if self.agent.step >= c.total_steps:
+            self.get_logger().info("the run is already complete")
+            self.finish(0)
+
+    # -- observation -> transition, action, learning -------------------------------------------
+    def on_observation(self, msg: Observation) -> None:
+        """Store, act, learn (see module docstring)."""
+        if self.done:
+            return
+        try:
+            o = read_observation(msg)
+            seen = self.agent.observe(o.episode, o.step, o.state, o.action_taken,
+                                      terminated=o.terminated, truncated=o.truncated, truth=o.truth)
+        except ValueError as exc:
+            self.count("bad_observations", f"dropped an observation: {exc}")
+            return
+        self.counters[f"obs_{seen.kind}"] += 1
+        if seen.kind == "transition" and self.first_step_time is None:
+            self.first_step_time = time.monotonic()
+            self.first_step = self.agent.step - 1
+        if seen.episode_end is not None:
+            self.end_episode(seen.episode_end, msg)
+        if seen.kind == "transition":
+            self.after_step()
+            if self.done:
+                return
+        if not seen.needs_action:
+            return
+        if seen.kind == "duplicate" and self.agent.last_action is not None:
+            action = self.agent.last_action  # the env asks again: same answer
+        else:
+            action = self.agent.act(o.state)
+        out = Action(episode=o.episode, step=o.step, action=action.astype(np.float32))
+        out.header.stamp = msg.header.stamp
+        self.pub_action.publish(out)
+        if seen.kind != "duplicate":
+            self.metrics = self.agent.learn() or self.metrics
+
+    def after_step(self) -> None:
+        """Evaluation, checkpoint and the end of the run, at the in-process trainer's steps."""
+        c, step = self.config, self.agent.step
+        if self.eval_env is not None and step % c.eval_every == 0:
+            self.evaluate()
+        if step % c.checkpoint_every == 0:
+            self.save()
+        if step >= c.total_steps:
+            self.complete()
+
+    def end_episode(self, st: EpisodeStats, msg: Observation) -> None:
+        """Log and publish an episode's totals."""
+        self.episodes_done += 1
+        self.logger.log("train", self.agent.step, {
+            "episode": st.episode, "true_return": st.true_return, "learned_return": st.learned_return,
+            "success": float(st.success), "length": st.length, "model_version": self.agent.model_version,
+            **self.metrics})
+        out = EpisodeSummary(episode=st.episode, length=st.length, true_return=float(st.true_return),
+                             success=bool(st.success), learned_return=float(st.learned_return))
+        out.header.stamp = msg.header.stamp
+        self.pub_summary.publish(out)
+
+    def on_model(self, msg: RewardModelUpdate) -> None:
+        """Adopt a newer reward model: relabel (and, the first time, reset the critic)."""
+        if int(msg.version) <= self.agent.model_version:
+            return
+        try:
+            model = model_from_update(msg)
+            t0 = time.perf_counter()
+            info = self.agent.set_reward_model(model, int(msg.version))
+        except ValueError as exc:
+            self.count("bad_models", f"rejected reward model v{msg.version}: {exc}")
+            return
+        if info is not None:
+            self.counters["relabels"] += 1
+            self.logger.log("relabel", self.agent.step, {**info, "seconds": time.perf_counter() - t0})
+            self.get_logger().info(f"reward model v{info['version']}: relabelled {info['relabelled']} "
+                                   f"transitions{' (critic reset)' if info['first'] else ''}")
+
+    # -- evaluation, checkpoints, the end ------------------------------------------------------
+    def evaluate(self) -> None:
+        """Deterministic episodes on the private eval env."""
+        assert self.eval_env is not None
+        res = evaluate_policy(self.agent.sac, self.eval_env, self.config.eval_episodes, self.config.seed)
+        out = {**res, "model_version": self.agent.model_version, "wall_s": time.monotonic() - self._t0}
+        self.last_eval = out
+        self.history.append({"step": self.agent.step, **out})
+        self.logger.log("eval", self.agent.step, out)
+        self.get_logger().info(f"eval at step {self.agent.step}: success {res['success_rate']:.2f}")
+
+    def save(self) -> None:
+        """Atomic checkpoint of the agent (with its replay buffer) and the history."""
+        save_checkpoint(self.ckpt, {"agent": self.agent.state_dict(), "episodes_done": self.episodes_done,
+                                    "history": self.history})
+
+    def steps_per_s(self) -> float:
+        """Env steps per second since the first transition of this process."""
+        if self.first_step_time is None:
+            return math.nan
+        dt = time.monotonic() - self.first_step_time
+        return (self.agent.step - self.first_step) / dt if dt > 0 else math.nan
+
+    def complete(self) -> None:
+        """Checkpoint, write the summary and stop (exit 0)."""
+        self.save()
+        summary = {"steps": self.agent.step, "episodes": self.episodes_done,
+                   "model_version": self.agent.model_version, "relabels": self.agent.relabels,
+                   "sac_updates": self.agent.updates, "steps_per_s": self.steps_per_s(),
+                   "final_success_rate": self.last_eval.get("success_rate"), "eval": self.history,
+                   "counters": dict(self.counters), "config": asdict(self.config)}
+        (self.dir / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
+        self.get_logger().info(f"done: {self.agent.step} env steps, {self.episodes_done} episodes, "
+                               f"{summary['steps_per_s']:.1f} steps/s")
+        self.finish(0)
+
+    def status(self) -> dict[str, Any]:
+        """Progress."""
+        return {"step": self.agent.step, "episodes": self.episodes_done, "phase": self.agent.phase,
+                "model_version": self.agent.model_version, "relabels": self.agent.relabels,
+                "sac_updates": self.agent.updates, "steps_per_s": self.steps_per_s(),
+                "last_eval": self.last_eval}
+
+    def close(self) -> None:
+        """Checkpoint (when interrupted) and close files."""
+        if not self.done:
+            self.save()
+        super().close()
+        self.logger.close()
+        if self.eval_env is not None:
+            self.eval_env.close()
+
+
+def main(args: list[str] | None = None) -> int:
+    """Entry point of the ``sac_agent`` executable."""
+    return run_node(SacAgent, args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,215 @@
+"""``sim_bridge``: a MetaWorld task behind the robot contract of the graph.
+
+Publishes ``observation`` (erl_vlm/Observation: state, the action applied, simulator truth; episode
+and step ids) after every reset and step, ``camera/image_raw`` (sensor_msgs/Image of the task
+camera, stamped like the observation it shows) and, in lock-step mode, ``/clock``. Subscribes to
+``action`` (erl_vlm/Action). Service ``reset`` (std_srvs/Trigger) starts a new episode.
+
+Modes:
+
+* ``lockstep``: the env steps when the Action for the current (episode, step) arrives; sim time
+  advances by the env's control period per step (and per reset), published on ``/clock`` before
+  the observation, so the graph runs on sim time as fast as it can. If no valid action arrives for
+  ``action_timeout_s`` the observation is published again (lost messages, a restarted agent).
+* ``realtime``: the env steps at ``control_rate_hz`` with the newest action for the current
+  episode; without a fresh one (``action_timeout_s``) it applies a zero action (hold).
+
+Actions with the wrong size or NaN/inf, or for another (episode, step) in lock-step, are counted
+and dropped; the env never sees them.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import sys
+import time
+from typing import Any
+
+import numpy as np
+from builtin_interfaces.msg import Time
+from erl_vlm.msg import Action, Observation
+from rosgraph_msgs.msg import Clock
+from sensor_msgs.msg import Image
+from std_srvs.srv import Trigger
+
+from ros2_erl_vlm.ros import qos
+from ros2_erl_vlm.ros.convert import f32
+from ros2_erl_vlm.ros.images import rgb_to_image
+from ros2_erl_vlm.ros.node_base import ErlNode, run_node
+
+
+def _time(ns: int) -> Time:
+    return Time(sec=ns // 1_000_000_000, nanosec=ns % 1_000_000_000)
+
+
+class SimBridge(ErlNode):
+    """The node (see module docstring)."""
+
+    def __init__(self) -> None:
+        super().__init__("sim_bridge")
+        os.environ.setdefault("MUJOCO_GL", "egl")
+        from dataclasses import replace
+
+        from ros2_erl_vlm.envs import load_task, make_env
+
+        p = self.p
+        task = load_task(p["task"])
+        if p["max_episode_steps"]:
+            task = replace(task, max_episode_steps=int(p["max_episode_steps"]))
+        self.camera = bool(p["camera.enabled"])
+        size = int(p["camera.image_size"]) or task.image_size
+        self.env = make_env(task, seed=int(p["seed"]), render=self.camera, image_size=size)
+        self.seed = int(p["seed"])
+        self.lockstep = p["mode"] == "lockstep"
+        self.dt_ns = round(float(getattr(self.env.metaworld, "dt", 0.0125)) * 1e9)
+        self.action_dim = int(self.env.action_space.shape[0])
+        self.pub_obs = self.create_publisher(Observation, qos.OBSERVATION, qos.OBSERVATION_QOS)
+        self.pub_img = self.create_publisher(Image, qos.CAMERA_IMAGE, qos.IMAGE_QOS)
+        self.pub_clock = (self.create_publisher(Clock, qos.CLOCK, qos.CLOCK_QOS)
+                          if self.lockstep and p["publish_clock"] else None)
+        self.create_subscription(Action, qos.ACTION, self.on_action, qos.ACTION_QOS)
+        self.create_service(Trigger, qos.RESET_SERVICE, self.on_reset)
+        self.sim_ns = 0
+        self.episode = -1
+        self.step_idx = 0
+        self.steps_total = 0
+        self.waiting = False  # an episode is running and waits for an action
+        self.last_obs: Observation | None = None
+        self.last_img: Image | None = None
+        self.last_progress = time.monotonic()
+        self.pending_action: tuple[np.ndarray, float] | None = None
+        self.reset_episode()
+        if self.lockstep:
+            self.wall_timer(min(0.5, float(p["action_timeout_s"]) / 2), self.watchdog)
+        else:
+            self.wall_timer(1.0 / float(p["control_rate_hz"]), self.realtime_tick)
+
+    # -- publishing -----------------------------------------------------------------------------
+    def _publish(self, state: np.ndarray, info: dict[str, Any], action: np.ndarray | None,
+                 truncated: bool) -> None:
+        stamp = _time(self.sim_ns)
+        if self.pub_clock is not None:
+            self.pub_clock.publish(Clock(clock=stamp))
+        msg = Observation(episode=self.episode, step=self.step_idx, state=state.astype(np.float32),
+                          action_taken=(action if action is not None else np.zeros(0, np.float32)),
+                          terminated=False, truncated=bool(truncated), has_truth=True,
+                          true_reward=float(info.get("true_reward", math.nan)),
+                          progress=float(info.get("progress", math.nan)),
+                          success=bool(info.get("success", False)))
+        msg.header.stamp = stamp
+        msg.header.frame_id = "world"
+        self.pub_obs.publish(msg)
+        self.last_obs = msg
+        self.last_img = None
+        if self.camera:  # rendered after the observation went out: overlaps with the agent's turn
+            img = rgb_to_image(self.env.render(), stamp, str(self.p["camera.frame_id"]))
+            self.pub_img.publish(img)
+            self.last_img = img
+        self.last_progress = time.monotonic()
+
+    def reset_episode(self) -> int:
+        """Start the next episode (seeded ``seed + episode``, as the in-process runner)."""
+        self.episode += 1
+        self.step_idx = 0
+        if self.episode > 0:
+            self.sim_ns += self.dt_ns
+        obs, info = self.env.reset(seed=self.seed + self.episode)
+        self.waiting = True
+        self.pending_action = None
+        self.counters["episodes"] += 1
+        self._publish(obs, info, None, False)
+        return self.episode
+
+    def apply(self, action: np.ndarray) -> None:
+        """Step the env with a validated action and publish the result."""
+        a = np.clip(action, -1.0, 1.0).astype(np.float32)
+        obs, _r, terminated, truncated, info = self.env.step(a)
+        self.sim_ns += self.dt_ns
+        self.step_idx += 1
+        self.steps_total += 1
+        self.counters["steps"] += 1
+        done = bool(terminated or truncated)
+        self._publish(obs, info, a, done)
+        if done:
+            self.waiting = False
+            if self.p["auto_reset"]:
+                self.reset_episode()
+
+    # -- callbacks ------------------------------------------------------------------------------
+    def _valid(self, msg: Action) -> np.ndarray | None:
+        a = f32(msg.action)
+        if a.shape != (self.action_dim,):
+            self.count("bad_actions", f"dropped an action with {a.size} values (need {self.action_dim})")
+            return None
+        if not np.all(np.isfinite(a)):
+            self.count("bad_actions", "dropped an action with NaN/inf")
+            return None
+        return a
+
+    def on_action(self, msg: Action) -> None:
+        """Lock-step: step on the action for the current step; realtime: keep the newest."""
+        a = self._valid(msg)
+        if a is None:
+            return
+        if int(msg.episode) != self.episode or not self.waiting:
+            self.count("stale_actions")
+            return
+        if self.lockstep:
+            if int(msg.step) != self.step_idx:
+                self.count("stale_actions")
+                return
+            self.apply(a)
+        else:
+            self.pending_action = (a, time.monotonic())
+
+    def watchdog(self) -> None:
+        """Lock-step: publish the current observation again when the agent went quiet."""
+        if (self.waiting and self.last_obs is not None
+                and time.monotonic() - self.last_progress > float(self.p["action_timeout_s"])):
+            self.pub_obs.publish(self.last_obs)
+            if self.last_img is not None:
+                self.pub_img.publish(self.last_img)
+            self.last_progress = time.monotonic()
+            self.count("observations_republished")
+
+    def realtime_tick(self) -> None:
+        """Realtime: one env step with the newest fresh action, or a zero action."""
+        if not self.waiting:
+            return
+        a = np.zeros(self.action_dim, np.float32)
+        if self.pending_action is not None:
+            act, t = self.pending_action
+            if time.monotonic() - t <= float(self.p["action_timeout_s"]):
+                a = act
+            else:
+                self.count("held_steps")
+        else:
+            self.count("held_steps")
+        self.sim_ns = time.time_ns()
+        self.apply(a)
+
+    def on_reset(self, _req: Trigger.Request, resp: Trigger.Response) -> Trigger.Response:
+        """Service: abandon the current episode and start the next one."""
+        ep = self.reset_episode()
+        resp.success, resp.message = True, f"episode {ep}"
+        return resp
+
+    def status(self) -> dict[str, Any]:
+        """Episode and step counters."""
+        return {"episode": self.episode, "step": self.step_idx, "steps_total": self.steps_total,
+                "mode": self.p["mode"]}
+
+    def close(self) -> None:
+        """Close the env."""
+        super().close()
+        self.env.close()
+
+
+def main(args: list[str] | None = None) -> int:
+    """Entry point of the ``sim_bridge`` executable."""
+    return run_node(SimBridge, args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,137 @@
+"""What every erl_vlm node shares: declared parameters, counters, a status file, wall-clock timers,
+and :func:`run_node`, the ``main`` of every node executable (exit codes, Ctrl-C / SIGTERM).
+
+Exit codes: 0 (stopped by a signal, or finished its work), 1 (bad parameter or params file, or an
+error while starting), 2 (crashed while running).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+import traceback
+from collections import Counter
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import rclpy
+from rclpy.clock import Clock, ClockType
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from rclpy.node import Node
+
+from ros2_erl_vlm.ros.node_params import NODE_PARAMS, all_param_names
+from ros2_erl_vlm.ros.params import ParamError, ParamSpec, declare_parameters, fail
+
+
+class ErlNode(Node):
+    """Base class of the graph's nodes.
+
+    Args:
+        name: default node name (remappable with ``__node:=``).
+        specs: the node's parameter table (default: ``NODE_PARAMS[name]``).
+    """
+
+    def __init__(self, name: str, specs: Sequence[ParamSpec] | None = None) -> None:
+        super().__init__(name)
+        self.p: dict[str, Any] = declare_parameters(
+            self, specs if specs is not None else NODE_PARAMS[name], known_elsewhere=all_param_names())
+        self.counters: Counter[str] = Counter()
+        self.done = False
+        self.exit_code = 0
+        self._steady = Clock(clock_type=ClockType.STEADY_TIME)
+        self._t0 = time.monotonic()
+        run_dir = str(self.p.get("run_dir", ""))
+        self.node_dir: Path | None = Path(run_dir) / self.get_name() if run_dir else None
+        if self.node_dir is not None:
+            self.node_dir.mkdir(parents=True, exist_ok=True)
+        if "torch_threads" in self.p:
+            import torch
+
+            torch.set_num_threads(int(self.p["torch_threads"]))
+        if "status_period_s" in self.p and self.node_dir is not None:
+            self.wall_timer(float(self.p["status_period_s"]), self.write_status)
+
+    # -- helpers --------------------------------------------------------------------------------
+    def wall_timer(self, period_s: float, callback: Callable[[], None]) -> Any:
+        """A timer on the steady (wall) clock: it fires even when sim time stands still."""
+        return self.create_timer(period_s, callback, clock=self._steady)
+
+    def count(self, key: str, warning: str | None = None) -> None:
+        """Bump counter ``key``; log ``warning`` (throttled per key) when given."""
+        self.counters[key] += 1
+        if warning:
+            self.get_logger().warning(f"{warning} [{key}: {self.counters[key]}]",
+                                      throttle_duration_sec=5.0)
+
+    def require_run_dir(self) -> Path:
+        """The node's directory; ParamError when ``run_dir`` is empty."""
+        if self.node_dir is None:
+            raise ParamError("parameter 'run_dir': must be set (the runner and the launch file set it)")
+        return self.node_dir
+
+    def status(self) -> dict[str, Any]:
+        """Node-specific status (extended by subclasses)."""
+        return {}
+
+    def write_status(self) -> None:
+        """Atomically rewrite ``<run_dir>/<node>/status.json`` (counters and :meth:`status`)."""
+        if self.node_dir is None:
+            return
+        data = {"node": self.get_fully_qualified_name(), "pid": os.getpid(), "time": time.time(),
+                "uptime_s": time.monotonic() - self._t0, "counters": dict(self.counters),
+                **self.status()}
+        path = self.node_dir / "status.json"
+        tmp = path.with_name(f".status.json.{os.getpid()}")
+        tmp.write_text(json.dumps(data, indent=1, default=str))
+        tmp.replace(path)
+
+    def finish(self, code: int = 0) -> None:
+        """Ask :func:`run_node` to stop this node with exit code ``code``."""
+        self.done, self.exit_code = True, code
+
+    def close(self) -> None:
+        """Release resources at shutdown (subclasses extend; must be safe to call once)."""
+        self.write_status()
+
+
+def run_node(factory: Callable[[], ErlNode], args: Sequence[str] | None = None) -> int:
+    """Init rclpy, build the node, spin until Ctrl-C / SIGTERM or :meth:`ErlNode.finish`, clean up.
+
+    A bad parameter or params file exits 1 with ``error: ...`` on stderr naming the problem.
+    """
+    argv = list(sys.argv if args is None else args)
+    try:
+        rclpy.init(args=argv)
+    except Exception as exc:  # rcl raises RCLError for unreadable params files / bad --ros-args
+        return fail(f"cannot start ROS (bad --ros-args or params file?): {exc}")
+    node: ErlNode | None = None
+    code = 0
+    try:
+        try:
+            node = factory()
+        except (ParamError, ValueError, FileNotFoundError) as exc:
+            return fail(str(exc))
+        executor = SingleThreadedExecutor()
+        executor.add_node(node)
+        node.get_logger().info("ready")
+        while rclpy.ok() and not node.done:
+            executor.spin_once(timeout_sec=0.1)
+        code = node.exit_code
+    except (KeyboardInterrupt, ExternalShutdownException):
+        code = 0
+    except Exception:
+        traceback.print_exc()
+        code = 2
+    finally:
+        if node is not None:
+            try:
+                node.close()
+            except Exception:
+                traceback.print_exc()
+                code = code or 2
+            node.destroy_node()
+        rclpy.try_shutdown()
+    return code

@@ -1,0 +1,52 @@
+"""Topic names and QoS profiles of the node graph (one place; docs/architecture.md lists them).
+
+Names are relative, so every topic lives under the nodes' namespace (several robots side by side),
+except ``/clock``, which ROS time reads from the root. Rules (DESIGN.md): images use sensor-data
+QoS (best effort, shallow); step data, ratings and model updates are reliable; the latest reward
+model is transient-local so a (re)started agent gets it; nothing that commands an arm is
+transient-local. Every history is bounded.
+"""
+
+from __future__ import annotations
+
+from rclpy.qos import (
+    DurabilityPolicy,
+    HistoryPolicy,
+    QoSProfile,
+    ReliabilityPolicy,
+    qos_profile_sensor_data,
+)
+
+# -- topic and service names ---------------------------------------------------------------------
+OBSERVATION = "observation"
+ACTION = "action"
+CAMERA_IMAGE = "camera/image_raw"
+FRAMES = "camera/frames"
+RATING_REQUESTS = "rating_requests"
+RATING_REQUESTS_FRAMED = "rating_requests/framed"
+RATINGS = "ratings"
+REWARD_MODEL = "reward_model"
+EPISODE_SUMMARY = "episode_summary"
+CLOCK = "/clock"
+RESET_SERVICE = "reset"
+
+
+def _reliable(depth: int, durability: DurabilityPolicy = DurabilityPolicy.VOLATILE) -> QoSProfile:
+    return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=depth,
+                      reliability=ReliabilityPolicy.RELIABLE, durability=durability)
+
+
+#: Per-step observations: reliable; deep enough to ride out a busy subscriber for a few seconds.
+OBSERVATION_QOS = _reliable(1000)
+#: Actions command the robot: reliable, volatile (never replayed to a late joiner), shallow.
+ACTION_QOS = _reliable(10)
+#: Camera images and step frames: sensor data (best effort, depth 5).
+IMAGE_QOS = qos_profile_sensor_data
+#: Rating requests and ratings: reliable, one round's worth and more.
+RATING_QOS = _reliable(500)
+#: Reward model updates: reliable, the latest one kept for late joiners.
+REWARD_MODEL_QOS = _reliable(1, DurabilityPolicy.TRANSIENT_LOCAL)
+#: Episode summaries: reliable.
+SUMMARY_QOS = _reliable(100)
+#: /clock: reliable publisher, latest only (best-effort subscribers are compatible).
+CLOCK_QOS = _reliable(1)
