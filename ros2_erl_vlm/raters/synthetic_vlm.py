@@ -1,7 +1,7 @@
 """Random-weight VLMs built from configs in code: tests and benchmarks without downloading weights.
 
 Each builder returns ``(model, processor)`` of a real transformers architecture (Idefics3 /
-SmolVLM, Qwen2-VL, Qwen2.5-VL, LLaVA) with a real processor (image processor + a byte-level BPE
+SmolVLM, Qwen2-VL, Qwen2.5-VL, LLaVA, PaliGemma) with a real processor (image processor + a byte-level BPE
 tokenizer trained in milliseconds on a small corpus + a chat template), so the whole
 ``chat template -> processor -> model -> rating`` path runs as with a downloaded checkpoint.
 :func:`save_vlm` writes a checkpoint directory that loads with ``HF_HUB_OFFLINE=1``.
@@ -230,11 +230,39 @@ def tiny_llava(seed: int = 0) -> tuple[Any, Any]:
     return _finish(model, tok, eos, seed), proc
 
 
+def tiny_paligemma(seed: int = 0) -> tuple[Any, Any]:
+    """A tiny PaliGemma (SigLIP vision tower, Gemma text model, no chat template): 28 px frames,
+    4 tokens each."""
+    from transformers import (
+        PaliGemmaConfig,
+        PaliGemmaForConditionalGeneration,
+        PaliGemmaProcessor,
+        SiglipImageProcessorPil,
+    )
+
+    torch.manual_seed(seed)
+    eos = "<|endoftext|>"
+    tok = synthetic_tokenizer(eos_token=eos)
+    tok.bos_token = "<|im_start|>"
+    ip = SiglipImageProcessorPil(size={"height": 28, "width": 28})
+    ip.image_seq_length = 4
+    proc = PaliGemmaProcessor(image_processor=ip, tokenizer=tok)  # adds <image> and location tokens
+    cfg = PaliGemmaConfig(
+        vision_config={"model_type": "siglip_vision_model", "hidden_size": 32, "intermediate_size": 64,
+                       "num_hidden_layers": 2, "num_attention_heads": 2, "image_size": 28, "patch_size": 14,
+                       "projection_dim": 32},
+        text_config={"model_type": "gemma", **_text_config(tok, eos, head_dim=16)},
+        image_token_id=proc.image_token_id, projection_dim=32,
+    )
+    return _finish(PaliGemmaForConditionalGeneration(cfg), tok, eos, seed), proc
+
+
 BUILDERS = {
     "idefics3": tiny_idefics3,
     "qwen2_vl": lambda seed=0: tiny_qwen2_vl(seed, "2"),
     "qwen2_5_vl": lambda seed=0: tiny_qwen2_vl(seed, "2.5"),
     "llava": tiny_llava,
+    "paligemma": tiny_paligemma,
 }
 
 

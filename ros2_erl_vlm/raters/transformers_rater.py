@@ -38,6 +38,8 @@ from ros2_erl_vlm.raters.stats import RaterStats
 log = logging.getLogger(__name__)
 
 MODES = ("choice", "generate")
+#: Processors that append text after the prompt themselves (and need images in every call).
+APPENDS_AFTER_PROMPT = {"PaliGemmaProcessor": "\n"}
 CHOICE_SCORING = ("auto", "single_token")
 
 
@@ -146,6 +148,7 @@ class TransformersRater:
         eos = eos[0] if isinstance(eos, (list, tuple)) and eos else eos
         self._end_token = eos if eos is not None else self.tokenizer.eos_token_id
         self._float_dtype = next(self.model.parameters()).dtype
+        self._appended = APPENDS_AFTER_PROMPT.get(type(processor).__name__, "")
 
     # -- public ----------------------------------------------------------------------------
     def rate(self, queries: Sequence[RatingQuery]) -> list[RatingResult]:
@@ -207,8 +210,10 @@ class TransformersRater:
             for q, a in zip(queries, analyses, strict=True)]
         idx = [i for i, r in enumerate(results) if r is None]
         if idx:
+            # text only, as in the paper, unless the processor cannot do without images
             rows = [self._row(P.rate_from_analysis_prompt(self.template, queries[i].instruction,
-                                                          queries[i].class_names, analyses[i]), None)
+                                                          queries[i].class_names, analyses[i]),
+                              queries[i].frames if self._appended else None)
                     for i in idx]
             answered = self._answer([queries[i] for i in idx], rows, [analyses[i] for i in idx])
             for i, r in zip(idx, answered, strict=True):
@@ -222,9 +227,9 @@ class TransformersRater:
         if getattr(self.processor, "chat_template", None):
             text = self.processor.apply_chat_template([{"role": "user", "content": content}],
                                                       add_generation_prompt=True, tokenize=False)
-        else:  # no chat template (e.g. PaliGemma): image tokens, then the prompt
+        else:  # no chat template (e.g. PaliGemma): image tokens, the prompt, a newline
             image_token = getattr(self.processor, "image_token", "<image>")
-            text = image_token * n + prompt + "\n"
+            text = image_token * n + prompt + ("" if self._appended else "\n")
         return _Row(text, images)
 
     def _inputs(self, rows: Sequence[_Row]) -> dict[str, Any]:
@@ -236,6 +241,8 @@ class TransformersRater:
                                  return_tensors="pt", **self.config.processor_kwargs)
         out = {}
         for k, v in enc.items():
+            if k == "labels":  # PaliGemma's processor adds training labels: no loss wanted here
+                continue
             if isinstance(v, torch.Tensor):
                 v = v.to(self.device)
                 if v.is_floating_point():
@@ -279,14 +286,18 @@ class TransformersRater:
         prefix_rows: list[tuple[int, int, _Row]] = []  # (query, prefix index, row)
         for i, (q, row) in enumerate(zip(queries, rows, strict=True)):
             try:
-                c = label_candidates(self.tokenizer, row.text, q.class_names, self._end_token)
+                context = row.text + self._appended
+                c = label_candidates(self.tokenizer, context, q.class_names, self._end_token)
             except ValueError as exc:
                 results[i] = RatingResult.abstain(q, self.backend_id, f"label_tokens: {exc}")
                 continue
-            if self.config.choice_scoring == "single_token" and not c.single_token:
+            if not c.single_token and (self.config.choice_scoring == "single_token" or self._appended):
+                why = ("choice_scoring='single_token'" if not self._appended else
+                       f"{type(self.processor).__name__} appends text after the prompt; use single-token "
+                       "class names or mode='generate'")
                 results[i] = RatingResult.abstain(
                     q, self.backend_id, f"label_tokens: class names {list(q.class_names)} are not single "
-                    "tokens for this tokenizer (choice_scoring='single_token')")
+                    f"tokens for this tokenizer ({why})")
                 continue
             cands[i] = c
             for k, text in enumerate(c.prefix_texts):

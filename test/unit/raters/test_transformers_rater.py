@@ -87,6 +87,20 @@ def test_generation_stopping_at_once_is_an_empty_reply(make_query):
     assert res.abstained and res.abstain_reason.startswith("empty_reply")
 
 
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # inside transformers' PaliGemma processor
+def test_paligemma_without_chat_template(make_query):
+    model, proc = BUILDERS["paligemma"]()
+    r = rater(model, proc, batch_size=4)
+    three, two, five = r.rate([make_query(0, n=3), make_query(1, n=2, frames=2), make_query(2, n=5)])
+    assert three.label is not None and sum(three.probabilities) == pytest.approx(1.0)
+    assert two.label is not None
+    # the processor appends "\n" after the prompt itself: multi-token names cannot be scored
+    assert five.abstained and five.abstain_reason.startswith("label_tokens:")
+    rig_output_head(model, {token(proc, "\n", "Good"): 30.0})
+    [gen] = rater(model, proc, mode="generate", max_new_tokens=1).rate([make_query(0)])
+    assert gen.label == 2 and gen.extra["answer"] == "Good"
+
+
 def test_generated_garbage_is_an_abstention(make_query):
     model, proc = BUILDERS["qwen2_vl"]()
     rig_output_head(model, {proc.tokenizer(" drawer", add_special_tokens=False)["input_ids"][0]: 30.0})
