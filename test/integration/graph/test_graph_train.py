@@ -29,10 +29,10 @@ NODES = ("sim_bridge", "camera_capture", "vlm_rater", "reward_learner", "sac_age
 def _inject(namespace: str = "") -> dict[str, int]:
     """Publish bad inputs on the graph's topics from this process; returns what was sent."""
     import rclpy
+    from erl_vlm.msg import Action, Observation, Rating, RatingRequest, RewardModelUpdate
     from rclpy.executors import SingleThreadedExecutor
     from sensor_msgs.msg import Image
 
-    from erl_vlm.msg import Action, Observation, Rating, RatingRequest, RewardModelUpdate
     from ros2_erl_vlm.ros import qos
 
     ctx = rclpy.Context()
