@@ -97,7 +97,13 @@ class Graph:
             out["params_file"] = str(self.params_file)
         out["params_file"] = str(Path(out["params_file"]).expanduser().resolve())
         if not out.get("run_dir"):
-            out["run_dir"] = default_run_dir(out.get("task", "task"), out.get("seed", "0"))
+            shared: dict[str, Any] = {}
+            try:
+                shared = node_params_from_file(read_params_file(out["params_file"]), "/sac_agent")
+            except GraphError:
+                pass  # reported by check_params
+            out["run_dir"] = default_run_dir(out.get("task") or str(shared.get("task", "task")),
+                                             out.get("seed") or str(shared.get("seed", 0)))
         out["run_dir"] = str(Path(out["run_dir"]).expanduser().resolve())
         ns = out.get("namespace", "")
         if ns and not re.fullmatch(r"/?[A-Za-z][A-Za-z0-9_]*(/[A-Za-z][A-Za-z0-9_]*)*", ns):

@@ -1,0 +1,71 @@
+"""Bad parameters: the runner refuses a bad params file before starting anything, and a node given a
+bad value, an unknown name or an unreadable file exits 1 with a message naming the problem."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ros2_erl_vlm.runner import main as runner_main
+
+pytestmark = [pytest.mark.integration]
+
+
+@pytest.mark.parametrize(("section", "values", "expect"), [
+    ("/**/sac_agent", {"sac.batch_size": -5}, "sac_agent: parameter 'sac.batch_size'"),
+    ("/**/vlm_rater", {"rater.noise": 1.5}, "vlm_rater: parameter 'rater.noise'"),
+    ("/**/camera_capture", {"storage": "gif"}, "camera_capture: parameter 'storage'"),
+    ("/**/reward_learner", {"reward.hidden_dimm": 8}, "unknown parameter 'reward.hidden_dimm'"),
+    ("/**", {"seed": "abc"}, "parameter 'seed': must be an integer"),
+    ("/**/sac_agent", {"num_seed_steps": 1}, "num_seed_steps is too small"),
+])
+def test_runner_check_names_the_bad_parameter(small_params: Any, capsys: pytest.CaptureFixture[str],
+                                              section: str, values: dict[str, Any], expect: str) -> None:
+    params = small_params(f"bad-{abs(hash(expect))}.yaml", {section: values})
+    assert runner_main(["--params-file", str(params), "--check"]) == 2
+    assert expect in capsys.readouterr().err
+
+
+def test_runner_rejects_unreadable_files_and_bad_arguments(tmp_path: Path,
+                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    bad = tmp_path / "broken.yaml"
+    bad.write_text("/**:\n  ros__parameters: [unclosed\n")
+    assert runner_main(["--params-file", str(bad), "--check"]) == 2
+    assert "broken.yaml" in capsys.readouterr().err
+    assert runner_main(["--params-file", str(tmp_path / "missing.yaml"), "--check"]) == 2
+    assert "missing.yaml" in capsys.readouterr().err
+    assert runner_main(["--seed", "-3", "--check"]) == 2
+    assert "argument 'seed'" in capsys.readouterr().err
+    assert runner_main(["--use-sim", "false", "--check"]) == 2
+    assert "arm_bridge" in capsys.readouterr().err
+    assert runner_main(["--check"]) == 0
+
+
+@pytest.mark.ros
+def test_nodes_exit_1_naming_the_problem(small_params: Any, tmp_path: Path) -> None:
+    """Each case starts a real node process; they run in parallel."""
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("/**:\n  ros__parameters: {seed: [unclosed\n")
+    cases = {
+        "camera_capture": (small_params("cam.yaml", {"/**/camera_capture": {"jpeg_quality": 500}}), [],
+                           "parameter 'jpeg_quality'"),
+        "vlm_rater": (small_params("rater.yaml"), ["-p", "bogus_param:=1"], "unknown parameter 'bogus_param'"),
+        "sim_bridge": (small_params("sim.yaml"), ["-p", 'task:="no-such-task"'], "no-such-task"),
+        "reward_learner": (broken, [], "error:"),
+        "sac_agent": (small_params("agent.yaml"), ["-p", 'run_dir:=""'], "parameter 'run_dir'"),
+    }
+    procs = {}
+    for node, (params, extra, _) in cases.items():
+        cmd = [sys.executable, "-m", f"ros2_erl_vlm.nodes.{node}", "--ros-args", "--params-file", str(params),
+               "-p", f'run_dir:="{tmp_path / "run"}"', *extra]
+        procs[node] = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    for node, proc in procs.items():
+        out, err = proc.communicate(timeout=120)
+        expect = cases[node][2]
+        assert proc.returncode == 1, (node, proc.returncode, out[-2000:], err[-2000:])
+        assert expect in err, (node, err[-2000:])
+        assert "Traceback" not in err, (node, err[-2000:])
