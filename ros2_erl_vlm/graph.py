@@ -8,6 +8,7 @@ parameters without starting anything (ROS-free; rclpy is not imported).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import sys
@@ -98,10 +99,8 @@ class Graph:
         out["params_file"] = str(Path(out["params_file"]).expanduser().resolve())
         if not out.get("run_dir"):
             shared: dict[str, Any] = {}
-            try:
+            with contextlib.suppress(GraphError):  # reported by check_params
                 shared = node_params_from_file(read_params_file(out["params_file"]), "/sac_agent")
-            except GraphError:
-                pass  # reported by check_params
             out["run_dir"] = default_run_dir(out.get("task") or str(shared.get("task", "task")),
                                              out.get("seed") or str(shared.get("seed", 0)))
         out["run_dir"] = str(Path(out["run_dir"]).expanduser().resolve())
