@@ -1,0 +1,81 @@
+"""The agent half of the loop, driven one observation at a time."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from ros2_erl_vlm.core.online_agent import OnlineAgent
+from ros2_erl_vlm.core.rating import SimTruth
+from ros2_erl_vlm.core.reward_model import RewardEnsemble, RewardModelConfig
+from ros2_erl_vlm.core.sac import SACConfig
+from ros2_erl_vlm.core.trainer import LoopConfig
+
+OBS, ACT = 6, 2
+
+
+def _agent(**kw) -> OnlineAgent:
+    base = dict(num_seed_steps=10, num_unsup_steps=10, reset_updates=3, replay_capacity=200,
+                sac=SACConfig(hidden_dim=16, hidden_layers=1, batch_size=16),
+                reward=RewardModelConfig(hidden_dim=8, hidden_layers=1))
+    base.update(kw)
+    return OnlineAgent(LoopConfig(**base), OBS, ACT)
+
+
+def _run_episode(agent: OnlineAgent, episode: int, length: int) -> list:
+    rng = np.random.default_rng(episode)
+    state = rng.normal(size=OBS)
+    out = [agent.observe(episode, 0, state, [])]
+    for t in range(1, length + 1):
+        action = agent.act(state)
+        agent.learn()
+        state = rng.normal(size=OBS)
+        out.append(agent.observe(episode, t, state, action, truncated=t == length,
+                                 truth=SimTruth(1.0, t == length, 0.5)))
+    return out
+
+
+def test_transitions_episodes_and_phases() -> None:
+    a = _agent()
+    seen = _run_episode(a, 0, 12)
+    assert [s.kind for s in seen[:2]] == ["start", "transition"]
+    assert a.step == 12 and len(a.replay) == 12
+    end = seen[-1].episode_end
+    assert end is not None and end.length == 12 and end.true_return == 12.0 and end.success
+    assert not seen[-1].needs_action and a.phase == "unsup" and a.updates > 0
+    dup = a.observe(0, 12, np.zeros(OBS), np.zeros(ACT), truncated=True)
+    assert dup.kind == "duplicate"
+    with pytest.raises(ValueError, match="NaN"):
+        a.observe(1, 0, [np.nan] * OBS, [])
+    with pytest.raises(ValueError, match="state must have"):
+        a.observe(1, 0, [0.0] * 3, [])
+    gap = a.observe(5, 7, np.zeros(OBS), np.zeros(ACT))
+    assert gap.kind == "start" and a.step == 12  # no transition across a gap
+
+
+def test_reward_models_relabel_and_reset_the_critic_once() -> None:
+    a = _agent()
+    _run_episode(a, 0, 20)
+    model = RewardEnsemble(RewardModelConfig(hidden_dim=8, hidden_layers=1), obs_dim=OBS, seed=0)
+    critic_before = a.sac.critic
+    info = a.set_reward_model(model, 1)
+    assert info == {"version": 1, "relabelled": 20, "first": True}
+    assert a.sac.critic is not critic_before and a.phase == "reward"
+    expect = model.predict(a.replay.next_obs[:20]).numpy()
+    assert np.allclose(a.replay.reward[:20].numpy(), expect, atol=1e-6)
+    assert a.set_reward_model(model, 1) is None  # not newer
+    critic = a.sac.critic
+    assert a.set_reward_model(model, 2)["first"] is False and a.sac.critic is critic
+    wrong = RewardEnsemble(RewardModelConfig(hidden_dim=8, hidden_layers=1), obs_dim=OBS + 1)
+    with pytest.raises(ValueError, match="size"):
+        a.set_reward_model(wrong, 3)
+
+
+def test_true_reward_baseline_and_checkpoint() -> None:
+    a = _agent(reward_source="true", num_unsup_steps=0)
+    _run_episode(a, 0, 15)
+    assert float(a.replay.reward[:15].sum()) == 15.0
+    b = _agent(reward_source="true", num_unsup_steps=0)
+    b.load_state_dict(a.state_dict())
+    assert b.step == 15 and len(b.replay) == 15
+    assert np.allclose(b.act(np.zeros(OBS)).shape, (ACT,))

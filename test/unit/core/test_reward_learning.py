@@ -1,0 +1,110 @@
+"""The reward learner's core: episodes from a stream, rounds, persistence, dedupe, restart."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from ros2_erl_vlm.core.rating import RatingResult, SimTruth
+from ros2_erl_vlm.core.ratings import read_ratings
+from ros2_erl_vlm.core.reward_learning import EpisodeAssembler, RewardLearner
+from ros2_erl_vlm.core.reward_model import RewardModelConfig
+from ros2_erl_vlm.core.sac import SACConfig
+from ros2_erl_vlm.core.trainer import LoopConfig, TaskInfo
+
+OBS = 5
+TASK = TaskInfo("t", "do it", ("bad", "average", "good"))
+
+
+def _cfg(**kw) -> LoopConfig:
+    base = dict(num_seed_steps=8, num_unsup_steps=12, query_every=10, queries_per_round=4,
+                max_feedback=12, sac=SACConfig(batch_size=16),
+                reward=RewardModelConfig(hidden_dim=8, hidden_layers=1, epochs=2))
+    base.update(kw)
+    return LoopConfig(**base)
+
+
+def _feed(learner: RewardLearner, episode: int, length: int = 10) -> None:
+    rng = np.random.default_rng(episode)
+    learner.observe(episode, 0, rng.normal(size=OBS), [], None, False)
+    for t in range(1, length + 1):
+        truth = SimTruth(float(t), t == length, t / length)
+        learner.observe(episode, t, rng.normal(size=OBS), rng.uniform(-1, 1, 4), truth, t == length)
+
+
+def test_assembler_keeps_only_gap_free_episodes() -> None:
+    a = EpisodeAssembler()
+    s, z = np.zeros(3, np.float32), np.zeros(2, np.float32)
+    assert a.add(0, 0, s, z, None, False) == ("start", None)
+    assert a.add(0, 1, s, z, None, False)[0] == "step"
+    assert a.add(0, 1, s, z, None, False)[0] == "duplicate"
+    status, ep = a.add(0, 2, s, z, None, True)
+    assert status == "complete" and len(ep) == 2 and ep.episode_id == 0
+    a.add(1, 0, s, z, None, False)
+    assert a.add(1, 2, s, z, None, False)[0] == "gap"  # step 1 was lost
+    assert a.add(1, 3, s, z, None, True) == ("gap", None) and a.dropped == 1
+    assert a.add(7, 5, s, z, None, False)[0] == "gap"  # joined mid-episode
+
+
+def test_rounds_persist_dedupe_and_resume(tmp_path) -> None:
+    cfg = _cfg()
+    lr = RewardLearner(cfg, OBS, TASK, tmp_path)
+    _feed(lr, 0)
+    _feed(lr, 1)
+    assert lr.env_steps == 20 and len(lr.episodes) == 2 and lr.round_due()
+    reqs = lr.start_round(now=0.0)
+    assert len(reqs) == 4 and lr.round_open and not lr.round_due()
+    sent = lr.due_for_sending(now=0.0, retry_s=5.0)
+    assert len(sent) == 4 and lr.due_for_sending(now=1.0, retry_s=5.0) == []
+    r0 = reqs[0]
+    assert lr.on_rating(r0.request_id, RatingResult(r0.request_id, 2, 3, "test")) == "rated"
+    assert lr.on_rating(r0.request_id, RatingResult(r0.request_id, 1, 3, "test")) == "duplicate"
+    assert lr.on_rating("nope", RatingResult("nope", 1, 3, "test")) == "unknown"
+    r1 = reqs[1]
+    assert lr.on_rating(r1.request_id, RatingResult(r1.request_id, None, 3, "t", abstain_reason="x")) \
+        == "abstained"
+    with pytest.raises(ValueError, match="classes"):
+        lr.on_rating(reqs[2].request_id, RatingResult(reqs[2].request_id, 1, 2, "test"))
+    assert not lr.round_ready(now=1.0, timeout_s=10.0)
+    assert lr.round_ready(now=11.0, timeout_s=10.0)
+    model = lr.train()
+    assert model is not None and model.version == 1 and model.path.exists()
+    assert not lr.round_open and len(lr.pending) == 2
+    lr.close()
+
+    # A restarted learner: same model version, the two unanswered requests pending, no duplicates.
+    lr2 = RewardLearner(cfg, OBS, TASK, tmp_path)
+    assert lr2.resumed and lr2.version == 1 and lr2.env_steps == 20
+    assert set(lr2.pending) == {reqs[2].request_id, reqs[3].request_id}
+    assert lr2.schedule.queries_asked == 4
+    assert lr2.on_rating(r0.request_id, RatingResult(r0.request_id, 0, 3, "test")) == "duplicate"
+    again = lr2.due_for_sending(now=100.0, retry_s=5.0)
+    assert {r.request_id for r in again} == set(lr2.pending)
+    assert again[0].truth is not None and again[0].inputs.shape == (1, OBS)
+    r2 = reqs[2]
+    assert lr2.on_rating(r2.request_id, RatingResult(r2.request_id, 0, 3, "test")) == "rated"
+    ids = [m["query_id"] for m in read_ratings(tmp_path / "ratings.erlr")]
+    assert len(ids) == len(set(ids)) == 3
+    lr2.close()
+
+
+def test_requests_are_given_up_after_max_attempts(tmp_path) -> None:
+    lr = RewardLearner(_cfg(), OBS, TASK, tmp_path, max_attempts=2)
+    _feed(lr, 0, length=20)
+    lr.start_round(now=0.0)
+    for t in (0.0, 10.0, 20.0):
+        lr.due_for_sending(now=t, retry_s=5.0)
+    assert not lr.pending and lr.counters["requests_given_up"] == 4
+    metas = read_ratings(tmp_path / "ratings.erlr")
+    assert all(m["label"] is None and "no answer" in m["abstain_reason"] for m in metas)
+    assert lr.train() is None  # nothing to learn from abstentions
+    lr.close()
+
+
+def test_rejects_bad_observations(tmp_path) -> None:
+    lr = RewardLearner(_cfg(), OBS, TASK, tmp_path)
+    with pytest.raises(ValueError):
+        lr.observe(0, 0, [np.nan] * OBS, [], None, False)
+    with pytest.raises(ValueError):
+        lr.observe(0, 1, [0.0] * OBS, [], None, False)
+    lr.close()

@@ -1,0 +1,58 @@
+"""Image messages <-> numpy without cv_bridge: encodings, padded rows, clear errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from ros2_erl_vlm.ros.images import ImageError, image_to_rgb, rgb_to_image
+
+pytestmark = pytest.mark.ros
+
+
+def _img(h: int, w: int, enc: str, step: int, data: bytes):
+    from sensor_msgs.msg import Image
+
+    return Image(height=h, width=w, encoding=enc, step=step, data=data)
+
+
+def test_rgb_round_trip_and_stamp() -> None:
+    from builtin_interfaces.msg import Time
+
+    f = np.random.default_rng(0).integers(0, 256, (5, 7, 3), dtype=np.uint8)
+    msg = rgb_to_image(f, Time(sec=3, nanosec=4), "cam")
+    assert (msg.encoding, msg.step, msg.header.frame_id, msg.header.stamp.sec) == ("rgb8", 21, "cam", 3)
+    assert np.array_equal(image_to_rgb(msg), f)
+
+
+def test_bgr_rgba_bgra_mono_and_padded_rows() -> None:
+    f = np.random.default_rng(1).integers(0, 256, (4, 6, 3), dtype=np.uint8)
+    bgr = f[..., ::-1]
+    assert np.array_equal(image_to_rgb(_img(4, 6, "bgr8", 18, bgr.tobytes())), f)
+    rgba = np.concatenate([f, np.full((4, 6, 1), 9, np.uint8)], axis=2)
+    assert np.array_equal(image_to_rgb(_img(4, 6, "rgba8", 24, rgba.tobytes())), f)
+    bgra = np.concatenate([bgr, np.full((4, 6, 1), 9, np.uint8)], axis=2)
+    assert np.array_equal(image_to_rgb(_img(4, 6, "bgra8", 24, bgra.tobytes())), f)
+    mono = f[..., 0]
+    out = image_to_rgb(_img(4, 6, "mono8", 6, mono.tobytes()))
+    assert out.shape == (4, 6, 3) and np.array_equal(out[..., 2], mono)
+    padded = np.zeros((4, 20), np.uint8)
+    padded[:, :18] = f.reshape(4, 18)
+    assert np.array_equal(image_to_rgb(_img(4, 6, "rgb8", 20, padded.tobytes())), f)
+
+
+@pytest.mark.parametrize(("h", "w", "enc", "step", "n", "match"), [
+    (4, 6, "yuv422", 12, 48, "unsupported encoding"),
+    (4, 6, "32FC1", 24, 96, "unsupported encoding"),
+    (4, 6, "rgb8", 17, 68, "step 17 is smaller"),
+    (4, 6, "rgb8", 18, 70, "data has 70 bytes"),
+    (0, 6, "rgb8", 18, 0, "bad image size"),
+])
+def test_malformed_images_raise_clear_errors(h, w, enc, step, n, match) -> None:
+    with pytest.raises(ImageError, match=match):
+        image_to_rgb(_img(h, w, enc, step, bytes(n)))
+
+
+def test_rgb_to_image_rejects_non_rgb() -> None:
+    with pytest.raises(ImageError, match="uint8"):
+        rgb_to_image(np.zeros((4, 4), np.uint8))
