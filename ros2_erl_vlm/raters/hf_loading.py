@@ -15,6 +15,7 @@ from __future__ import annotations
 import functools
 import inspect
 import logging
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -28,14 +29,30 @@ DTYPES: dict[str, torch.dtype | str] = {
 }
 
 
-def resolve_dtype(name: str | torch.dtype) -> torch.dtype | str:
-    """``"bfloat16"`` (etc.) to a torch dtype; ``"auto"`` stays (the checkpoint's dtype)."""
+@functools.cache
+def cpu_has_fast_bf16() -> bool:
+    """True when the CPU multiplies bfloat16 natively (AVX512-BF16 or AMX). Without it, torch's
+    bfloat16 matrix products fall back to a slow path: ~40x slower than float32 measured on an
+    AVX2-only EPYC (``bench/results/rater_throughput.json``)."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def resolve_dtype(name: str | torch.dtype, device: str = "cpu") -> torch.dtype | str:
+    """``"bfloat16"`` (etc.) to a torch dtype. ``"auto"``: the checkpoint's dtype, except on a
+    CPU without native bfloat16, where it is float32."""
     if isinstance(name, torch.dtype):
         return name
     try:
-        return DTYPES[str(name).lower()]
+        dtype = DTYPES[str(name).lower()]
     except KeyError:
         raise ValueError(f"unknown dtype {name!r}; use one of {sorted(DTYPES)}") from None
+    if dtype == "auto" and str(device).startswith("cpu") and not cpu_has_fast_bf16():
+        return torch.float32
+    return dtype
 
 
 @functools.cache
@@ -129,7 +146,7 @@ def load_model(model: str, *, dtype: str | torch.dtype = "auto", device: str = "
     from transformers import AutoModelForImageTextToText
 
     kw: dict[str, Any] = {"local_files_only": local_files_only, "trust_remote_code": trust_remote_code,
-                          "dtype": resolve_dtype(dtype)}
+                          "dtype": resolve_dtype(dtype, device)}
     if revision:
         kw["revision"] = revision
     try:

@@ -7,9 +7,11 @@ the token the model would actually emit.
 
 Scoring a candidate ``c = (t_0 .. t_k)`` needs ``log p(t_d | prompt, t_<d)`` for every ``d``: one
 next-token distribution per distinct proper prefix of the candidates. When every name is a single
-token, that is one distribution (one forward pass) and the class probabilities are the softmax of
-the names' logits. Otherwise each candidate's score is its whole-sequence log-likelihood, and the
-probabilities are the softmax of those scores over the candidates.
+token, that is one distribution and the class probabilities are the softmax of the names' logits.
+Otherwise each candidate's score is its whole-sequence log-likelihood, and the probabilities are
+the softmax of those scores over the candidates. A causal model gives the distributions after
+every prefix along one sequence at once, so one row per *chain* (a prefix that extends no other)
+suffices: the default names of every size ("Very Bad" ... "Very Good") need one row.
 """
 
 from __future__ import annotations
@@ -41,8 +43,15 @@ class Candidates:
 
     @property
     def single_token(self) -> bool:
-        """True when every name is one token (one forward pass suffices)."""
+        """True when every name is one token."""
         return all(len(t) == 1 for t in self.tokens)
+
+    @property
+    def chains(self) -> tuple[int, ...]:
+        """Indices of the prefixes that extend no other prefix: feeding ``prompt + prefix`` gives
+        the next-token distributions after each of its own prefixes too."""
+        return tuple(i for i, p in enumerate(self.prefixes)
+                     if not any(len(q) > len(p) and q[: len(p)] == p for q in self.prefixes))
 
 
 def answer_separator(prompt_text: str) -> str:

@@ -53,7 +53,8 @@ class TransformersRaterConfig:
         choice_scoring: ``"auto"`` (whole-candidate likelihoods; one pass when every class name
             is a single token) or ``"single_token"`` (abstain unless every name is one token).
         two_step: analyse the frames first, then rate the analysis (paper's two-call prompt).
-        dtype: ``"auto"`` (checkpoint's), ``"bfloat16"``, ``"float16"`` or ``"float32"``.
+        dtype: ``"auto"`` (the checkpoint's; float32 on a CPU without native bfloat16, where
+            bfloat16 is far slower), ``"bfloat16"``, ``"float16"`` or ``"float32"``.
         device: torch device.
         threads: torch intra-op threads (``None``: leave as is). Process-wide.
         batch_size: rows per forward pass.
@@ -127,7 +128,7 @@ class TransformersRater:
             processor = load_processor(config.model, **kw)
             model = load_model(config.model, dtype=config.dtype, device=config.device, **kw)
         elif config.dtype != "auto":
-            model = model.to(dtype=resolve_dtype(config.dtype))
+            model = model.to(dtype=resolve_dtype(config.dtype, config.device))
         self.model = model.eval()
         self.processor = processor
         self.tokenizer = prepare_tokenizer(processor)
@@ -251,11 +252,12 @@ class TransformersRater:
         return out
 
     @torch.inference_mode()
-    def _next_logprobs(self, rows: Sequence[_Row]) -> tuple[torch.Tensor, torch.Tensor]:
-        """Log-probabilities of the next token after each row, and each row's input ids."""
+    def _next_logprobs(self, rows: Sequence[_Row], keep: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Next-token log-probabilities at each row's last ``keep`` positions ``(B, keep, V)``, and
+        the rows' input ids."""
         enc = self._inputs(rows)
-        kw = {"logits_to_keep": 1} if self._keep_last else {}
-        logits = self.model(**enc, **kw).logits[:, -1, :]
+        kw = {"logits_to_keep": keep} if self._keep_last else {}
+        logits = self.model(**enc, **kw, use_cache=False).logits[:, -keep:, :]
         return torch.log_softmax(logits.float(), dim=-1), enc["input_ids"]
 
     @torch.inference_mode()
@@ -283,7 +285,7 @@ class TransformersRater:
         """Constrained choice: score every query's candidates in batched forward passes."""
         results: list[RatingResult | None] = [None] * len(queries)
         cands: dict[int, Candidates] = {}
-        prefix_rows: list[tuple[int, int, _Row]] = []  # (query, prefix index, row)
+        chain_rows: list[tuple[int, int, _Row]] = []  # (query, prefix index of a chain, row)
         for i, (q, row) in enumerate(zip(queries, rows, strict=True)):
             try:
                 context = row.text + self._appended
@@ -300,25 +302,27 @@ class TransformersRater:
                     f"tokens for this tokenizer ({why})")
                 continue
             cands[i] = c
-            for k, text in enumerate(c.prefix_texts):
-                prefix_rows.append((i, k, _Row(row.text + text, row.images)))
-        logprobs: dict[tuple[int, int], np.ndarray] = {}
+            for k in c.chains:
+                chain_rows.append((i, k, _Row(row.text + c.prefix_texts[k], row.images)))
+        logprobs: dict[tuple[int, tuple[int, ...]], np.ndarray] = {}  # (query, prefix) -> next-token lp
         bad: set[int] = set()
-        for start in range(0, len(prefix_rows), self.config.batch_size):
-            chunk = prefix_rows[start : start + self.config.batch_size]
-            lp, ids = self._next_logprobs([r for _, _, r in chunk])
+        for start in range(0, len(chain_rows), self.config.batch_size):
+            chunk = chain_rows[start : start + self.config.batch_size]
+            keep = 1 + max(len(cands[i].prefixes[k]) for i, k, _ in chunk)
+            lp, ids = self._next_logprobs([r for _, _, r in chunk], keep)
             for row_i, (i, k, _) in enumerate(chunk):
-                prefix = cands[i].prefixes[k]
-                if prefix and tuple(ids[row_i, -len(prefix):].tolist()) != prefix:
+                chain = cands[i].prefixes[k]
+                if chain and tuple(ids[row_i, -len(chain):].tolist()) != chain:
                     bad.add(i)
-                logprobs[(i, k)] = lp[row_i].cpu().numpy()
+                for d in range(len(chain) + 1):  # after chain[:d]: position len(chain) - d from the end
+                    logprobs[(i, chain[:d])] = lp[row_i, keep - 1 - len(chain) + d].cpu().numpy()
         for i, c in cands.items():
             q = queries[i]
             if i in bad:
                 results[i] = RatingResult.abstain(q, self.backend_id, "label_tokens: a class name does not "
                                                   "tokenize the same way after the prompt")
                 continue
-            scores = candidate_scores(c, [logprobs[(i, k)] for k in range(len(c.prefixes))])
+            scores = candidate_scores(c, [logprobs[(i, p)] for p in c.prefixes])
             probs = softmax(scores)
             results[i] = RatingResult(
                 query_id=q.query_id, label=int(np.argmax(probs)), num_classes=q.num_classes,

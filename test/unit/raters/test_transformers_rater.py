@@ -57,6 +57,36 @@ def test_batching_does_not_change_probabilities(arch, tiny_vlms, make_query):
         np.testing.assert_allclose(a.probabilities, b.probabilities, atol=2e-4)
 
 
+@pytest.mark.parametrize("arch", ("idefics3", "qwen2_vl"))
+def test_multi_token_names_match_whole_sequence_likelihoods(arch, tiny_vlms, make_query):
+    """Reference: each "prompt + class name" run on its own, its tokens' log-probs summed."""
+    import torch
+
+    from ros2_erl_vlm.raters import prompts as P
+    from ros2_erl_vlm.raters.images import to_pil
+    from ros2_erl_vlm.raters.label_tokens import answer_separator, label_candidates
+
+    model, proc = tiny_vlms(arch)
+    q = make_query(4, n=5, frames=2)
+    [res] = rater(model, proc).rate([q])
+    assert res.extra["scoring"] == "full"
+    prompt = P.single_prompt(P.PromptTemplate(), q.instruction, q.class_names, 2)
+    content = [{"type": "image"}, {"type": "image"}, {"type": "text", "text": prompt}]
+    text = proc.apply_chat_template([{"role": "user", "content": content}], add_generation_prompt=True,
+                                    tokenize=False)
+    cands = label_candidates(proc.tokenizer, text, q.class_names)
+    scores = []
+    for name, toks in zip(q.class_names, cands.tokens, strict=True):
+        enc = proc(text=[text + answer_separator(text) + name], images=[to_pil(q.frames)], return_tensors="pt")
+        assert enc["input_ids"][0, -len(toks):].tolist() == list(toks)
+        with torch.no_grad():
+            lp = torch.log_softmax(model(**enc).logits[0].float(), dim=-1)
+        scores.append(sum(float(lp[-len(toks) - 1 + j, t]) for j, t in enumerate(toks)))
+    log_expected = np.array(scores) - np.logaddexp.reduce(scores)
+    # in log space: the two-token names have tiny probabilities under random weights
+    np.testing.assert_allclose(np.log(res.probabilities), log_expected, atol=2e-3)
+
+
 @pytest.mark.parametrize("arch", ("idefics3", "qwen2_5_vl"))
 def test_rigged_head_choice_is_exact(arch, make_query):
     model, proc = BUILDERS[arch]()
