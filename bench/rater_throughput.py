@@ -12,9 +12,10 @@ native bfloat16 (AVX512-BF16/AMX) torch's bfloat16 path is far slower on CPU, wh
 rater's ``dtype: auto`` means float32 there, and why the model runs in float32 by default here.
 
     .venv/bin/python bench/rater_throughput.py                 # writes bench/results/rater_throughput.json
-    .venv/bin/python bench/rater_throughput.py --queries 8 --batch 1 --max-new-tokens 4 16
+    .venv/bin/python bench/rater_throughput.py --batch 4 --max-new-tokens 8   # ~1.5 min
 
-Check the machine is otherwise idle first (``uptime``): the numbers are CPU-bound.
+The default run takes ~7 minutes on a 2-core EPYC (most of it the 512 px vision encoder, ~6 s of
+a rating). Check the machine is otherwise idle first (``uptime``): the numbers are CPU-bound.
 """
 
 from __future__ import annotations
