@@ -143,7 +143,7 @@ class TransformersRater:
                                        "analysis_max_new_tokens": config.analysis_max_new_tokens,
                                        "processor_kwargs": config.processor_kwargs,
                                        "prompt": asdict(self.template)}, sort_keys=True)
-        self._keep_last = "logits_to_keep" in inspect.signature(self.model.forward).parameters
+        self._has_logits_to_keep = "logits_to_keep" in inspect.signature(self.model.forward).parameters
         gen = getattr(self.model, "generation_config", None)
         eos = getattr(gen, "eos_token_id", None) if gen is not None else None
         eos = eos[0] if isinstance(eos, (list, tuple)) and eos else eos
@@ -256,7 +256,7 @@ class TransformersRater:
         """Next-token log-probabilities at each row's last ``keep`` positions ``(B, keep, V)``, and
         the rows' input ids."""
         enc = self._inputs(rows)
-        kw = {"logits_to_keep": keep} if self._keep_last else {}
+        kw = {"logits_to_keep": keep} if self._has_logits_to_keep else {}
         logits = self.model(**enc, **kw, use_cache=False).logits[:, -keep:, :]
         return torch.log_softmax(logits.float(), dim=-1), enc["input_ids"]
 
