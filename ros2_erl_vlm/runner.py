@@ -31,7 +31,10 @@ _PR_SET_PDEATHSIG = 1
 
 
 def _die_with_parent() -> None:  # pragma: no cover - runs in the child before exec
-    """Children get SIGTERM if the runner itself dies (even by SIGKILL)."""
+    """Children get SIGTERM if the runner itself dies (even by SIGKILL); SIGINT/SIGTERM are not
+    inherited as ignored (background jobs of non-interactive shells ignore SIGINT)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     with contextlib.suppress(OSError):
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 

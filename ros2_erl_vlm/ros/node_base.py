@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
 import time
 import traceback
@@ -103,6 +104,12 @@ def run_node(factory: Callable[[], ErlNode], args: Sequence[str] | None = None) 
     A bad parameter or params file exits 1 with ``error: ...`` on stderr naming the problem.
     """
     argv = list(sys.argv if args is None else args)
+    # A process started in the background by a non-interactive shell inherits an ignored SIGINT;
+    # a node must stop on Ctrl-C / SIGINT however it was started.
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    if signal.getsignal(signal.SIGTERM) is signal.SIG_IGN:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
     try:
         rclpy.init(args=argv)
     except Exception as exc:  # rcl raises RCLError for unreadable params files / bad --ros-args

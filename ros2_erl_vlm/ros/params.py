@@ -26,6 +26,10 @@ _INT_MAX = 2**62
 _FLOAT_MAX = 1e300
 
 
+def _fmt(v: float) -> str:
+    return str(int(v)) if float(v).is_integer() and abs(v) < 1e15 else f"{v:g}"
+
+
 class ParamError(ValueError):
     """A parameter has a bad value (the message names it)."""
 
@@ -76,8 +80,8 @@ class ParamSpec:
         if self.choices:
             parts.append("one of " + ", ".join(self.choices))
         if self.low is not None or self.high is not None:
-            lo = "-inf" if self.low is None else f"{self.low:g}"
-            hi = "inf" if self.high is None else f"{self.high:g}"
+            lo = "-inf" if self.low is None else _fmt(self.low)
+            hi = "inf" if self.high is None else _fmt(self.high)
             parts.append(f"in [{lo}, {hi}]")
         if self.length is not None:
             parts.append(f"{self.length} values")
