@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # erl: run erl_vlm without a ROS 2 install.
 #
-#   ./erl train [args]      train (python -m ros2_erl_vlm.train; no args = the module's short default run)
+#   ./erl train [args]      train with the ROS 2 node graph (python -m ros2_erl_vlm.runner; no args =
+#                           config/train_sim.yaml's short run; --help lists the options)
+#   ./erl train-inprocess [args]  the same loop in one process (python -m ros2_erl_vlm.train)
 #   ./erl test [pytest args] run the tests (test/); fails when no test ran
 #   ./erl lint [ruff args]  ruff check
 #   ./erl run <cmd...>      run a command inside the environment (venv + ROS prefix variables)
@@ -47,7 +49,7 @@ warn() { printf '%s[erl] warning:%s %s\n' "$_Y" "$_N" "$*" >&2; }
 die() { printf '%s[erl] error:%s %s\n' "$_R" "$_N" "$*" >&2; exit 1; }
 
 usage() {
-  sed -n '2,9p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+  sed -n '2,11p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
 }
 
 now() { date +%s.%N; }
@@ -386,6 +388,12 @@ main() {
       bootstrap "$force"
       ;;
     train)
+      bootstrap
+      activate_env
+      cd "$ROOT"
+      exec "$VPY" -m ros2_erl_vlm.runner "$@"
+      ;;
+    train-inprocess)
       bootstrap
       activate_env
       cd "$ROOT"

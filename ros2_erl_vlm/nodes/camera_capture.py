@@ -52,14 +52,14 @@ class CameraCapture(ErlNode):
         self.create_subscription(RatingRequest, qos.RATING_REQUESTS, self.on_request, qos.RATING_QOS)
 
     def on_image(self, msg: Image) -> None:
-        """Validate and buffer a camera image."""
+        """Decode (validating it) and buffer a camera image."""
         try:
-            image_to_rgb(msg)  # validation only; decoded again when paired (cheap)
+            rgb = image_to_rgb(msg)
         except ImageError as exc:
             self.count("bad_images", f"dropped a camera image: {exc}")
             return
         self.counters["images"] += 1
-        self._store_pairs(self.matcher.add_image(stamp_ns(msg.header.stamp), msg))
+        self._store_pairs(self.matcher.add_image(stamp_ns(msg.header.stamp), (msg.header, rgb)))
 
     def on_observation(self, msg: Observation) -> None:
         """Queue the step for pairing with its image."""
@@ -67,17 +67,17 @@ class CameraCapture(ErlNode):
         self._store_pairs(self.matcher.add_observation(key))
 
     def _store_pairs(self, pairs: list[tuple[StepKey, Any]]) -> None:
-        for key, img in pairs:
+        for key, (header, rgb) in pairs:
             try:
-                frame = crop_resize(image_to_rgb(img), self.size, self.crop)
-            except (ImageError, ValueError) as exc:
+                frame = crop_resize(rgb, self.size, self.crop)
+            except ValueError as exc:
                 self.count("bad_images", f"cannot use a camera image: {exc}")
                 continue
             self.store.put(key.episode, key.step, frame)
             self.counters["frames_stored"] += 1
-            if self.pub_frames is not None:
-                image = rgb_to_image(frame, img.header.stamp, img.header.frame_id)
-                out = StepFrame(header=img.header, episode=key.episode, step=key.step, image=image)
+            if self.pub_frames is not None and self.pub_frames.get_subscription_count() > 0:
+                image = rgb_to_image(frame, header.stamp, header.frame_id)
+                out = StepFrame(header=header, episode=key.episode, step=key.step, image=image)
                 self.pub_frames.publish(out)
 
     def on_request(self, msg: RatingRequest) -> None:
