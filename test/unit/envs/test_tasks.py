@@ -71,7 +71,7 @@ def test_class_names_defaults_and_overrides(tmp_sim: Path) -> None:
 
 
 def test_bin_truth_math() -> None:
-    spec = load_task("drawer-open-v3")  # 3 classes: thresholds (0.45, 0.8)
+    spec = load_task("drawer-open-v3")  # 3 classes: thresholds (0.25, 0.8)
     t2, t3 = spec.oracle.thresholds(2), spec.oracle.thresholds(3)
     assert spec.bin_truth(0.0, False) == 0
     assert spec.bin_truth(math.nextafter(t3[0], 0), False, 3) == 0
