@@ -69,3 +69,51 @@ def test_nodes_exit_1_naming_the_problem(small_params: Any, tmp_path: Path) -> N
         assert proc.returncode == 1, (node, proc.returncode, out[-2000:], err[-2000:])
         assert expect in err, (node, err[-2000:])
         assert "Traceback" not in err, (node, err[-2000:])
+
+
+@pytest.mark.ros
+def test_runner_stops_the_graph_when_a_node_dies(small_params: Any, tmp_path: Path) -> None:
+    """The runner CLI: all five nodes come up; SIGKILL one and the runner stops the others
+    cleanly (SIGINT) and exits non-zero."""
+    import contextlib
+    import json
+    import os
+    import signal
+    import time
+
+    params = small_params("runner.yaml", {"/**/sac_agent": {"total_steps": 10**6}})
+    run_dir = tmp_path / "run"
+    proc = subprocess.Popen([sys.executable, "-m", "ros2_erl_vlm.runner", "--params-file", str(params),
+                             "--run-dir", str(run_dir), "--task", "reach-v3"],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    nodes = ("sim_bridge", "camera_capture", "vlm_rater", "reward_learner", "sac_agent")
+    deadline = time.monotonic() + 90
+    pids = {}
+    while time.monotonic() < deadline and len(pids) < len(nodes) and proc.poll() is None:
+        for n in nodes:
+            with contextlib.suppress(OSError, ValueError, KeyError):
+                pids[n] = json.loads((run_dir / n / "status.json").read_text())["pid"]
+        time.sleep(0.3)
+    assert len(pids) == len(nodes), proc.communicate(timeout=60)[0][-3000:]
+    os.kill(pids["camera_capture"], signal.SIGKILL)
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 1, out[-3000:]
+    assert "camera_capture exited with code -9: stopping the graph" in out
+    assert "unclean exits" not in out, out[-3000:]
+    assert "Traceback" not in out, out[-3000:]
+
+
+@pytest.mark.ros
+def test_a_node_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
+    import signal
+    import time
+
+    proc = subprocess.Popen([sys.executable, "-m", "ros2_erl_vlm.nodes.camera_capture", "--ros-args",
+                             "-p", f'run_dir:="{tmp_path}"'], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    deadline = time.monotonic() + 60
+    while not (tmp_path / "camera_capture" / "status.json").exists() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGTERM)
+    out, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 0, out[-2000:]

@@ -23,10 +23,11 @@ from ros2_erl_vlm.core.record_log import scan
 pytestmark = [pytest.mark.ros, pytest.mark.integration]
 
 TOTAL_STEPS = 2000
+NAMESPACE = "erl_test_robot"  # every topic lives under it (relative names)
 NODES = ("sim_bridge", "camera_capture", "vlm_rater", "reward_learner", "sac_agent")
 
 
-def _inject(namespace: str = "") -> dict[str, int]:
+def _inject(namespace: str) -> dict[str, int]:
     """Publish bad inputs on the graph's topics from this process; returns what was sent."""
     import rclpy
     from erl_vlm.msg import Action, Observation, Rating, RatingRequest, RewardModelUpdate
@@ -37,7 +38,7 @@ def _inject(namespace: str = "") -> dict[str, int]:
 
     ctx = rclpy.Context()
     rclpy.init(context=ctx)
-    node = rclpy.create_node("bad_input_injector", namespace=namespace, context=ctx)
+    node = rclpy.create_node("bad_input_injector", namespace=f"/{namespace}", context=ctx)
     ex = SingleThreadedExecutor(context=ctx)
     ex.add_node(node)
     pubs = {
@@ -101,10 +102,10 @@ def run(small_params: Any, start_graph: Any) -> dict[str, Any]:
     """Train the graph for TOTAL_STEPS with bad inputs injected midway; collect the outcome."""
     params = small_params("train.yaml", {"/**/sac_agent": {"total_steps": TOTAL_STEPS}})
     t0 = time.monotonic()
-    g = start_graph(params, task="drawer-open-v3", seed="3")
+    g = start_graph(params, task="drawer-open-v3", seed="3", namespace=NAMESPACE)
     g.wait_for("the first reward model", lambda: g.status("sac_agent").get("model_version", 0) >= 1,
                timeout_s=150)
-    sent = _inject()
+    sent = _inject(NAMESPACE)
     g.wait_for("the agent to finish", lambda: ("sac_agent", 0) in g.procs.exited(), timeout_s=200)
     time.sleep(1.0)  # last status files
     statuses = {n: g.status(n) for n in NODES}
@@ -183,3 +184,4 @@ def test_no_node_died_and_shutdown_is_clean(run: dict[str, Any]) -> None:
     assert sorted(run["alive_at_end"]) == sorted(n for n in NODES if n != "sac_agent")
     assert run["codes"] == {n: 0 for n in NODES}, run["output"][-4000:]
     assert "Traceback" not in run["output"], run["output"][-4000:]
+    assert f"[{NAMESPACE}.sac_agent]" in run["output"]  # the namespace reached every node
