@@ -104,6 +104,13 @@ class Graph:
             out["run_dir"] = default_run_dir(out.get("task") or str(shared.get("task", "task")),
                                              out.get("seed") or str(shared.get("seed", 0)))
         out["run_dir"] = str(Path(out["run_dir"]).expanduser().resolve())
+        if not out.get("use_sim_time"):
+            # Sim time only when the simulator publishes /clock (lock-step with publish_clock).
+            sim: dict[str, Any] = {}
+            with contextlib.suppress(GraphError):
+                sim = node_params_from_file(read_params_file(out["params_file"]), "/sim_bridge")
+            mode = out.get("mode") or sim.get("mode", "lockstep")
+            out["use_sim_time"] = str(mode == "lockstep" and bool(sim.get("publish_clock", True))).lower()
         ns = out.get("namespace", "")
         if ns and not re.fullmatch(r"/?[A-Za-z][A-Za-z0-9_]*(/[A-Za-z][A-Za-z0-9_]*)*", ns):
             raise GraphError(f"argument 'namespace': {ns!r} is not a valid ROS namespace")
@@ -125,7 +132,7 @@ class Graph:
                 if spec is None:
                     continue
                 out[node.name][arg.parameter] = typed_value(spec, raw, arg.name)
-        use_sim_time = parse_bool(values.get("use_sim_time", "false"), "use_sim_time")
+        use_sim_time = parse_bool(values.get("use_sim_time") or "false", "use_sim_time")
         for node in self.nodes:
             if node.sim_time and use_sim_time:
                 out[node.name]["use_sim_time"] = True

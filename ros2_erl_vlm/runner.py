@@ -158,10 +158,12 @@ def build_parser(graph: Graph) -> argparse.ArgumentParser:
     """One option per graph argument (``--total-steps`` for ``total_steps`` ...)."""
     p = argparse.ArgumentParser(prog="python -m ros2_erl_vlm.runner",
                                 description=__doc__.split("\n")[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                                epilog=__doc__.split("\n\n", 2)[2],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
     for arg in graph.arguments.values():
+        extra = f" [default: {arg.default}]" if arg.default else ""
         p.add_argument("--" + arg.name.replace("_", "-"), dest=arg.name, default=None,
-                       help=f"{arg.description} (default: {arg.default!r})")
+                       metavar=arg.name.upper(), help=arg.description + extra)
     p.add_argument("--check", action="store_true", help="only check the params file and arguments")
     p.add_argument("--print-commands", action="store_true", help="print each node's command line and exit")
     return p

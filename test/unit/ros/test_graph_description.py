@@ -47,6 +47,9 @@ def test_arguments_become_typed_overrides() -> None:
     assert ov["sac_agent"]["total_steps"] == 500 and "total_steps" not in ov["reward_learner"]
     assert ov["vlm_rater"]["rater.backend"] == "openai"
     assert "task" not in ov["camera_capture"]  # it does not declare it
+    assert values["use_sim_time"] == "true"
+    rt = g.node_overrides(g.resolve({"mode": "realtime", "run_dir": "/tmp/r"}))
+    assert "use_sim_time" not in rt["sac_agent"]  # no /clock in real time
     with pytest.raises(GraphError, match="argument 'seed'"):
         g.node_overrides(g.resolve({"seed": "x", "run_dir": "/tmp/r"}))
     with pytest.raises(GraphError, match="unknown argument"):
