@@ -130,7 +130,7 @@ class SacAgent(ErlNode):
         self.logger.log("train", self.agent.step, {
             "episode": st.episode, "true_return": st.true_return, "learned_return": st.learned_return,
             "success": float(st.success), "length": st.length, "model_version": self.agent.model_version,
-            **self.metrics})
+            "wall_s": time.monotonic() - self._t0, **self.metrics})
         out = EpisodeSummary(episode=st.episode, length=st.length, true_return=float(st.true_return),
                              success=bool(st.success), learned_return=float(st.learned_return))
         out.header.stamp = msg.header.stamp
