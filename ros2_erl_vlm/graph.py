@@ -9,7 +9,6 @@ parameters without starting anything (ROS-free; rclpy is not imported).
 from __future__ import annotations
 
 import contextlib
-import json
 import re
 import sys
 import time
@@ -282,21 +281,35 @@ def check_params(graph: Graph, values: dict[str, str]) -> None:
             raise GraphError(f"{node.name}: {exc}") from exc
 
 
-def ros_args(node: NodeSpec, values: dict[str, str], overrides: dict[str, Any]) -> list[str]:
-    """``--ros-args`` of one node process (name, namespace, params file, overrides, log level)."""
+def write_overrides(node: NodeSpec, values: dict[str, str], overrides: dict[str, Any],
+                    directory: str | Path) -> Path:
+    """A params file with ``overrides`` under the node's fully qualified name.
+
+    Given after the main params file it wins over every section there, also node-specific ones
+    (``-p name:=value`` would not: rcl ranks it as a ``/**`` entry). launch_ros does the same.
+    """
+    path = Path(directory) / f"{node.name}.yaml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = {fqn(values.get("namespace", ""), node.name): {"ros__parameters": dict(overrides)}}
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+def ros_args(node: NodeSpec, values: dict[str, str], overrides_file: str | Path | None) -> list[str]:
+    """``--ros-args`` of one node process (name, namespace, params files, log level)."""
     args = ["--ros-args", "-r", f"__node:={node.name}"]
     ns = values.get("namespace", "").strip("/")
     if ns:
         args += ["-r", f"__ns:=/{ns}"]
     args += ["--params-file", values["params_file"]]
-    for key, value in overrides.items():
-        args += ["-p", f"{key}:={json.dumps(value)}"]
+    if overrides_file is not None:
+        args += ["--params-file", str(overrides_file)]
     level = values.get("log_level", "")
     if level:
         args += ["--log-level", level]
     return args
 
 
-def node_command(node: NodeSpec, values: dict[str, str], overrides: dict[str, Any]) -> list[str]:
+def node_command(node: NodeSpec, values: dict[str, str], overrides_file: str | Path | None) -> list[str]:
     """The command line of one node process (this interpreter, ``-m`` the node module)."""
-    return [sys.executable, "-m", node.module, *ros_args(node, values, overrides)]
+    return [sys.executable, "-m", node.module, *ros_args(node, values, overrides_file)]

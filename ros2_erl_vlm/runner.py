@@ -23,9 +23,18 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import IO, Any
 
-from ros2_erl_vlm.graph import Graph, GraphError, check_params, load_graph, node_command, parse_bool
+from ros2_erl_vlm.graph import (
+    Graph,
+    GraphError,
+    check_params,
+    load_graph,
+    node_command,
+    parse_bool,
+    write_overrides,
+)
 
 _PR_SET_PDEATHSIG = 1
 
@@ -76,8 +85,12 @@ class GraphProcesses:
         return [n.name for n in self.graph.nodes if n.layer in layers]
 
     def command(self, name: str) -> list[str]:
-        """The command line of node ``name``."""
-        return node_command(self.graph.node(name), self.values, self.overrides[name])
+        """The command line of node ``name`` (its argument overrides are written to
+        ``<run_dir>/params/<name>.yaml``)."""
+        node = self.graph.node(name)
+        folder = Path(self.values["run_dir"]) / "params"
+        path = write_overrides(node, self.values, self.overrides[name], folder)
+        return node_command(node, self.values, path)
 
     def _emit(self, line: str) -> None:
         if self.out is None:

@@ -74,3 +74,19 @@ def test_default_run_dir_uses_the_params_file_task(tmp_path: Path) -> None:
 ])
 def test_params_file_node_keys(key: str, fqn: str, match: bool) -> None:
     assert bool(node_params_from_file({key: {"x": 1}}, fqn)) is match
+
+
+def test_overrides_file_is_keyed_by_the_node_fqn(tmp_path: Path) -> None:
+    """Argument overrides go into a params file under the node's own name, which beats every
+    section of the main params file (`-p` would lose to a node-specific section)."""
+    from ros2_erl_vlm.graph import node_command, write_overrides
+
+    g = load_graph()
+    values = g.resolve({"rater": "openai", "namespace": "r1", "run_dir": str(tmp_path)})
+    node = g.node("vlm_rater")
+    path = write_overrides(node, values, g.node_overrides(values)["vlm_rater"], tmp_path / "params")
+    data = yaml.safe_load(path.read_text())
+    assert data["/r1/vlm_rater"]["ros__parameters"]["rater.backend"] == "openai"
+    cmd = node_command(node, values, path)
+    assert cmd[cmd.index(str(path)) - 1] == "--params-file"
+    assert cmd.index(values["params_file"]) < cmd.index(str(path))

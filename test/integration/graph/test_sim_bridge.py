@@ -1,0 +1,88 @@
+"""sim_bridge on its own: real-time mode at a fixed rate, images stamped like their observations,
+the reset service, actions applied (clipped) or held when stale."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+pytestmark = [pytest.mark.ros, pytest.mark.integration]
+
+
+def test_realtime_mode_reset_service_and_actions(small_params: Any, tmp_path: Path) -> None:
+    import rclpy
+    from erl_vlm.msg import Action, Observation
+    from rclpy.executors import SingleThreadedExecutor
+    from sensor_msgs.msg import Image
+    from std_srvs.srv import Trigger
+
+    from ros2_erl_vlm.ros import qos
+
+    ns = "sim_bridge_test"
+    params = small_params("realtime.yaml", {"/**/sim_bridge": {
+        "mode": "realtime", "control_rate_hz": 50.0, "action_timeout_s": 0.5, "camera.image_size": 32}})
+    proc = subprocess.Popen([sys.executable, "-m", "ros2_erl_vlm.nodes.sim_bridge", "--ros-args",
+                             "-r", f"__ns:=/{ns}", "--params-file", str(params), "-p", 'task:="reach-v3"',
+                             "-p", f'run_dir:="{tmp_path}"'], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    ctx = rclpy.Context()
+    rclpy.init(context=ctx)
+    try:
+        node = rclpy.create_node("sim_bridge_prober", namespace=f"/{ns}", context=ctx)
+        ex = SingleThreadedExecutor(context=ctx)
+        ex.add_node(node)
+        obs: list[Any] = []
+        imgs: dict[int, Any] = {}
+        node.create_subscription(Observation, qos.OBSERVATION, obs.append, qos.OBSERVATION_QOS)
+        node.create_subscription(Image, qos.CAMERA_IMAGE,
+                                 lambda m: imgs.setdefault(m.header.stamp.sec * 10**9 + m.header.stamp.nanosec, m),
+                                 qos.IMAGE_QOS)
+        act = node.create_publisher(Action, qos.ACTION, qos.ACTION_QOS)
+        reset = node.create_client(Trigger, qos.RESET_SERVICE)
+
+        def spin_until(cond, timeout_s: float) -> None:
+            deadline = time.monotonic() + timeout_s
+            while not cond() and time.monotonic() < deadline:
+                assert proc.poll() is None, proc.communicate()[0][-3000:]
+                ex.spin_once(timeout_sec=0.05)
+            assert cond(), f"timed out; {len(obs)} observations"
+
+        spin_until(lambda: len(obs) >= 30, 90)
+        t0, n0 = time.monotonic(), len(obs)
+        spin_until(lambda: len(obs) >= n0 + 50, 30)
+        rate = (len(obs) - n0) / (time.monotonic() - t0)
+        assert 25 < rate < 75, rate  # 50 Hz, give or take a loaded machine
+        steps = [o.step for o in obs if o.episode == obs[-1].episode]
+        assert steps == list(range(steps[0], steps[0] + len(steps)))
+        stamped = [o for o in obs[-20:] if o.header.stamp.sec * 10**9 + o.header.stamp.nanosec in imgs]
+        assert len(stamped) >= 10  # images carry their observation's stamp (best effort: most arrive)
+        assert all(np.allclose(o.action_taken, 0.0) for o in obs[n0:])  # no agent: actions held at zero
+
+        # An action for the current episode is applied (clipped to [-1, 1]).
+        ep = obs[-1].episode
+        spin_until(lambda: act.get_subscription_count() > 0, 10)
+        for _ in range(10):
+            act.publish(Action(episode=ep, step=obs[-1].step, action=[0.5, -3.0, 0.0, 0.2]))
+            ex.spin_once(timeout_sec=0.02)
+        spin_until(lambda: any(np.allclose(o.action_taken, [0.5, -1.0, 0.0, 0.2]) for o in obs[-15:]), 10)
+
+        # The reset service starts the next episode at step 0.
+        spin_until(lambda: reset.service_is_ready(), 10)
+        before = obs[-1].episode
+        future = reset.call_async(Trigger.Request())
+        spin_until(lambda: future.done(), 10)
+        assert future.result().success and future.result().message == f"episode {before + 1}"
+        spin_until(lambda: any(o.episode == before + 1 and o.step == 0 for o in obs), 10)
+        ex.shutdown()
+        node.destroy_node()
+    finally:
+        rclpy.shutdown(context=ctx)
+        proc.send_signal(2)
+        out = proc.communicate(timeout=30)[0]
+    assert proc.returncode == 0, out[-3000:]
