@@ -20,12 +20,34 @@ RESULTS = Path(__file__).resolve().parent / "results" / "learning"
 METHODS = ("erl-vlm", "rbrl", "sac-true")
 
 
+def _partial_run(run_dir: Path) -> dict | None:
+    """An unfinished run's eval curve, read from its ``eval.csv`` (marked ``partial``)."""
+    import csv
+
+    method, _, seed = run_dir.name.rpartition("-s")
+    eval_csv = run_dir / "eval.csv"
+    if method not in METHODS or not eval_csv.exists():
+        return None
+    with open(eval_csv) as fh:
+        rows = [{"step": int(r["step"]), "success_rate": float(r["success_rate"])} for r in csv.DictReader(fh)]
+    if not rows:
+        return None
+    return {"method": method, "seed": int(seed), "steps": rows[-1]["step"], "eval": rows,
+            "final_success_rate": rows[-1]["success_rate"], "partial": True}
+
+
 def load_runs(task_dir: Path) -> dict[str, list[dict]]:
-    """Per method, the runs' result dicts."""
+    """Per method, the runs' result dicts; unfinished runs count with what they reached."""
     runs: dict[str, list[dict]] = defaultdict(list)
+    done = set()
     for f in sorted(task_dir.glob("*-s*.json")):
         data = json.loads(f.read_text())
         runs[data["method"]].append(data)
+        done.add((data["method"], data["seed"]))
+    for run_dir in sorted((task_dir / "runs").glob("*-s*")):
+        part = _partial_run(run_dir)
+        if part is not None and (part["method"], part["seed"]) not in done:
+            runs[part["method"]].append(part)
     return runs
 
 
@@ -53,6 +75,7 @@ def main() -> None:
         summary["methods"][method] = {
             "seeds": sorted(r["seed"] for r in runs[method]),
             "steps_completed": sorted(r["steps"] for r in runs[method]),
+            "unfinished_seeds": sorted(r["seed"] for r in runs[method] if r.get("partial")),
             "eval_steps": steps.tolist(), "success_mean": mean.tolist(), "success_std": std.tolist(),
             "final_success_mean": float(np.mean(finals)), "final_success_std": float(np.std(finals)),
         }
