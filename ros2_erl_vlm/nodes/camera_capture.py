@@ -32,6 +32,9 @@ from ros2_erl_vlm.ros.node_base import ErlNode, run_node
 class CameraCapture(ErlNode):
     """The node (see module docstring)."""
 
+    COUNTERS = ("images", "bad_images", "frames_stored", "requests_framed", "requests_unknown_episode",
+                "requests_missing_frames")
+
     def __init__(self) -> None:
         super().__init__("camera_capture")
         p = self.p

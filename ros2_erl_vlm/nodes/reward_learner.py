@@ -38,6 +38,8 @@ from ros2_erl_vlm.ros.node_params import loop_config
 class RewardLearnerNode(ErlNode):
     """The node (see module docstring)."""
 
+    COUNTERS = ("bad_observations", "bad_ratings", "unknown_ratings", "duplicate_ratings", "models_published")
+
     def __init__(self) -> None:
         super().__init__("reward_learner")
         from ros2_erl_vlm.envs import load_task

@@ -40,6 +40,8 @@ from ros2_erl_vlm.ros.node_params import loop_config
 class SacAgent(ErlNode):
     """The node (see module docstring)."""
 
+    COUNTERS = ("bad_observations", "bad_models", "relabels")
+
     def __init__(self) -> None:
         super().__init__("sac_agent")
         from ros2_erl_vlm.envs import load_task

@@ -46,6 +46,8 @@ def _time(ns: int) -> Time:
 class SimBridge(ErlNode):
     """The node (see module docstring)."""
 
+    COUNTERS = ("episodes", "steps", "bad_actions", "stale_actions", "held_steps", "observations_republished")
+
     def __init__(self) -> None:
         super().__init__("sim_bridge")
         os.environ.setdefault("MUJOCO_GL", "egl")

@@ -58,6 +58,8 @@ def rater_settings(p: dict[str, Any]) -> dict[str, Any]:
 class VlmRater(ErlNode):
     """The node (see module docstring)."""
 
+    COUNTERS = ("bad_requests", "duplicate_requests", "answered_from_log", "abstained")
+
     def __init__(self) -> None:
         super().__init__("vlm_rater")
         from ros2_erl_vlm.raters import RatingLogRater, make_rater

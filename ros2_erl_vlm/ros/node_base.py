@@ -35,11 +35,14 @@ class ErlNode(Node):
         specs: the node's parameter table (default: ``NODE_PARAMS[name]``).
     """
 
+    #: Counter names shown in the status file from the start (zero until they happen).
+    COUNTERS: tuple[str, ...] = ()
+
     def __init__(self, name: str, specs: Sequence[ParamSpec] | None = None) -> None:
         super().__init__(name)
         self.p: dict[str, Any] = declare_parameters(
             self, specs if specs is not None else NODE_PARAMS[name], known_elsewhere=all_param_names())
-        self.counters: Counter[str] = Counter()
+        self.counters: Counter[str] = Counter(dict.fromkeys(self.COUNTERS, 0))
         self.done = False
         self.exit_code = 0
         self._steady = Clock(clock_type=ClockType.STEADY_TIME)
