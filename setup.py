@@ -18,7 +18,7 @@ from setuptools import find_packages, setup
 
 PACKAGE_NAME = "erl_vlm"
 HERE = Path(__file__).resolve().parent
-NODES = ("sim_bridge", "camera_capture", "vlm_rater", "reward_learner", "sac_agent", "arm_bridge")
+NODES = ("sim_bridge", "camera_capture", "vlm_rater", "reward_learner", "sac_agent")
 
 
 def read_requirements(name: str) -> list[str]:

@@ -8,7 +8,8 @@ except the batch size: 256 instead of 512 (``--batch``), to halve the cost on a 
 method gets the same.
 
 Each run writes ``bench/results/learning/<task>/<method>-s<seed>.json`` (settings, eval curve,
-wall time) and keeps its run directory (checkpoints) under ``bench/results/learning/<task>/runs``
+wall time; runs with other label noise than the benchmark's 20% symmetric are named
+``<method>@<mode><noise>-s<seed>``, e.g. ``erl-vlm@neighbor0.2-s0`` or ``erl-vlm@clean-s0``) and keeps its run directory (checkpoints) under ``bench/results/learning/<task>/runs``
 so an interrupted run continues where it stopped when started again (runs can be spread over
 several sittings). ``bench/learning_summary.py`` aggregates the files into a table and a plot.
 
@@ -27,6 +28,13 @@ from pathlib import Path
 RESULTS = Path(__file__).resolve().parent / "results" / "learning"
 
 
+def run_label(method: str, noise: float, mode: str) -> str:
+    """``method`` for the benchmark's condition (20% symmetric noise), else ``method@<mode><noise>``."""
+    if method == "sac-true" or (noise == 0.2 and mode == "symmetric"):
+        return method
+    return f"{method}@clean" if noise == 0 else f"{method}@{mode}{noise:g}"
+
+
 def main() -> int:
     """Run (or resume) one benchmark run and write its results file."""
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -35,6 +43,7 @@ def main() -> int:
     ap.add_argument("--task", default="drawer-open-v3")
     ap.add_argument("--steps", type=int, default=150_000)
     ap.add_argument("--label-noise", type=float, default=0.2)
+    ap.add_argument("--noise-mode", choices=("symmetric", "neighbor"), default="symmetric")
     ap.add_argument("--eval-every", type=int, default=10_000)
     ap.add_argument("--eval-episodes", type=int, default=10)
     ap.add_argument("--set", action="append", default=[], help="extra loop settings (KEY=VALUE)")
@@ -46,10 +55,12 @@ def main() -> int:
     from ros2_erl_vlm.train import main as train_main
 
     out_dir = RESULTS / args.task
-    run_dir = out_dir / "runs" / f"{args.method}-s{args.seed}"
+    name = f"{run_label(args.method, args.label_noise, args.noise_mode)}-s{args.seed}"
+    run_dir = out_dir / "runs" / name
     resume = (run_dir / "checkpoint.pt").exists()
     argv = ["--task", args.task, "--method", args.method, "--seed", str(args.seed),
             "--steps", str(args.steps), "--label-noise", str(args.label_noise),
+            "--noise-mode", args.noise_mode,
             "--run-dir", str(run_dir), "--threads", str(args.threads),
             "--set", f"eval_every={args.eval_every}", "--set", f"eval_episodes={args.eval_episodes}",
             "--set", "checkpoint_every=10000", "--set", f"sac.batch_size={args.batch}",
@@ -67,13 +78,14 @@ def main() -> int:
     summary = json.loads((run_dir / "summary.json").read_text())
     result = {
         "benchmark": "learning", "task": args.task, "method": args.method, "seed": args.seed,
-        "steps": summary["steps"], "label_noise": args.label_noise,
+        "label": run_label(args.method, args.label_noise, args.noise_mode),
+        "steps": summary["steps"], "label_noise": args.label_noise, "noise_mode": args.noise_mode,
         "eval": summary["eval"], "final_success_rate": summary["final_success_rate"],
         "ratings": summary["ratings"], "wall_s_this_sitting": time.time() - t0,
         "resumed": resume, "settings": summary["config"],
         "time": time.strftime("%Y-%m-%d %H:%M:%S"),
     }
-    out = out_dir / f"{args.method}-s{args.seed}.json"
+    out = out_dir / f"{name}.json"
     out.write_text(json.dumps(result, indent=2))
     print(f"wrote {out}: final success {result['final_success_rate']}")
     return 0

@@ -2,9 +2,11 @@
 
     python bench/learning_summary.py [--task drawer-open-v3]
 
-Reads ``bench/results/learning/<task>/<method>-s<seed>.json``; writes ``summary.json`` and
-``learning_curves.png`` beside them; prints mean +- std of the success rate per method at each
-evaluation step and whether the targets (ERL-VLM >= 0.8 at the last step, ERL-VLM > RbRL) hold.
+Reads ``bench/results/learning/<task>/<label>-s<seed>.json`` (``label`` is the method, or
+``method@<noise condition>`` for runs outside the benchmark's 20% symmetric noise) and unfinished
+runs' ``eval.csv``; writes ``summary.json`` and ``learning_curves.png`` (success rate and true
+return per label, mean +- std over seeds) beside them; prints the final numbers per label and
+whether the targets (ERL-VLM >= 0.8 at the last step, ERL-VLM > RbRL) hold.
 """
 
 from __future__ import annotations
@@ -20,40 +22,47 @@ RESULTS = Path(__file__).resolve().parent / "results" / "learning"
 METHODS = ("erl-vlm", "rbrl", "sac-true")
 
 
+def _label_order(label: str) -> tuple[int, str]:
+    method = label.split("@", 1)[0]
+    return (METHODS.index(method) if method in METHODS else len(METHODS), label)
+
+
 def _partial_run(run_dir: Path) -> dict | None:
     """An unfinished run's eval curve, read from its ``eval.csv`` (marked ``partial``)."""
     import csv
 
-    method, _, seed = run_dir.name.rpartition("-s")
+    label, _, seed = run_dir.name.rpartition("-s")
     eval_csv = run_dir / "eval.csv"
-    if method not in METHODS or not eval_csv.exists():
+    if label.split("@", 1)[0] not in METHODS or not eval_csv.exists():
         return None
     with open(eval_csv) as fh:
-        rows = [{"step": int(r["step"]), "success_rate": float(r["success_rate"])} for r in csv.DictReader(fh)]
+        rows = [{"step": int(r["step"]), "success_rate": float(r["success_rate"]),
+                 "true_return": float(r["true_return"])} for r in csv.DictReader(fh)]
     if not rows:
         return None
-    return {"method": method, "seed": int(seed), "steps": rows[-1]["step"], "eval": rows,
-            "final_success_rate": rows[-1]["success_rate"], "partial": True}
+    return {"label": label, "method": label.split("@", 1)[0], "seed": int(seed), "steps": rows[-1]["step"],
+            "eval": rows, "final_success_rate": rows[-1]["success_rate"], "partial": True}
 
 
 def load_runs(task_dir: Path) -> dict[str, list[dict]]:
-    """Per method, the runs' result dicts; unfinished runs count with what they reached."""
+    """Per label, the runs' result dicts; unfinished runs count with what they reached."""
     runs: dict[str, list[dict]] = defaultdict(list)
     done = set()
     for f in sorted(task_dir.glob("*-s*.json")):
         data = json.loads(f.read_text())
-        runs[data["method"]].append(data)
-        done.add((data["method"], data["seed"]))
+        label = data.get("label", data["method"])
+        runs[label].append(data)
+        done.add((label, data["seed"]))
     for run_dir in sorted((task_dir / "runs").glob("*-s*")):
         part = _partial_run(run_dir)
-        if part is not None and (part["method"], part["seed"]) not in done:
-            runs[part["method"]].append(part)
-    return runs
+        if part is not None and (part["label"], part["seed"]) not in done:
+            runs[part["label"]].append(part)
+    return dict(sorted(runs.items(), key=lambda kv: _label_order(kv[0])))
 
 
-def curves(runs: list[dict]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Common eval steps and mean/std success over runs (only steps every run reached)."""
-    per_run = [{int(e["step"]): float(e["success_rate"]) for e in r["eval"]} for r in runs]
+def curves(runs: list[dict], key: str = "success_rate") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Common eval steps and mean/std of ``key`` over runs (only steps every run reached)."""
+    per_run = [{int(e["step"]): float(e[key]) for e in r["eval"]} for r in runs]
     steps = sorted(set.intersection(*(set(p) for p in per_run))) if per_run else []
     mat = np.array([[p[s] for s in steps] for p in per_run]) if steps else np.zeros((0, 0))
     return np.array(steps), mat.mean(0) if steps else np.array([]), mat.std(0) if steps else np.array([])
@@ -67,21 +76,23 @@ def main() -> None:
     task_dir = RESULTS / args.task
     runs = load_runs(task_dir)
     summary: dict = {"task": args.task, "methods": {}}
-    for method in METHODS:
-        if method not in runs:
-            continue
-        steps, mean, std = curves(runs[method])
-        finals = [r["final_success_rate"] for r in runs[method]]
-        summary["methods"][method] = {
-            "seeds": sorted(r["seed"] for r in runs[method]),
-            "steps_completed": sorted(r["steps"] for r in runs[method]),
-            "unfinished_seeds": sorted(r["seed"] for r in runs[method] if r.get("partial")),
+    for label, label_runs in runs.items():
+        steps, mean, std = curves(label_runs)
+        _, ret_mean, ret_std = curves(label_runs, "true_return")
+        finals = [r["final_success_rate"] for r in label_runs]
+        final_ret = [r["eval"][-1]["true_return"] for r in label_runs]
+        summary["methods"][label] = {
+            "seeds": sorted(r["seed"] for r in label_runs),
+            "steps_completed": sorted(r["steps"] for r in label_runs),
+            "unfinished_seeds": sorted(r["seed"] for r in label_runs if r.get("partial")),
             "eval_steps": steps.tolist(), "success_mean": mean.tolist(), "success_std": std.tolist(),
+            "true_return_mean": ret_mean.tolist(), "true_return_std": ret_std.tolist(),
             "final_success_mean": float(np.mean(finals)), "final_success_std": float(np.std(finals)),
+            "final_true_return_mean": float(np.mean(final_ret)),
         }
-        print(f"{method:9s} seeds={summary['methods'][method]['seeds']} "
-              f"final success {np.mean(finals):.2f} +- {np.std(finals):.2f} "
-              f"(steps {summary['methods'][method]['steps_completed']})")
+        print(f"{label:22s} seeds={summary['methods'][label]['seeds']} "
+              f"final success {np.mean(finals):.2f} +- {np.std(finals):.2f}, "
+              f"true return {np.mean(final_ret):.0f} (steps {summary['methods'][label]['steps_completed']})")
     m = summary["methods"]
     if "erl-vlm" in m:
         summary["target_erl_vlm_ge_0.8"] = m["erl-vlm"]["final_success_mean"] >= 0.8
@@ -94,18 +105,25 @@ def main() -> None:
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
 
-        fig, ax = plt.subplots(figsize=(6, 4))
-        for method, d in m.items():
-            s, mu, sd = np.array(d["eval_steps"]), np.array(d["success_mean"]), np.array(d["success_std"])
+        fig, (ax, ax_ret) = plt.subplots(1, 2, figsize=(11, 4))
+        for label, d in m.items():
+            s = np.array(d["eval_steps"])
             if len(s) == 0:
                 continue
-            ax.plot(s / 1000, mu, label=f"{method} (n={len(d['seeds'])})")
-            ax.fill_between(s / 1000, mu - sd, mu + sd, alpha=0.2)
+            name = f"{label} (n={len(d['seeds'])})"
+            for axis, mean_key, std_key in ((ax, "success_mean", "success_std"),
+                                            (ax_ret, "true_return_mean", "true_return_std")):
+                mu, sd = np.array(d[mean_key]), np.array(d[std_key])
+                axis.plot(s / 1000, mu, label=name)
+                axis.fill_between(s / 1000, mu - sd, mu + sd, alpha=0.2)
         ax.set_xlabel("env steps (k)")
         ax.set_ylabel("success rate (10 eval episodes)")
         ax.set_ylim(-0.05, 1.05)
-        ax.set_title(f"{args.task}, oracle rater with 20% label noise")
-        ax.legend()
+        ax.set_title(f"{args.task}: success (oracle, 20% symmetric noise)")
+        ax.legend(fontsize=8)
+        ax_ret.set_xlabel("env steps (k)")
+        ax_ret.set_ylabel("true (dense) return per episode")
+        ax_ret.set_title("task progress the policy makes")
         fig.tight_layout()
         fig.savefig(task_dir / "learning_curves.png", dpi=120)
     except ImportError:

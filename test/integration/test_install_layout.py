@@ -26,7 +26,6 @@ EXECUTABLES = (
     "vlm_rater",
     "reward_learner",
     "sac_agent",
-    "arm_bridge",
     "erl_vlm_run",
     "erl_vlm_train",
 )
