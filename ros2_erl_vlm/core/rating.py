@@ -71,6 +71,12 @@ class RatingQuery:
 
     def __post_init__(self) -> None:
         check_num_classes(len(self.class_names))
+        self.class_names = tuple(str(c) for c in self.class_names)
+        folded = [" ".join(c.split()).casefold() for c in self.class_names]
+        if any(not c for c in folded):
+            raise ValueError(f"class names must not be empty, got {list(self.class_names)}")
+        if len(set(folded)) != len(folded):
+            raise ValueError(f"class names must be distinct (ignoring case), got {list(self.class_names)}")
         self.steps = tuple(int(s) for s in self.steps)
         if not self.steps:
             raise ValueError("a rating query needs at least one step")

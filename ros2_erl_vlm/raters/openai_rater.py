@@ -221,7 +221,8 @@ class OpenAIRater:
                 if reply.refusal or reply.finish_reason == "content_filter" or not reply.text.strip():
                     reason = self._no_answer_reason(reply, "answer")
                 else:
-                    parsed = P.parse_rating(reply.text, q.class_names)
+                    parsed = P.parse_rating(reply.text, q.class_names,
+                                            truncated=reply.finish_reason == "length")
                     if parsed.label is not None:
                         return RatingResult(
                             query_id=q.query_id, label=parsed.label, num_classes=q.num_classes,
@@ -234,6 +235,10 @@ class OpenAIRater:
             return abstain(reason, analysis)
         except _CallFailedError as exc:
             return abstain(str(exc), analysis)
+        except Exception as exc:  # noqa: BLE001 - one bad reply must not lose the other queries
+            log.exception("%s: query %s failed", self.backend_id, q.query_id)
+            self.stats.count_error("internal_error", retried=False)
+            return abstain(f"internal_error: {type(exc).__name__}: {exc}"[:300], analysis)
 
     def _image_parts(self, q: RatingQuery) -> list[dict[str, Any]]:
         parts = []

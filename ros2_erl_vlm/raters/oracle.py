@@ -81,8 +81,12 @@ class OracleRater:
         """One result per query: a (possibly corrupted) class, or an abstention."""
         out = []
         for q in queries:
-            with Stopwatch() as sw:
-                label = self.true_label(q)
+            try:
+                with Stopwatch() as sw:
+                    label = self.true_label(q)
+            except ValueError as exc:  # e.g. NaN progress on a step that is not a success
+                out.append(RatingResult.abstain(q, self.backend_id, f"bad_truth: {exc}"))
+                continue
             if label is None:
                 out.append(RatingResult.abstain(q, self.backend_id, "no simulator truth in query"))
                 continue

@@ -124,7 +124,15 @@ def rate_from_analysis_prompt(template: PromptTemplate, instruction: str, class_
 # ---------------------------------------------------------------------------------------------
 
 _JSON_KEYS = ("rating", "label", "class", "answer", "choice")
-_NEGATION = re.compile(r"(?:\bnot|\bno|n't|\bneither|\bnor)\s+(?:\w+\s+){0,1}$", re.IGNORECASE)
+#: A negation up to three words before a class name ("not good", "would not say it is good").
+_NEGATION = re.compile(r"(?:\bnot|\bno|n't|\bneither|\bnor|\bnever)\s+(?:[\w']+\s+){0,3}$", re.IGNORECASE)
+#: Refusal / uncertainty phrases: an answer containing one is not read as a rating by mention
+#: ("I'm sorry, I can't tell whether this is good" must not become "good").
+_REFUSAL = re.compile(
+    r"\b(?:sorry|apologi[sz]e|unable|can ?not|can't|cannot|couldn't|could not|won't|unsure|not sure|"
+    r"uncertain|unclear|don't know|do not know|hard to (?:say|tell|determine)|"
+    r"difficult to (?:say|tell|determine)|impossible to|as an ai|i'm an ai|no way to)\b",
+    re.IGNORECASE)
 #: Characters around an answer that carry no meaning (quotes, markdown, punctuation).
 STRIP_CHARS = " \t\r\n\"'`*_.,;:!?()[]{}<>"
 
@@ -149,13 +157,18 @@ def _exact(text: str, class_names: Sequence[str]) -> int | None:
     return None
 
 
-def parse_rating(text: str | None, class_names: Sequence[str]) -> ParsedAnswer:
+def parse_rating(text: str | None, class_names: Sequence[str], truncated: bool = False) -> ParsedAnswer:
     """Map a model's free-text answer to a class, or explain why it cannot.
 
-    Accepted: the bare class name (any case, punctuation, markdown), a JSON object with a
-    ``rating``/``label``/``answer`` field, "Rating: <name>" (the last one wins), or text that
-    mentions exactly one class name, not negated. Everything else (empty, no class, several
-    classes, "not good") is ``label=None``: a failed answer is never guessed into a class.
+    Accepted, strictest first: the bare class name (any case, punctuation, markdown); a JSON
+    object with a ``rating``/``label``/``answer`` field; "Rating: <name>" / "rating is <name>"
+    (the last one wins); an answer that starts with a class name ("Good. The drawer is open.");
+    and, loosest, text that mentions exactly one class name, not negated, with no refusal or
+    uncertainty in it. Everything else (empty, no class, several classes, "not good", "sorry, I
+    can't tell if it is good") is ``label=None``: a failed answer is never guessed into a class.
+
+    ``truncated``: the reply was cut off by the token budget; only the strict forms (bare name,
+    JSON, tagged, leading name) count, since the rest of the sentence could have changed it.
     """
     if text is None or not text.strip():
         return ParsedAnswer(None, "empty_reply: no answer text")
@@ -175,14 +188,27 @@ def parse_rating(text: str | None, class_names: Sequence[str]) -> ParsedAnswer:
                 val = obj.get(key)
                 if isinstance(val, str) and (hit := _exact(val, class_names)) is not None:
                     return ParsedAnswer(hit)
-    # "Rating: X" / "Answer: X": last occurrence
+    # "Rating: X" / "Answer: X" / "the rating is X": last occurrence
     order = sorted(range(len(class_names)), key=lambda i: -len(class_names[i]))
     alternation = "|".join(re.escape(class_names[i]) for i in order)
-    tagged = re.findall(rf"\b(?:rating|answer|label|class)\b\W{{0,5}}({alternation})\b", raw, re.IGNORECASE)
+    tagged = re.findall(rf"\b(?:rating|answer|label|class)\b(?:\W{{0,5}}|\s+(?:is|was|=)\W{{0,5}})"
+                        rf"({alternation})(?![\w-])", raw, re.IGNORECASE)
     if tagged:
         hit = _exact(tagged[-1], class_names)
         if hit is not None:
             return ParsedAnswer(hit)
+    # the answer leads with a class name: "Good. The drawer is fully open."
+    lead = re.match(rf"[\W_]*({alternation})(?:[\s]*[.,;:!\n-]|\s*$)", raw, re.IGNORECASE)
+    if lead and not _REFUSAL.search(raw):
+        hit = _exact(lead.group(1), class_names)
+        if hit is not None:
+            return ParsedAnswer(hit)
+    if truncated:
+        if not re.search(rf"(?<![\w-])(?:{alternation})(?![\w-])", raw, re.IGNORECASE):
+            return ParsedAnswer(None, f"unparseable: no class name in {_clip(raw)!r}")
+        return ParsedAnswer(None, f"truncated: answer cut off before a clear rating in {_clip(raw)!r}")
+    if _REFUSAL.search(raw):
+        return ParsedAnswer(None, f"refused: refusal or uncertainty in {_clip(raw)!r}")
     # exactly one class mentioned (longest names first, so "Very Bad" is not also "Bad")
     found: set[int] = set()
     masked = raw

@@ -43,11 +43,12 @@ class RatingLogRater:
         self.log = RecordLog(path, fsync=fsync)
         self.stats = getattr(inner, "stats", None) or RaterStats()
         self._rated: dict[str, dict[str, Any]] = {}
-        for meta in self.logged():
-            self._remember(meta)
+        if reuse_logged:
+            for meta in self.logged():
+                self._remember(meta)
 
     def _remember(self, meta: dict[str, Any]) -> None:
-        if meta.get("query_id") and meta.get("label") is not None:
+        if self.reuse_logged and meta.get("query_id") and meta.get("label") is not None:
             self._rated[meta["query_id"]] = meta
 
     @property
@@ -65,15 +66,28 @@ class RatingLogRater:
                     extra = {**(meta.get("extra") or {}), "from_log": "1"}
                     out[i] = result_from_meta(meta, latency_s=0.0, attempts=0, extra=extra)
         todo = [i for i, r in enumerate(out) if r is None]
-        results = self.inner.rate([queries[i] for i in todo]) if todo else []
-        if len(results) != len(todo):
-            raise RuntimeError(f"{self.backend_id} gave {len(results)} results for {len(todo)} queries")
+        results = self._inner_rate([queries[i] for i in todo]) if todo else []
         for i, r in zip(todo, results, strict=True):
             meta, arrays = result_record(queries[i], r, self.fingerprint, store_frames=self.store_frames)
             self.log.append(meta, arrays)
             self._remember(meta)
             out[i] = r
         return [r for r in out if r is not None]
+
+    def _inner_rate(self, queries: list[RatingQuery]) -> list[RatingResult]:
+        """The inner rater's results; any failure of it is an abstention of every query, never a
+        lost query or a crash of the caller."""
+        try:
+            results = list(self.inner.rate(queries))
+            if len(results) != len(queries):
+                raise RuntimeError(f"gave {len(results)} results for {len(queries)} queries")
+            if any(r.query_id != q.query_id for r, q in zip(results, queries, strict=True)):
+                raise RuntimeError("results out of order (query ids differ)")
+        except Exception as exc:  # noqa: BLE001 - a rater bug must not lose the batch
+            self.stats.count_error("rater_error", retried=False)
+            reason = f"rater_error: {type(exc).__name__}: {exc}"[:300]
+            results = [RatingResult.abstain(q, self.backend_id, reason) for q in queries]
+        return results
 
     def logged(self) -> list[dict[str, Any]]:
         """Metadata of every result record in the log, oldest first."""

@@ -14,7 +14,7 @@ The weights are random: the *answers* mean nothing, only the mechanics and the s
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -298,4 +298,37 @@ def rig_output_head(model: Any, bias: Mapping[int, float]) -> Any:
         for token, value in bias.items():
             rigged.bias[int(token)] = float(value)
     model.lm_head = rigged
+    return model
+
+
+class _SequenceHead(torch.nn.Module):
+    """Output layer emitting ``tokens[i]`` on its ``i``-th call (the last one from then on)."""
+
+    def __init__(self, vocab: int, tokens: Sequence[int], dtype: torch.dtype) -> None:
+        super().__init__()
+        self.vocab, self.tokens, self.dtype, self.calls = vocab, [int(t) for t in tokens], dtype, 0
+
+    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
+        logits = torch.zeros(*hidden.shape[:-1], self.vocab, dtype=self.dtype)
+        logits[..., self.tokens[min(self.calls, len(self.tokens) - 1)]] = 30.0
+        self.calls += 1
+        return logits
+
+
+def rig_output_sequence(model: Any, tokens: Sequence[int]) -> Any:
+    """Make greedy generation emit ``tokens`` in order (e.g. a class name, then end of turn).
+
+    The output layer counts its calls, one per generated token, and ``model.generate`` is wrapped
+    to restart the count, so every generated row (and every batch) gets the same answer.
+    """
+    head = model.get_output_embeddings()
+    seq = _SequenceHead(head.out_features, tokens, head.weight.dtype)
+    model.lm_head = seq
+    generate = model.generate
+
+    def restarting_generate(*args: Any, **kwargs: Any) -> Any:
+        seq.calls = 0
+        return generate(*args, **kwargs)
+
+    model.generate = restarting_generate
     return model

@@ -60,6 +60,9 @@ class TransformersRaterConfig:
         batch_size: rows per forward pass.
         max_new_tokens: generation budget of an answer (``generate`` mode).
         analysis_max_new_tokens: generation budget of the analysis (``two_step``).
+        min_class_mass: ``choice`` mode abstains (``low_class_mass``) when the model gives the class
+            names together less than this probability as its answer (it would rather refuse or
+            say something else); 0 always picks a class.
         processor_kwargs: extra processor arguments, e.g. ``{"do_image_splitting": false}``.
         prompt: prompt-template overrides (:class:`.prompts.PromptTemplate` fields).
         local_files_only: never touch the network (default); set False to allow a download.
@@ -77,6 +80,7 @@ class TransformersRaterConfig:
     batch_size: int = 4
     max_new_tokens: int = 16
     analysis_max_new_tokens: int = 192
+    min_class_mass: float = 0.01
     processor_kwargs: dict[str, Any] = field(default_factory=dict)
     prompt: dict[str, str] | None = None
     local_files_only: bool = True
@@ -101,6 +105,8 @@ class TransformersRaterConfig:
                 raise ValueError(f"transformers rater: {name} must be >= 1, got {getattr(self, name)}")
         if self.threads is not None and int(self.threads) < 1:
             raise ValueError(f"transformers rater: threads must be >= 1, got {self.threads}")
+        if not 0.0 <= float(self.min_class_mass) <= 1.0:
+            raise ValueError(f"transformers rater: min_class_mass must be in [0, 1], got {self.min_class_mass}")
         P.PromptTemplate.from_any(self.prompt)
         return self
 
@@ -183,7 +189,7 @@ class TransformersRater:
                 rows = [self._row(P.single_prompt(self.template, q.instruction, q.class_names, len(q.steps)),
                                   q.frames) for q in queries]
                 results = self._answer(queries, rows, [""] * len(queries))
-        except (RuntimeError, ValueError, IndexError, TypeError) as exc:  # model/processor failure
+        except Exception as exc:  # noqa: BLE001 - model/processor failure: abstain, never lose the batch
             log.exception("%s: batch of %d failed", self.backend_id, len(queries))
             self.stats.count_error("model_error", retried=False)
             reason = f"model_error: {type(exc).__name__}: {exc}"[:300]
@@ -198,8 +204,8 @@ class TransformersRater:
         """Rate prepared rows by constrained choice or by generation + parsing."""
         if self.config.mode == "choice":
             return self._choose(queries, rows, analyses)
-        texts = self._generate(rows, self.config.max_new_tokens)
-        return [self._parsed(q, t, a) for q, t, a in zip(queries, texts, analyses, strict=True)]
+        texts, cut = self._generate_checked(rows, self.config.max_new_tokens)
+        return [self._parsed(q, t, a, c) for q, t, a, c in zip(queries, texts, analyses, cut, strict=True)]
 
     def _two_step(self, queries: list[RatingQuery]) -> list[RatingResult]:
         """Analyse the frames, then rate the analysis text (an empty analysis is an abstention)."""
@@ -260,21 +266,41 @@ class TransformersRater:
         logits = self.model(**enc, **kw, use_cache=False).logits[:, -keep:, :]
         return torch.log_softmax(logits.float(), dim=-1), enc["input_ids"]
 
-    @torch.inference_mode()
     def _generate(self, rows: Sequence[_Row], max_new_tokens: int) -> list[str]:
+        return self._generate_checked(rows, max_new_tokens)[0]
+
+    def _stop_ids(self) -> set[int]:
+        """Token ids that end an answer (end-of-turn / end-of-sequence, and the padding id)."""
+        ids: set[int] = set()
+        for source in (getattr(self.model, "generation_config", None), self.tokenizer):
+            for name in ("eos_token_id", "pad_token_id"):
+                val = getattr(source, name, None)
+                if isinstance(val, int):
+                    ids.add(val)
+                elif isinstance(val, (list, tuple)):
+                    ids.update(int(v) for v in val if isinstance(v, int))
+        return ids
+
+    @torch.inference_mode()
+    def _generate_checked(self, rows: Sequence[_Row], max_new_tokens: int) -> tuple[list[str], list[bool]]:
+        """Greedy answers and, per row, whether the token budget cut it off (no end token)."""
         texts: list[str] = []
+        cut: list[bool] = []
+        stop = torch.tensor(sorted(self._stop_ids()), dtype=torch.long)
         for start in range(0, len(rows), self.config.batch_size):
             enc = self._inputs(rows[start : start + self.config.batch_size])
             out = self.model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False,
                                       pad_token_id=self.tokenizer.pad_token_id)
             new = out[:, enc["input_ids"].shape[1] :]
             texts += self.tokenizer.batch_decode(new, skip_special_tokens=True)
-        return texts
+            ended = torch.isin(new, stop).any(dim=1) if len(stop) else torch.zeros(len(new), dtype=torch.bool)
+            cut += [bool(new.shape[1] >= max_new_tokens and not e) for e in ended.tolist()]
+        return texts, cut
 
-    def _parsed(self, q: RatingQuery, text: str, analysis: str) -> RatingResult:
-        parsed = P.parse_rating(text, q.class_names)
+    def _parsed(self, q: RatingQuery, text: str, analysis: str, truncated: bool = False) -> RatingResult:
+        parsed = P.parse_rating(text, q.class_names, truncated=truncated)
         rationale = analysis or text.strip()
-        extra = {"mode": "generate", "answer": text.strip()[:500]}
+        extra = {"mode": "generate", "answer": text.strip()[:500], "truncated": truncated}
         if parsed.label is None:
             return RatingResult.abstain(q, self.backend_id, parsed.reason, rationale=rationale)
         return RatingResult(query_id=q.query_id, label=parsed.label, num_classes=q.num_classes,
@@ -323,9 +349,23 @@ class TransformersRater:
                                                   "tokenize the same way after the prompt")
                 continue
             scores = candidate_scores(c, [logprobs[(i, p)] for p in c.prefixes])
+            if np.any(np.isnan(scores)) or not np.any(np.isfinite(scores)):
+                results[i] = RatingResult.abstain(q, self.backend_id, "nan_probabilities: the model's "
+                                                  "class scores are not finite", rationale=analyses[i])
+                continue
+            # Probability that the model would answer with any class name at all: a model that
+            # would rather refuse or say something else is not forced into a class.
+            class_mass = float(np.exp(scores).sum())
+            scoring = "single_token" if c.single_token else "full"
+            if class_mass < self.config.min_class_mass:
+                results[i] = RatingResult.abstain(
+                    q, self.backend_id, f"low_class_mass: the class names get {class_mass:.3g} of the "
+                    f"answer probability (min_class_mass {self.config.min_class_mass:g})",
+                    rationale=analyses[i])
+                continue
             probs = softmax(scores)
             results[i] = RatingResult(
                 query_id=q.query_id, label=int(np.argmax(probs)), num_classes=q.num_classes,
                 backend=self.backend_id, probabilities=tuple(float(p) for p in probs), rationale=analyses[i],
-                extra={"mode": "choice", "scoring": "single_token" if c.single_token else "full"})
+                extra={"mode": "choice", "scoring": scoring, "class_mass": class_mass})
         return [r for r in results if r is not None]

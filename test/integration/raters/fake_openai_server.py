@@ -9,6 +9,7 @@ Control endpoints (JSON):
 Each POST /v1/chat/completions consumes the next step (the last one repeats):
     {"reply": "Good"}                      a normal completion with that content
     {"reply": "Good", "logprobs": [["Good", -0.1], ["Bad", -2.4]]}   plus first-token logprobs
+    {"reply": "The arm is good at", "finish_reason": "length"}  a reply cut off by max_tokens
     {"echo_enum": 2}                       {"rating": <enum[2] of the request's json schema>}
     {"refusal": "I can't help"}            message.refusal set, content null
     {"status": 429, "headers": {"Retry-After": "1"}}   an error status (with an error body)
@@ -32,8 +33,9 @@ STATE = {"steps": [{"reply": "Good"}], "i": 0, "requests": [], "gen": 0, "in_fli
 LOCK = threading.Lock()
 
 
-def completion(content: str | None, refusal: str | None = None, logprobs: list | None = None) -> dict:
-    choice = {"index": 0, "finish_reason": "stop",
+def completion(content: str | None, refusal: str | None = None, logprobs: list | None = None,
+               finish_reason: str = "stop") -> dict:
+    choice = {"index": 0, "finish_reason": finish_reason,
               "message": {"role": "assistant", "content": content, "refusal": refusal}}
     if logprobs:
         top = [{"token": t, "logprob": lp, "bytes": None} for t, lp in logprobs]
@@ -115,7 +117,8 @@ class Handler(BaseHTTPRequestHandler):
             enum = body["response_format"]["json_schema"]["schema"]["properties"]["rating"]["enum"]
             self._json(200, completion(json.dumps({"rating": enum[int(step["echo_enum"])]})))
         else:
-            self._json(200, completion(step.get("reply", ""), logprobs=step.get("logprobs")))
+            self._json(200, completion(step.get("reply", ""), logprobs=step.get("logprobs"),
+                                       finish_reason=step.get("finish_reason", "stop")))
 
 
 def main() -> None:

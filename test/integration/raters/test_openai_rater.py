@@ -144,6 +144,18 @@ def test_non_class_reply_is_abstention_never_a_class(fake_openai, make):
     assert rater.stats.errors["unparseable"] == 2 and rater.stats.abstain_reasons["unparseable"] == 1
 
 
+def test_hedged_or_cut_off_reply_is_abstention(fake_openai, make):
+    fake_openai.script({"reply": "I'm sorry, I can't tell whether the robot did a good job."})
+    [res] = make(mode="text", answer_retries=0).rate([query()])
+    assert res.abstained and res.abstain_reason.startswith("refused:")
+    fake_openai.script({"reply": "The robot is making good progress toward the", "finish_reason": "length"})
+    [res] = make(mode="text", answer_retries=0).rate([query()])
+    assert res.abstained and res.abstain_reason.startswith("truncated:")
+    fake_openai.script({"reply": "Good. The drawer is open and", "finish_reason": "length"})
+    [res] = make(mode="text", answer_retries=0).rate([query()])
+    assert res.label == 2
+
+
 def test_refusal_is_abstention(fake_openai, make):
     fake_openai.script({"refusal": "I can't help with that."})
     [res] = make(answer_retries=0).rate([query()])

@@ -75,6 +75,7 @@ def test_cli_rates_frames_and_bag_then_replays(tmp_path, monkeypatch, capsys):
     out = tmp_path / "out"
     code = main([str(tmp_path / "eps" / "ep_a"), str(tmp_path / "run"), "--out", str(out),
                  "--backend", "transformers", "--set", f"model={ckpt}", "--set", "batch_size=4",
+                 "--set", "min_class_mass=0",
                  "--instruction", "open the drawer", "--num-classes", "3", "--segment-length", "2"])
     assert code == 0
     summary = json.loads(capsys.readouterr().out)

@@ -28,8 +28,8 @@ def test_saved_checkpoint_rates_like_the_original(arch, tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     model, proc = BUILDERS[arch]()
     path = save_vlm(model, proc, tmp_path / arch)
-    expected = TransformersRater(TransformersRaterConfig(model=arch), model=model, processor=proc).rate(queries())
-    rater = make_rater({"backend": "transformers", "model": str(path), "dtype": "float32",
+    expected = TransformersRater(TransformersRaterConfig(model=arch, min_class_mass=0.0), model=model, processor=proc).rate(queries())
+    rater = make_rater({"backend": "transformers", "model": str(path), "dtype": "float32", "min_class_mass": 0.0,
                         "log_path": str(tmp_path / "ratings.log")})
     got = rater.rate(queries())
     rater.close()

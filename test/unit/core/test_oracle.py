@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from ros2_erl_vlm.core.rating import Rater, RatingQuery, SimTruth
+from ros2_erl_vlm.envs.tasks import load_task
 from ros2_erl_vlm.raters.oracle import OracleConfig, OracleRater, corrupt_label
 
 
@@ -54,6 +55,13 @@ def test_no_truth_is_abstention_not_a_class() -> None:
     q = RatingQuery(0, (0,), "x", ("Bad", "Good"), frames=np.full((1, 8, 8, 3), 9, np.uint8))
     (res,) = OracleRater(_bin).rate([q])
     assert res.abstained and res.label is None and "truth" in res.abstain_reason
+
+
+def test_unusable_truth_is_abstention() -> None:
+    rater = OracleRater(load_task("drawer-open-v3").bin_truth)
+    [res] = rater.rate([RatingQuery(0, (0,), "x", ("Bad", "Good"),
+                                    truth=(SimTruth(float("nan"), False, float("nan")),))])
+    assert res.abstained and res.abstain_reason.startswith("bad_truth:")
 
 
 def test_simulated_failures_are_abstentions() -> None:

@@ -156,6 +156,10 @@ def test_rejects_bad_inputs() -> None:
 def test_rating_types_validate() -> None:
     with pytest.raises(ValueError, match="num_classes"):
         RatingQuery(0, (1,), "x", ("a",))
+    with pytest.raises(ValueError, match="empty"):
+        RatingQuery(0, (1,), "x", ("Bad", " "))
+    with pytest.raises(ValueError, match="distinct"):
+        RatingQuery(0, (1,), "x", ("Good", "good "))
     with pytest.raises(ValueError, match="num_classes must be in"):
         DatasetSpec(6, "state", (1, 2))
     with pytest.raises(ValueError, match="outside"):

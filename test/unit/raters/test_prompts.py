@@ -50,6 +50,9 @@ def test_template_overrides_are_checked():
     ("very good!", FIVE, 4),
     ("I would say Bad.", FIVE, 1),
     ("Analysis: the arm is far from the drawer, which is bad... Final answer: Very Bad", FIVE, 0),
+    ("The drawer is fully open, so the rating is Good.", THREE, 2),
+    ("Good. The drawer is open, it is not bad at all.", THREE, 2),
+    ("- Average: the gripper is at the handle", THREE, 1),
 ])
 def test_parse_accepts(text, names, label):
     assert P.parse_rating(text, names).label == label
@@ -64,7 +67,22 @@ def test_parse_accepts(text, names, label):
     ("It isn't Good", THREE, "unparseable"),
     ("Goodness knows", THREE, "unparseable"),
     ('{"rating": "Excellent"}', THREE, "unparseable"),
+    # refusals and hedges that mention one class name are not ratings
+    ("I'm sorry, I can't tell whether the robot did a good job.", THREE, "refused"),
+    ("I cannot determine if this is good.", THREE, "refused"),
+    ("As an AI I can't rate images. Bad image quality.", THREE, "refused"),
+    ("It is hard to tell, maybe good?", THREE, "refused"),
+    ("I would not say it is good", THREE, "unparseable"),
 ])
 def test_parse_rejects(text, names, kind):
     parsed = P.parse_rating(text, names)
     assert parsed.label is None and parsed.reason.startswith(kind)
+
+
+def test_truncated_reply_counts_only_strict_forms():
+    cut = "The robot is making good progress toward the"
+    assert P.parse_rating(cut, THREE).label == 2  # a complete reply would be read by mention
+    parsed = P.parse_rating(cut, THREE, truncated=True)
+    assert parsed.label is None and parsed.reason.startswith("truncated")
+    assert P.parse_rating("Rating: Good. Because the drawer", THREE, truncated=True).label == 2
+    assert P.parse_rating("Average, since the gripper", THREE, truncated=True).label == 1

@@ -6,13 +6,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ros2_erl_vlm.raters.synthetic_vlm import BUILDERS, rig_output_head
+from ros2_erl_vlm.raters.synthetic_vlm import BUILDERS, rig_output_head, rig_output_sequence
 from ros2_erl_vlm.raters.transformers_rater import TransformersRater, TransformersRaterConfig
 
 ARCHS = ("idefics3", "qwen2_vl", "qwen2_5_vl", "llava")
 
 
 def rater(model, processor, **kw) -> TransformersRater:
+    # Random weights spread the answer over the whole vocabulary: no class-mass floor by default.
+    kw.setdefault("min_class_mass", 0.0)
     return TransformersRater(TransformersRaterConfig(model="tiny", **kw), model=model, processor=processor)
 
 
@@ -99,15 +101,46 @@ def test_rigged_head_choice_is_exact(arch, make_query):
     np.testing.assert_allclose(res.probabilities, [1 / 3] * 3, atol=1e-6)
 
 
+@pytest.mark.parametrize("arch", ["idefics3", "qwen2_vl"])
+def test_a_model_that_would_not_answer_with_a_class_abstains(arch, make_query):
+    model, proc = BUILDERS[arch]()
+    good = token(proc, answer_prefix(proc), "Good")
+    rig_output_head(model, {good: 30.0})
+    res = rater(model, proc, min_class_mass=0.01).rate([make_query(0, n=3)])[0]
+    assert res.label == 2 and res.extra["class_mass"] > 0.99
+    # the model's answer would start with another token ("I ..."): not forced into a class
+    other = proc.tokenizer(" I", add_special_tokens=False)["input_ids"][0]
+    rig_output_head(model, {other: 30.0})
+    res = rater(model, proc, min_class_mass=0.01).rate([make_query(0, n=3)])[0]
+    assert res.abstained and res.abstain_reason.startswith("low_class_mass"), res.abstain_reason
+
+
+def end_token(model, proc) -> int:
+    """The model's end-of-answer token id."""
+    eos = model.generation_config.eos_token_id
+    eos = eos[0] if isinstance(eos, (list, tuple)) else eos
+    return int(eos if eos is not None else proc.tokenizer.eos_token_id)
+
+
 @pytest.mark.parametrize("arch", ARCHS)
 def test_generation_is_parsed_end_to_end(arch, make_query):
     model, proc = BUILDERS[arch]()
-    # the rigged head repeats one token: " Average Average Average"
-    rig_output_head(model, {token(proc, ":", "Average"): 30.0})
-    r = rater(model, proc, mode="generate", max_new_tokens=3, batch_size=2)
+    # the rigged head answers " Average" and then ends the turn
+    rig_output_sequence(model, [token(proc, ":", "Average"), end_token(model, proc)])
+    r = rater(model, proc, mode="generate", max_new_tokens=8, batch_size=2)
     results = r.rate([make_query(0), make_query(1, frames=2), make_query(2)])
     assert [x.label for x in results] == [1, 1, 1]
-    assert results[0].extra["answer"] == "Average Average Average" and results[0].probabilities is None
+    assert results[0].extra["answer"] == "Average" and results[0].probabilities is None
+    assert results[0].extra["truncated"] is False
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_generation_cut_off_by_the_budget_is_not_read_loosely(arch, make_query):
+    model, proc = BUILDERS[arch]()
+    # " Average Average Average" with no end token: cut off, and not a strict answer form
+    rig_output_head(model, {token(proc, ":", "Average"): 30.0})
+    [res] = rater(model, proc, mode="generate", max_new_tokens=3).rate([make_query(0)])
+    assert res.abstained and res.abstain_reason.startswith("truncated"), res.abstain_reason
 
 
 def test_generation_stopping_at_once_is_an_empty_reply(make_query):
