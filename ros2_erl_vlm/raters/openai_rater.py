@@ -235,7 +235,7 @@ class OpenAIRater:
             return abstain(reason, analysis)
         except _CallFailedError as exc:
             return abstain(str(exc), analysis)
-        except Exception as exc:  # noqa: BLE001 - one bad reply must not lose the other queries
+        except Exception as exc:
             log.exception("%s: query %s failed", self.backend_id, q.query_id)
             self.stats.count_error("internal_error", retried=False)
             return abstain(f"internal_error: {type(exc).__name__}: {exc}"[:300], analysis)

@@ -83,7 +83,7 @@ class RatingLogRater:
                 raise RuntimeError(f"gave {len(results)} results for {len(queries)} queries")
             if any(r.query_id != q.query_id for r, q in zip(results, queries, strict=True)):
                 raise RuntimeError("results out of order (query ids differ)")
-        except Exception as exc:  # noqa: BLE001 - a rater bug must not lose the batch
+        except Exception as exc:
             self.stats.count_error("rater_error", retried=False)
             reason = f"rater_error: {type(exc).__name__}: {exc}"[:300]
             results = [RatingResult.abstain(q, self.backend_id, reason) for q in queries]

@@ -106,7 +106,8 @@ class TransformersRaterConfig:
         if self.threads is not None and int(self.threads) < 1:
             raise ValueError(f"transformers rater: threads must be >= 1, got {self.threads}")
         if not 0.0 <= float(self.min_class_mass) <= 1.0:
-            raise ValueError(f"transformers rater: min_class_mass must be in [0, 1], got {self.min_class_mass}")
+            raise ValueError("transformers rater: min_class_mass must be in [0, 1], "
+                             f"got {self.min_class_mass}")
         P.PromptTemplate.from_any(self.prompt)
         return self
 
@@ -189,7 +190,7 @@ class TransformersRater:
                 rows = [self._row(P.single_prompt(self.template, q.instruction, q.class_names, len(q.steps)),
                                   q.frames) for q in queries]
                 results = self._answer(queries, rows, [""] * len(queries))
-        except Exception as exc:  # noqa: BLE001 - model/processor failure: abstain, never lose the batch
+        except Exception as exc:
             log.exception("%s: batch of %d failed", self.backend_id, len(queries))
             self.stats.count_error("model_error", retried=False)
             reason = f"model_error: {type(exc).__name__}: {exc}"[:300]
