@@ -198,8 +198,8 @@ class OnlineAgent:
             raise ValueError(f"reward model v{version} takes {model.config.input_kind} inputs of size "
                              f"{model.obs_dim}; the agent's observations have size {self.obs_dim}")
         first = self.model_version == 0
+        relabelled = self.replay.relabel(model.predict)  # ValueError (buffer untouched) on NaN
         self.reward_model, self.model_version = model, int(version)
-        relabelled = self.replay.relabel(model.predict)
         self.relabels += 1
         if first and self.config.reward_source == "learned":
             self.sac.reset_critic()

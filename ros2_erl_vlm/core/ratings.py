@@ -130,6 +130,7 @@ class RatingDataset:
             self._log = RecordLog(path, fsync=fsync)
             for rec in self._log.records:
                 self._ingest(rec.meta, rec.arrays, where=f"{path} record {rec.index}")
+            self._log.forget_arrays()  # now held in the dataset's own arrays
 
     # -- persistence -------------------------------------------------------------------------
     @property

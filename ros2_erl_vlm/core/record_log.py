@@ -9,11 +9,15 @@ Guarantees:
 
 * ``append`` writes one whole record, flushes and (by default) fsyncs before returning, so a
   record that ``append`` returned for survives a crash of the process.
-* A crash in the middle of a write leaves a *truncated tail*. Reading stops cleanly before it and
-  reports it; opening the log for appending first copies the whole file to a ``.bak`` file and
-  then cuts the tail, so no byte that was ever written is lost.
-* A damaged record in the middle (bad magic, CRC mismatch) is never silently skipped: reading
-  raises :class:`RecordLogCorruptError` naming the file, record number and byte offset.
+* A crash in the middle of a write leaves a *damaged tail*: a short record, or (after a power
+  loss) garbage or zeros where the last record should be. Reading stops cleanly before it and
+  reports it; opening the log for appending first copies the whole file to a fsynced ``.bak``
+  file and then cuts the tail, so no byte that was ever written is lost.
+* A failed append (disk full, I/O error) cuts the file back to where the record started before
+  raising, so later records never follow a half-written one.
+* A damaged record in the middle (bad magic, CRC mismatch, with an intact record after it) is
+  never silently skipped: reading raises :class:`RecordLogCorruptError` naming the file, record
+  number and byte offset.
 * One writer at a time (an exclusive ``flock``); any number of readers.
 """
 
@@ -117,11 +121,24 @@ class ScanResult:
     truncated_tail_bytes: int
 
 
+def _intact_record_after(data: bytes, pos: int) -> int | None:
+    """Offset of the first intact record (magic, length and checksum) after ``pos``, if any."""
+    start = pos + 1
+    while (found := data.find(MAGIC, start)) >= 0:
+        if len(data) - found >= _HEADER.size:
+            _, length, crc = _HEADER.unpack_from(data, found)
+            end = found + _HEADER.size + length
+            if end <= len(data) and zlib.crc32(data[found + _HEADER.size : end]) == crc:
+                return found
+        start = found + 1
+    return None
+
+
 def scan(path: str | Path) -> ScanResult:
-    """Read every complete record of ``path``.
+    """Read every complete record of ``path`` (a damaged tail is reported, not read).
 
     Raises:
-        RecordLogCorruptError: a complete-looking record is damaged.
+        RecordLogCorruptError: a record is damaged and an intact record follows it.
     """
     path = Path(path)
     records: list[Record] = []
@@ -132,15 +149,23 @@ def scan(path: str | Path) -> ScanResult:
             break  # truncated header at the tail
         magic, length, crc = _HEADER.unpack_from(data, pos)
         if magic != MAGIC:
+            if records and _intact_record_after(data, pos) is None:
+                break  # garbage after the last intact record: a damaged tail
             raise RecordLogCorruptError(
                 f"{path}: record {len(records)} at byte {pos}: bad magic {magic!r} "
                 "(not an erl_vlm record log, or damaged)"
             )
         end = pos + _HEADER.size + length
         if end > len(data):
-            break  # truncated payload at the tail
+            if _intact_record_after(data, pos) is None:
+                break  # truncated payload at the tail
+            raise RecordLogCorruptError(
+                f"{path}: record {len(records)} at byte {pos}: length runs past an intact record"
+            )
         payload = data[pos + _HEADER.size : end]
         if zlib.crc32(payload) != crc:
+            if _intact_record_after(data, pos) is None:
+                break  # the last record was not completely written
             raise RecordLogCorruptError(
                 f"{path}: record {len(records)} at byte {pos}: checksum mismatch"
             )
@@ -155,6 +180,20 @@ def scan(path: str | Path) -> ScanResult:
     return ScanResult(records, pos, len(data) - pos)
 
 
+def _fsync_dir(path: Path) -> None:
+    """Make a file's creation or rename in ``path`` durable (best effort where unsupported)."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
 class RecordLog:
     """An append-only record file opened for writing (one writer; see module docstring)."""
 
@@ -163,13 +202,20 @@ class RecordLog:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.fsync = fsync
         self.compress = compress
+        created = not self.path.exists()
         self._fh = open(self.path, "a+b")  # noqa: SIM115 - held open for the log's lifetime
         try:
             fcntl.flock(self._fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError as exc:
             self._fh.close()
             raise RecordLogLockedError(f"{self.path} is open for writing by another process") from exc
-        result = scan(self.path)
+        if created:
+            _fsync_dir(self.path.parent)
+        try:
+            result = scan(self.path)
+        except RecordLogError:
+            self.close()
+            raise
         self.recovered_tail_bytes = result.truncated_tail_bytes
         self.backup_path: Path | None = None
         if result.truncated_tail_bytes:
@@ -177,16 +223,26 @@ class RecordLog:
                 f"{self.path.name}.bak-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
             )
             shutil.copy2(self.path, self.backup_path)
+            with open(self.backup_path, "rb") as bak:
+                os.fsync(bak.fileno())
+            _fsync_dir(self.path.parent)
             self._fh.truncate(result.valid_bytes)
             self._fh.flush()
             os.fsync(self._fh.fileno())
         self._records = result.records
+        self._failed: str | None = None
         self._fh.seek(0, os.SEEK_END)
 
     @property
     def records(self) -> list[Record]:
-        """Records present when the log was opened plus those appended since."""
+        """Records present when the log was opened (with their arrays until
+        :meth:`forget_arrays`) plus those appended since (metadata only: their arrays are on disk,
+        not kept in memory)."""
         return self._records
+
+    def forget_arrays(self) -> None:
+        """Drop the arrays of the records read at open (once the caller has ingested them)."""
+        self._records = [Record(r.index, r.offset, r.meta, {}) for r in self._records]
 
     def __len__(self) -> int:
         return len(self._records)
@@ -195,14 +251,25 @@ class RecordLog:
         """Durably append one record and return it."""
         if self._fh.closed:
             raise RecordLogError(f"{self.path} is closed")
+        if self._failed:
+            raise RecordLogError(f"{self.path}: an earlier append failed and could not be undone "
+                                 f"({self._failed}); reopen the log")
         blob = encode_record(meta, arrays, compress=self.compress)
         offset = self._fh.seek(0, os.SEEK_END)
-        self._fh.write(blob)
-        self._fh.flush()
-        if self.fsync:
-            os.fsync(self._fh.fileno())
-        rec = Record(len(self._records), offset, dict(meta),
-                     {k: np.array(v, copy=True) for k, v in (arrays or {}).items()})
+        try:
+            self._fh.write(blob)
+            self._fh.flush()
+            if self.fsync:
+                os.fsync(self._fh.fileno())
+        except OSError as exc:
+            try:  # cut the half-written record so the next one does not follow garbage
+                self._fh.truncate(offset)
+                self._fh.seek(offset)
+                os.fsync(self._fh.fileno())
+            except OSError as undo:
+                self._failed = f"{type(undo).__name__}: {undo}"
+            raise RecordLogError(f"{self.path}: append failed: {exc}") from exc
+        rec = Record(len(self._records), offset, dict(meta), {})
         self._records.append(rec)
         return rec
 

@@ -83,13 +83,19 @@ class ReplayBuffer:
 
     @torch.no_grad()
     def relabel(self, reward_fn: Callable[[torch.Tensor], torch.Tensor], batch: int = 4096) -> int:
-        """Recompute every stored reward as ``reward_fn(inputs)``; returns how many."""
+        """Recompute every stored reward as ``reward_fn(inputs)``; returns how many.
+
+        All or nothing: the new rewards are checked before any is written, so a model producing
+        NaN/inf (``ValueError``) leaves the buffer as it was.
+        """
         inputs = self.reward_inputs()
+        new = torch.empty(self.size, dtype=self.reward.dtype)
         for i in range(0, self.size, batch):
             r = reward_fn(inputs[i : i + batch])
             if not torch.isfinite(r).all():
                 raise ValueError("reward model produced NaN/inf while relabelling")
-            self.reward[i : i + len(r)] = r
+            new[i : i + len(r)] = r
+        self.reward[: self.size] = new
         return self.size
 
     def state_dict(self) -> dict[str, Any]:

@@ -8,7 +8,9 @@ Durability (everything under ``run_dir``):
   a rater needs) *before* it is sent, so a restarted learner re-sends what is still unanswered;
 * ``ratings.erlr``: every answer (rating or abstention) is appended *before* it is used; an answer
   whose request id is already there is a duplicate and is ignored, so a rating is never stored
-  twice and, with the rater answering re-sent requests from its own log, never lost;
+  twice and, with the rater answering re-sent requests from its own log, never lost. One
+  exception: a rating that arrives after the learner gave up on its request (a slow rater) is
+  stored after the learner's own abstention and trained on (``late_ratings``);
 * ``checkpoint.pt``: reward model (weights, optimiser, version), schedule and step counters,
   written atomically at every round start and after every training.
 """
@@ -36,6 +38,9 @@ from ros2_erl_vlm.core.trainer import LoopConfig, TaskInfo
 
 REQUEST_KIND = "request"
 GAVE_UP_REASON = "no answer from the rater after {n} attempts"
+GAVE_UP_BACKEND = "reward_learner"
+#: Given-up requests remembered (with their inputs) so a late rating can still be used.
+LATE_KEEP = 1000
 
 
 class EpisodeAssembler:
@@ -116,7 +121,7 @@ class RewardLearner:
     """
 
     def __init__(self, config: LoopConfig, obs_dim: int, task: TaskInfo, run_dir: str | Path,
-                 *, max_attempts: int = 5) -> None:
+                 *, max_attempts: int = 30) -> None:
         self.config = c = config.validate()
         if c.reward.input_kind != "state":
             raise ValueError("the reward learner node supports state reward models only "
@@ -142,8 +147,12 @@ class RewardLearner:
         self.resumed = False
         # Answers already stored (dedupe) and the dataset itself.
         ratings_path = self.run_dir / "ratings.erlr"
-        self.answered: set[str] = {str(m.get("query_id")) for m in read_ratings(ratings_path)} \
-            if ratings_path.exists() else set()
+        stored = read_ratings(ratings_path) if ratings_path.exists() else []
+        self.answered: set[str] = {str(m.get("query_id")) for m in stored}
+        gave_up = {str(m["query_id"]) for m in stored if m.get("backend") == GAVE_UP_BACKEND}
+        gave_up -= {str(m["query_id"]) for m in stored if m.get("label") is not None}
+        # Requests the learner gave up on, kept (bounded) so a late rating can still be stored.
+        self.late_ok: dict[str, PendingRequest] = {}
         self.dataset = RatingDataset(
             DatasetSpec(c.num_classes, "state", (c.segment_length, self.obs_dim)),
             capacity=c.max_feedback, path=ratings_path)
@@ -162,16 +171,20 @@ class RewardLearner:
             if m.get("kind") != REQUEST_KIND:
                 continue
             self.current_round = max(self.current_round, int(m["round"]))
-            if m["request_id"] in self.answered:
+            if m["request_id"] in self.answered and m["request_id"] not in gave_up:
                 continue
             truth = None
             if "true_rewards" in rec.arrays:
                 truth = tuple(SimTruth(float(r), bool(s), float(p)) for r, s, p in zip(
                     rec.arrays["true_rewards"], rec.arrays["successes"], rec.arrays["progress"],
                     strict=True))
-            self.pending[m["request_id"]] = PendingRequest(
-                m["request_id"], int(m["episode"]), tuple(int(s) for s in m["steps"]),
-                rec.arrays["input"], truth, int(m["round"]))
+            req = PendingRequest(m["request_id"], int(m["episode"]), tuple(int(s) for s in m["steps"]),
+                                 rec.arrays["input"], truth, int(m["round"]))
+            if m["request_id"] in gave_up:
+                self._keep_for_late(req)
+            else:
+                self.pending[m["request_id"]] = req
+        self.requests.forget_arrays()  # the pending ones are held above
         # Requests persisted after the last checkpoint were asked: count them.
         asked = sum(1 for r in self.requests.records if r.meta.get("kind") == REQUEST_KIND)
         self.schedule.queries_asked = max(self.schedule.queries_asked, asked)
@@ -273,10 +286,16 @@ class RewardLearner:
 
     def _give_up(self, req: PendingRequest) -> None:
         result = RatingResult(query_id=req.request_id, label=None, num_classes=self.config.num_classes,
-                              backend="reward_learner",
+                              backend=GAVE_UP_BACKEND,
                               abstain_reason=GAVE_UP_REASON.format(n=req.attempts), attempts=req.attempts)
         self._store(req, result)
+        self._keep_for_late(req)
         self.count("requests_given_up")
+
+    def _keep_for_late(self, req: PendingRequest) -> None:
+        self.late_ok[req.request_id] = req
+        while len(self.late_ok) > LATE_KEEP:
+            del self.late_ok[next(iter(self.late_ok))]
 
     def _store(self, req: PendingRequest, result: RatingResult) -> bool:
         ok = self.dataset.add(req.inputs, result, episode=req.episode, steps=list(req.steps),
@@ -286,13 +305,23 @@ class RewardLearner:
         return ok
 
     def on_rating(self, request_id: str, result: RatingResult) -> str:
-        """Store one answer; returns ``"rated"``, ``"abstained"``, ``"duplicate"`` or ``"unknown"``.
+        """Store one answer; returns ``"rated"``, ``"abstained"``, ``"late"`` (a rating for a request
+        given up on, stored after all), ``"duplicate"`` or ``"unknown"``.
 
         Raises:
             ValueError: the answer does not fit the request (class count).
         """
         req = self.pending.get(request_id)
-        if req is None:
+        late = self.late_ok.get(request_id) if req is None and result.label is not None else None
+        if late is not None:  # a slow rater's answer after the learner gave up: still use it
+            if result.num_classes != self.config.num_classes:
+                raise ValueError(
+                    f"rating has {result.num_classes} classes, expected {self.config.num_classes}")
+            self.dataset.add(late.inputs, result, episode=late.episode, steps=list(late.steps),
+                             env_step=self.env_steps, round=late.round, late=True)
+            del self.late_ok[request_id]
+            status = "late"
+        elif req is None:
             status = "duplicate" if request_id in self.answered else "unknown"
         else:
             if result.num_classes != self.config.num_classes:
@@ -315,7 +344,7 @@ class RewardLearner:
 
     def train(self) -> TrainedModel | None:
         """Close the round and train on every stored rating; None when there is nothing to learn
-        from (no ratings yet)."""
+        from (no ratings yet) or the training diverged (the previous model is kept)."""
         self.round_open = False
         if len(self.dataset) == 0:
             self.count("rounds_without_ratings")
@@ -324,6 +353,9 @@ class RewardLearner:
         stats = self.model.train_on(self.dataset, self.rng)
         self.last_train = stats
         self.save()
+        if stats.diverged:
+            self.count("training_diverged")
+            return None
         return self.export()
 
     def export(self) -> TrainedModel | None:

@@ -13,6 +13,7 @@ per-step rewards. The ensemble mean is the reward used for acting and relabellin
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import io
 import math
@@ -127,6 +128,8 @@ class RewardTrainStats:
     accuracy: float = float("nan")
     num_ratings: int = 0
     class_counts: list[int] = field(default_factory=list)
+    #: The loss became NaN/inf: the weights were restored and the version not bumped.
+    diverged: bool = False
 
 
 class RewardEnsemble:
@@ -214,7 +217,9 @@ class RewardEnsemble:
 
         Each member draws its own (stratified) minibatch ordering; member losses are summed and
         one Adam step is taken per minibatch. Training stops early once the ensemble's
-        accuracy over an epoch exceeds ``early_stop_accuracy``.
+        accuracy over an epoch exceeds ``early_stop_accuracy``. If the loss turns NaN/inf, the
+        weights and optimiser are restored to what they were before the call, the version stays,
+        and ``stats.diverged`` is set: a broken model is never versioned or published.
         """
         c = self.config
         n = len(dataset)
@@ -229,6 +234,8 @@ class RewardEnsemble:
         labels = torch.as_tensor(dataset.labels)
         weights = torch.as_tensor(dataset.class_weights()) if c.class_weighting else None
         num_classes = dataset.spec.num_classes
+        backup = copy.deepcopy({"members": self.members.state_dict(),
+                                "optimizer": self.optimizer.state_dict()})
         self.members.train()
         for epoch in range(epochs if epochs is not None else c.epochs):
             orders = [dataset.minibatches(c.batch_size, rng, stratified=c.stratified)
@@ -247,6 +254,12 @@ class RewardEnsemble:
                     loss_sum = loss_sum + loss
                     correct += int(ok)
                     seen += len(idx)
+                if not torch.isfinite(loss_sum):
+                    self.members.load_state_dict(backup["members"])
+                    self.optimizer.load_state_dict(backup["optimizer"])
+                    self.members.eval()
+                    stats.diverged, stats.loss = True, float(loss_sum.item())
+                    return stats
                 loss_sum.backward()
                 self.optimizer.step()
                 total_loss += loss_sum.item() / len(self.members)
@@ -256,6 +269,12 @@ class RewardEnsemble:
             stats.accuracy = correct / max(1, seen)
             if stats.accuracy > c.early_stop_accuracy:
                 break
+        if not all(torch.isfinite(p).all() for p in self.members.parameters()):
+            self.members.load_state_dict(backup["members"])
+            self.optimizer.load_state_dict(backup["optimizer"])
+            self.members.eval()
+            stats.diverged = True
+            return stats
         self.members.eval()
         self.version += 1
         self.num_ratings_seen = n
@@ -312,6 +331,9 @@ class RewardEnsemble:
             raise ValueError("reward model bytes do not match their sha256 checksum")
         try:
             state = torch.load(io.BytesIO(blob), map_location="cpu", weights_only=True)
-        except Exception as exc:  # torch raises many types for bad bytes
-            raise ValueError(f"cannot decode reward model bytes: {exc}") from exc
-        return cls.from_state_dict(state)
+            model = cls.from_state_dict(state)
+        except Exception as exc:  # torch raises many types for bad bytes / a wrong state layout
+            raise ValueError(f"cannot decode reward model bytes: {type(exc).__name__}: {exc}") from exc
+        if not all(torch.isfinite(p).all() for p in model.members.parameters()):
+            raise ValueError("reward model weights contain NaN or inf")
+        return model

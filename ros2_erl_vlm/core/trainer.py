@@ -141,8 +141,12 @@ class MetricsLogger:
         if stream not in self._writers:
             path = self.log_dir / f"{stream}.csv"
             exists = path.exists() and path.stat().st_size > 0
+            fields = list(row)
+            if exists:  # a resumed run keeps the file's columns (new keys left out, not shifted in)
+                with open(path, newline="") as old:
+                    fields = next(csv.reader(old), None) or fields
             fh = open(path, "a", newline="")  # noqa: SIM115 - kept open for the run
-            writer = csv.DictWriter(fh, fieldnames=list(row), extrasaction="ignore")
+            writer = csv.DictWriter(fh, fieldnames=fields, extrasaction="ignore")
             if not exists:
                 writer.writeheader()
             self._files[stream], self._writers[stream] = fh, writer
@@ -290,10 +294,12 @@ class ErlVlmTrainer:
         stats = self.collect_ratings()
         self.schedule.record_round(self.step, stats["asked"])
         tr = self.reward_model.train_on(self.dataset, self.rng)
-        relabelled = self.replay.relabel(self._reward_fn)
+        # A diverged training kept the previous model (and version): nothing new to relabel with.
+        relabelled = 0 if tr.diverged else self.replay.relabel(self._reward_fn)
         out = {**stats, "dataset": len(self.dataset), "reward_loss": tr.loss,
                "reward_acc": tr.accuracy, "reward_epochs": tr.epochs, "relabelled": relabelled,
-               "round_s": time.perf_counter() - t0, "model_version": self.reward_model.version}
+               "round_s": time.perf_counter() - t0, "model_version": self.reward_model.version,
+               "reward_diverged": int(tr.diverged)}
         for c, cnt in enumerate(self.dataset.class_counts()):
             out[f"class_{c}"] = int(cnt)
         self.logger.log("reward", self.step, out)

@@ -10,8 +10,9 @@ num_unsup_steps`` env steps, then every ``query_every``, until ``max_feedback``)
 persist and send the requests, store each rating as it arrives (persisted first; duplicates
 ignored), train once the round is answered (or after ``rating_timeout_s``), publish the new
 version. Unanswered requests are re-sent every ``request_retry_s`` (``max_attempts`` times, then
-recorded as abstentions). Everything lives in ``<run_dir>/reward_learner/`` and a restarted learner
-continues where it stopped (see :mod:`ros2_erl_vlm.core.reward_learning`).
+recorded as abstentions; a rating that still arrives later is stored and used). Everything lives
+in ``<run_dir>/reward_learner/`` and a restarted learner continues where it stopped (see
+:mod:`ros2_erl_vlm.core.reward_learning`).
 """
 
 from __future__ import annotations
@@ -38,7 +39,8 @@ from ros2_erl_vlm.ros.node_params import loop_config
 class RewardLearnerNode(ErlNode):
     """The node (see module docstring)."""
 
-    COUNTERS = ("bad_observations", "bad_ratings", "unknown_ratings", "duplicate_ratings", "models_published")
+    COUNTERS = ("bad_observations", "bad_ratings", "unknown_ratings", "duplicate_ratings", "late_ratings",
+                "models_published")
 
     def __init__(self) -> None:
         super().__init__("reward_learner")
@@ -103,6 +105,9 @@ class RewardLearnerNode(ErlNode):
             self.count("unknown_ratings", f"dropped a rating for unknown request {msg.request_id}")
         elif status == "duplicate":
             self.counters["duplicate_ratings"] += 1
+        elif status == "late":
+            self.count("late_ratings", f"rating {msg.request_id} arrived after the request was given up; "
+                       "stored and used (raise max_attempts or request_retry_s for a slow rater)")
         self.maybe_train()
 
     def tick(self) -> None:

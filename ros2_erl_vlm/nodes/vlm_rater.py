@@ -27,6 +27,7 @@ import yaml
 from erl_vlm.msg import Rating, RatingRequest
 
 from ros2_erl_vlm.core.rating import RatingQuery, RatingResult, check_num_classes
+from ros2_erl_vlm.core.record_log import RecordLogError
 from ros2_erl_vlm.core.request_queue import RequestQueue
 from ros2_erl_vlm.ros import qos
 from ros2_erl_vlm.ros.convert import query_from_request, rating_msg
@@ -58,7 +59,7 @@ def rater_settings(p: dict[str, Any]) -> dict[str, Any]:
 class VlmRater(ErlNode):
     """The node (see module docstring)."""
 
-    COUNTERS = ("bad_requests", "duplicate_requests", "answered_from_log", "abstained")
+    COUNTERS = ("bad_requests", "duplicate_requests", "answered_from_log", "abstained", "worker_errors")
 
     def __init__(self) -> None:
         super().__init__("vlm_rater")
@@ -115,39 +116,49 @@ class VlmRater(ErlNode):
 
     # -- the worker -----------------------------------------------------------------------------
     def _work(self) -> None:
-        """Worker thread: the only place that rates and writes the log."""
+        """Worker thread: the only place that rates and writes the log.
+
+        A failure to persist (disk full, I/O error) is fatal: a rating that cannot be written
+        first must not be used, so the node stops (exit code 2) instead of answering unlogged.
+        """
         while not self.stopping.is_set():
-            batch = self.queue.take(int(self.p["batch_size"]), timeout_s=0.2)
-            with self.lock:
-                batch = [item for rid, item in batch if rid not in self.answered]
-            rejected = [(msg, reason) for msg, query, reason in batch if query is None]
-            for msg, reason in rejected:
-                result = RatingResult(query_id=str(msg.request_id), label=None,
-                                      num_classes=len(msg.class_names), backend=self.rater.backend_id,
-                                      abstain_reason=reason, attempts=0)
-                self._log_record(msg, result)
-                self._publish(msg, result)
-            todo = [(msg, query) for msg, query, _ in batch if query is not None]
-            if todo:
-                self._rate(todo)
+            try:
+                self._work_once()
+            except RecordLogError as exc:
+                self.get_logger().fatal(f"cannot persist ratings, stopping: {exc}")
+                self.finish(2)
+                return
+            except Exception:
+                traceback.print_exc()
+                self.count("worker_errors", "the rating worker hit an error (see the traceback); "
+                           "continuing")
+
+    def _work_once(self) -> None:
+        """Take one batch from the queue and answer it."""
+        batch = self.queue.take(int(self.p["batch_size"]), timeout_s=0.2)
+        with self.lock:
+            batch = [item for rid, item in batch if rid not in self.answered]
+        rejected = [(msg, reason) for msg, query, reason in batch if query is None]
+        for msg, reason in rejected:
+            result = RatingResult(query_id=str(msg.request_id), label=None,
+                                  num_classes=len(msg.class_names), backend=self.rater.backend_id,
+                                  abstain_reason=reason, attempts=0)
+            self._log_record(msg, result)
+            self._publish(msg, result)
+        todo = [(msg, query) for msg, query, _ in batch if query is not None]
+        if todo:
+            self._rate(todo)
 
     def _rate(self, todo: list[tuple[RatingRequest, RatingQuery]]) -> None:
         queries = [q for _, q in todo]
-        t0 = time.perf_counter()
-        try:
-            results = self.rater.rate(queries)  # persisted by RatingLogRater before returning
-        except Exception as exc:  # a backend bug must not kill the node: abstain, with the reason
-            traceback.print_exc()
-            reason = f"rater_error: {type(exc).__name__}: {exc}"[:500]
-            results = [RatingResult.abstain(q, self.rater.backend_id, reason,
-                                            latency_s=time.perf_counter() - t0) for q in queries]
-            for (msg, _), result in zip(todo, results, strict=True):
-                self._log_record(msg, result)
+        # Persisted by RatingLogRater before returning; a backend failure comes back as logged
+        # abstentions, so what raises here is the log itself (handled by the worker loop).
+        results = self.rater.rate(queries)
         for (msg, _), result in zip(todo, results, strict=True):
             self._publish(msg, result)
 
     def _log_record(self, msg: RatingRequest, result: RatingResult) -> None:
-        """Append a result the rater wrapper did not log (rejections, backend errors)."""
+        """Append a result the rater wrapper did not log (rejected requests)."""
         self.rater.log.append({"kind": self._kind, "time": time.time(), "episode": int(msg.episode),
                                "steps": [int(s) for s in msg.steps], "instruction": str(msg.instruction),
                                "class_names": list(msg.class_names), "content_key": "",

@@ -29,6 +29,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import openai
 
@@ -42,6 +43,17 @@ log = logging.getLogger(__name__)
 
 MODES = ("auto", "structured", "logprobs", "text")
 NO_KEY = "no-key"  # what local servers without authentication get as the key
+
+
+def _public_url(url: str | None) -> str | None:
+    """``url`` without credentials or query string (neither belongs in a persisted fingerprint)."""
+    if not url:
+        return url
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if parts.port:
+        host = f"{host}:{parts.port}"
+    return urlunsplit((parts.scheme, host, parts.path, "", ""))
 
 
 @dataclass
@@ -160,7 +172,7 @@ class OpenAIRater:
         self.stats = RaterStats()
         self.backend_id = f"openai:{config.model}"
         self.fingerprint = json.dumps({
-            "backend": "openai", "base_url": config.base_url, "model": config.model,
+            "backend": "openai", "base_url": _public_url(config.base_url), "model": config.model,
             "analysis_model": config.analysis_model, "mode": config.mode, "two_step": config.two_step,
             "temperature": config.temperature, "image_format": config.image_format,
             "image_detail": config.image_detail, "prompt": asdict(self.template)}, sort_keys=True)
@@ -316,7 +328,10 @@ class OpenAIRater:
                 kind, detail = "http_error", f"HTTP {status}"
                 if status < 500 and status not in (408, 409):
                     self.stats.count_error(kind, retried=False)
-                    raise _CallFailedError(f"{kind}: {detail} (not retried): {_short(exc)}") from None
+                    # Authentication errors echo (parts of) the key in their body: never keep it.
+                    body = ("check the API key variable" if status in (401, 403, 407)
+                            else _short(exc))
+                    raise _CallFailedError(f"{kind}: {detail} (not retried): {body}") from None
             except (openai.APIResponseValidationError, ValueError, KeyError, IndexError, TypeError,
                     AttributeError) as exc:
                 kind, detail = "bad_response", f"{type(exc).__name__}: {_short(exc)}"

@@ -100,7 +100,9 @@ REWARD_LEARNER = (
     P("rating_timeout_s", 60.0, "train after this long even if some ratings of the round are missing",
       0.1, 1e6),
     P("request_retry_s", 20.0, "re-send a request unanswered for this long", 0.1, 1e6),
-    P("max_attempts", 5, "sends of one request before it is recorded as an abstention", 1, 1000),
+    P("max_attempts", 30, "sends of one request before it is recorded as an abstention (with "
+      "request_retry_s: give up after the rater would have dropped it as stale; a rating arriving "
+      "later is still stored)", 1, 1000),
     P("model_transport", "inline", "reward model weights in the message (inline) or only as a file "
       "path + checksum (file: nodes must share a file system)", choices=("inline", "file")),
 )

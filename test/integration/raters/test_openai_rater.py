@@ -207,8 +207,9 @@ def test_concurrency_is_bounded(fake_openai, make):
 def test_api_key_never_logged_or_persisted(fake_openai, make, tmp_path, caplog, monkeypatch):
     monkeypatch.setenv(KEY_ENV, SECRET)
     caplog.set_level(logging.DEBUG)
-    fake_openai.script({"status": 500}, {"status": 401}, {"reply": "purple"}, {"reply": "purple"},
-                       {"echo_enum": 2})
+    # the 401 body echoes the key, as some servers and proxies do
+    fake_openai.script({"status": 500}, {"status": 401, "message": f"Incorrect API key provided: {SECRET}"},
+                       {"reply": "purple"}, {"reply": "purple"}, {"echo_enum": 2})
     rater = make_rater({"backend": "openai", "model": "fake-vlm", "base_url": fake_openai.base_url,
                         "api_key_env": KEY_ENV, "backoff_base_s": 0.01, "max_attempts": 2,
                         "log_path": str(tmp_path / "ratings.log"), "cache_path": str(tmp_path / "cache.log")})
@@ -222,6 +223,14 @@ def test_api_key_never_logged_or_persisted(fake_openai, make, tmp_path, caplog, 
         assert SECRET.encode() not in f.read_bytes(), f
     assert all(SECRET not in repr(r) for r in results)
     assert SECRET not in rater.fingerprint and SECRET not in repr(rater.inner.inner.config)
+
+
+def test_fingerprint_url_drops_credentials_and_query():
+    from ros2_erl_vlm.raters.openai_rater import _public_url
+
+    assert _public_url("https://user:s3cret@proxy.example:8443/v1?key=abc#x") == "https://proxy.example:8443/v1"
+    assert _public_url("http://127.0.0.1:8000/v1") == "http://127.0.0.1:8000/v1"
+    assert _public_url(None) is None
 
 
 def test_missing_or_empty_key_variable_is_a_config_error(monkeypatch):

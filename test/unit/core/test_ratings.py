@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 
@@ -14,7 +16,13 @@ from ros2_erl_vlm.core.ratings import (
     read_ratings,
     stratified_batches,
 )
-from ros2_erl_vlm.core.record_log import RecordLog, RecordLogCorruptError, RecordLogLockedError
+from ros2_erl_vlm.core.record_log import (
+    RecordLog,
+    RecordLogCorruptError,
+    RecordLogError,
+    RecordLogLockedError,
+    scan,
+)
 
 
 def _result(label: int | None, n: int = 3, qid: str = "q") -> RatingResult:
@@ -116,6 +124,57 @@ def test_corrupt_middle_record_raises_naming_file(tmp_path) -> None:
     with pytest.raises(RecordLogCorruptError, match=r"r\.erlr: record 0 at byte 0"):
         RecordLog(path)
     assert path.read_bytes() == bytes(data)  # untouched
+
+
+@pytest.mark.parametrize("damage", ["zeros", "flipped_last", "garbage_tail"])
+def test_damaged_last_record_is_a_recoverable_tail(tmp_path, damage) -> None:
+    """A power loss can leave zeros or garbage where the last record was being written: that is a
+    damaged tail (backed up and cut), not a reason to refuse the whole log."""
+    path = tmp_path / "r.erlr"
+    with RecordLog(path) as log:
+        for i in range(3):
+            log.append({"kind": "x", "i": i}, {"a": np.arange(5)})
+    whole = path.read_bytes()
+
+    offsets = [r.offset for r in scan(path).records]
+    if damage == "zeros":
+        data = whole[: offsets[2]] + bytes(len(whole) - offsets[2])
+    elif damage == "flipped_last":
+        data = bytearray(whole)
+        data[-3] ^= 0xFF
+        data = bytes(data)
+    else:
+        data = whole + b"\x13\x37garbage after the last record"
+    path.write_bytes(data)
+    with RecordLog(path) as log:
+        kept = [r.meta["i"] for r in log.records]
+        assert log.recovered_tail_bytes > 0 and log.backup_path is not None
+        assert log.backup_path.read_bytes() == data  # nothing lost
+        log.append({"kind": "x", "i": 9})
+    assert kept == ([0, 1] if damage != "garbage_tail" else [0, 1, 2])
+    assert [r.meta["i"] for r in scan(path).records] == [*kept, 9]
+
+
+def test_failed_append_leaves_no_partial_record(tmp_path, monkeypatch) -> None:
+    path = tmp_path / "r.erlr"
+    log = RecordLog(path)
+    log.append({"kind": "x", "i": 0})
+    real_fsync = os.fsync
+    calls = []
+
+    def fsync_fails_once(fd: int) -> None:
+        calls.append(fd)
+        if len(calls) == 1:
+            raise OSError(28, "No space left on device")
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync_fails_once)
+    with pytest.raises(RecordLogError, match="append failed"):
+        log.append({"kind": "x", "i": 1}, {"a": np.arange(100)})
+    log.append({"kind": "x", "i": 2})
+    log.close()
+
+    assert [r.meta["i"] for r in scan(path).records] == [0, 2]
 
 
 def test_not_a_log_raises(tmp_path) -> None:

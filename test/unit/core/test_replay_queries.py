@@ -21,6 +21,21 @@ def test_relabel_rewrites_every_reward() -> None:
     assert torch.allclose(rb.reward[:7], torch.arange(7).float() * 3)
 
 
+def test_relabel_is_all_or_nothing() -> None:
+    rb = ReplayBuffer(2, 1, capacity=10)
+    for i in range(7):
+        rb.add(np.zeros(2), np.zeros(1), float(i), np.array([i, 2 * i], np.float32), False)
+
+    def nan_in_second_batch(x: torch.Tensor) -> torch.Tensor:
+        r = x[:, 0].clone()
+        r[r >= 3] = float("nan")
+        return r
+
+    with pytest.raises(ValueError, match="NaN"):
+        rb.relabel(nan_in_second_batch, batch=3)
+    assert torch.equal(rb.reward[:7], torch.arange(7).float())  # untouched
+
+
 def test_circular_overwrite_and_not_done() -> None:
     rb = ReplayBuffer(1, 1, capacity=3)
     for i in range(5):

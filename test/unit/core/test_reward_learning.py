@@ -101,6 +101,37 @@ def test_requests_are_given_up_after_max_attempts(tmp_path) -> None:
     lr.close()
 
 
+def test_a_late_rating_after_giving_up_is_stored_and_used_once(tmp_path) -> None:
+    lr = RewardLearner(_cfg(), OBS, TASK, tmp_path, max_attempts=1)
+    _feed(lr, 0, length=20)
+    reqs = lr.start_round(now=0.0)
+    lr.due_for_sending(now=0.0, retry_s=5.0)
+    lr.due_for_sending(now=10.0, retry_s=5.0)  # all four given up
+    assert lr.counters["requests_given_up"] == 4 and len(lr.dataset) == 0
+    a, b, c = reqs[0].request_id, reqs[1].request_id, reqs[2].request_id
+    assert lr.on_rating(a, RatingResult(a, 2, 3, "slow-vlm")) == "late"
+    assert len(lr.dataset) == 1
+    assert lr.on_rating(a, RatingResult(a, 2, 3, "slow-vlm")) == "duplicate"  # once only
+    assert lr.on_rating(b, RatingResult.abstain(_q(b), "slow-vlm", "timeout: x")) == "duplicate"
+    lr.close()
+    # A restarted learner still accepts a late rating for a request given up before the restart.
+    lr2 = RewardLearner(_cfg(), OBS, TASK, tmp_path, max_attempts=1)
+    assert not lr2.pending and set(lr2.late_ok) == {b, c, reqs[3].request_id}
+    assert lr2.on_rating(c, RatingResult(c, 0, 3, "slow-vlm")) == "late"
+    assert lr2.on_rating(a, RatingResult(a, 1, 3, "slow-vlm")) == "duplicate"
+    assert len(lr2.dataset) == 2
+    metas = read_ratings(tmp_path / "ratings.erlr")
+    real = [m["query_id"] for m in metas if m["label"] is not None]
+    assert sorted(real) == sorted([a, c]) and all(m.get("late") for m in metas if m["label"] is not None)
+    lr2.close()
+
+
+def _q(query_id: str):
+    from ros2_erl_vlm.core.rating import RatingQuery
+
+    return RatingQuery(0, (1,), "do it", TASK.class_names, query_id=query_id)
+
+
 def test_rejects_bad_observations(tmp_path) -> None:
     lr = RewardLearner(_cfg(), OBS, TASK, tmp_path)
     with pytest.raises(ValueError):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import io
 
 import numpy as np
 import pytest
@@ -73,6 +74,44 @@ def test_serialisation_roundtrip_and_checksum() -> None:
         RewardEnsemble.from_bytes(blob, "0" * 64)
     with pytest.raises(ValueError, match="cannot decode"):
         RewardEnsemble.from_bytes(b"garbage")
+
+
+def test_diverged_training_keeps_the_previous_model(monkeypatch) -> None:
+    rng = np.random.default_rng(0)
+    ds = _synthetic(200, 3, rng)
+    model = RewardEnsemble(RewardModelConfig(epochs=2, hidden_dim=16), obs_dim=6, seed=0)
+    model.train_on(ds, rng)
+    x = rng.normal(size=(4, 6)).astype(np.float32)
+    before, version = model.predict(x), model.version
+    import ros2_erl_vlm.core.reward_model as rm
+
+    real = rm.rbrl_loss
+    calls = []
+
+    def nan_on_third_step(*args, **kw):
+        loss, ok = real(*args, **kw)
+        calls.append(1)
+        return (loss * float("nan") if len(calls) >= 3 else loss), ok
+
+    monkeypatch.setattr(rm, "rbrl_loss", nan_on_third_step)
+    stats = model.train_on(ds, rng)
+    assert stats.diverged and model.version == version
+    assert torch.equal(model.predict(x), before)  # weights restored, not half-trained
+
+
+def test_nan_or_wrongly_shaped_weights_are_rejected() -> None:
+    model = RewardEnsemble(RewardModelConfig(hidden_dim=16), obs_dim=3, seed=0)
+    with torch.no_grad():
+        next(model.members.parameters())[0, 0] = float("nan")
+    with pytest.raises(ValueError, match="NaN or inf"):
+        RewardEnsemble.from_bytes(model.to_bytes())
+    fresh = RewardEnsemble(RewardModelConfig(hidden_dim=16), obs_dim=3, seed=0)
+    state = torch.load(io.BytesIO(fresh.to_bytes()), weights_only=True)
+    state.pop("members")
+    buf = io.BytesIO()
+    torch.save(state, buf)
+    with pytest.raises(ValueError, match="cannot decode"):
+        RewardEnsemble.from_bytes(buf.getvalue())
 
 
 def test_image_cnn_trains_on_frames() -> None:
