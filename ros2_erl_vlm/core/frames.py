@@ -94,8 +94,9 @@ class FrameCodec:
 class FrameStore:
     """Encoded frames by ``(episode, step)`` for the most recent episodes.
 
-    Oldest episodes are evicted beyond ``max_episodes`` or ``max_bytes`` (the episode being
-    written is never evicted).
+    Oldest episodes are evicted beyond ``max_episodes`` or ``max_bytes``; the episode being
+    written is evicted last, and only its oldest frames (an episode that never ends cannot grow
+    past ``max_bytes``).
     """
 
     def __init__(self, codec: FrameCodec, max_episodes: int = 100, max_bytes: int = 1 << 30) -> None:
@@ -105,6 +106,7 @@ class FrameStore:
         self._eps: OrderedDict[int, dict[int, Any]] = OrderedDict()
         self._bytes = 0
         self.evicted_episodes = 0
+        self.evicted_frames = 0
 
     def __len__(self) -> int:
         return sum(len(v) for v in self._eps.values())
@@ -140,6 +142,10 @@ class FrameStore:
             for data in self._eps.pop(oldest).values():
                 self._bytes -= self.codec.nbytes(data)
             self.evicted_episodes += 1
+        current = self._eps.get(keep)
+        while current is not None and len(current) > 1 and self._bytes > self.max_bytes:
+            self._bytes -= self.codec.nbytes(current.pop(next(iter(current))))
+            self.evicted_frames += 1
 
     def has_episode(self, episode: int) -> bool:
         """Whether any frame of ``episode`` is stored."""

@@ -18,6 +18,7 @@ Durability (everything under ``run_dir``):
 from __future__ import annotations
 
 import hashlib
+import os
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -50,12 +51,14 @@ class EpisodeAssembler:
     ``t``-th action and that action. Only gap-free episodes that start at step 0 and end with a
     ``done`` observation come out. :meth:`add` returns a status: ``"start"``, ``"step"``,
     ``"duplicate"`` (same (episode, step) again; ignored), ``"gap"`` (a step is missing or out of
-    order; the partial episode is dropped) or ``"complete"``.
+    order; the partial episode is dropped), ``"too_long"`` (more than ``max_steps`` steps without
+    an end: the episode is dropped, memory stays bounded) or ``"complete"``.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, max_steps: int = 100_000) -> None:
         self._rec: EpisodeRecorder | None = None
         self._last: tuple[int, int] | None = None
+        self.max_steps = int(max_steps)
         self.dropped = 0
 
     def add(self, episode: int, step: int, state: np.ndarray, action: np.ndarray,
@@ -76,6 +79,10 @@ class EpisodeAssembler:
                 self.dropped += 1
             self._rec = None
             return "gap", None
+        if len(rec) >= self.max_steps:
+            self.dropped += 1
+            self._rec = None
+            return "too_long", None
         rec.add(state, action, truth)
         if done:
             self._rec = None
@@ -175,9 +182,10 @@ class RewardLearner:
                 continue
             truth = None
             if "true_rewards" in rec.arrays:
-                truth = tuple(SimTruth(float(r), bool(s), float(p)) for r, s, p in zip(
-                    rec.arrays["true_rewards"], rec.arrays["successes"], rec.arrays["progress"],
-                    strict=True))
+                truth = tuple(
+                    SimTruth(float(r), bool(s), None if np.isnan(p) else float(p))
+                    for r, s, p in zip(rec.arrays["true_rewards"], rec.arrays["successes"],
+                                       rec.arrays["progress"], strict=True))
             req = PendingRequest(m["request_id"], int(m["episode"]), tuple(int(s) for s in m["steps"]),
                                  rec.arrays["input"], truth, int(m["round"]))
             if m["request_id"] in gave_up:
@@ -365,10 +373,13 @@ class RewardLearner:
         blob = self.model.to_bytes()
         sha = hashlib.sha256(blob).hexdigest()
         path = self.run_dir / "models" / f"reward_model_v{self.model.version:05d}.pt"
-        if not path.exists():
+        if not path.exists() or hashlib.sha256(path.read_bytes()).hexdigest() != sha:
             path.parent.mkdir(parents=True, exist_ok=True)
             tmp = path.with_suffix(".tmp")
-            tmp.write_bytes(blob)
+            with open(tmp, "wb") as fh:
+                fh.write(blob)
+                fh.flush()
+                os.fsync(fh.fileno())
             tmp.replace(path)
         stats = self.last_train or RewardTrainStats(num_ratings=len(self.dataset))
         return TrainedModel(self.model.version, blob, sha, path, stats, len(self.dataset))

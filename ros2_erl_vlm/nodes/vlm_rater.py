@@ -102,8 +102,18 @@ class VlmRater(ErlNode):
         except ValueError as exc:
             self._reject(msg, f"malformed: {exc}")
             return
+        full, stale = self.queue.dropped_full, self.queue.dropped_stale
         if not self.queue.put(rid, (msg, query, "")):
             self.count("duplicate_requests")
+        self._warn_drops(full, stale)
+
+    def _warn_drops(self, full: int, stale: int) -> None:
+        """Say so (throttled) when the bounded queue dropped requests; the learner re-sends them."""
+        if self.queue.dropped_full > full or self.queue.dropped_stale > stale:
+            self.get_logger().warning(
+                f"rating queue dropped requests (full: {self.queue.dropped_full}, older than "
+                f"max_request_age_s: {self.queue.dropped_stale}); the rater is slower than the "
+                "requests arrive", throttle_duration_sec=10.0)
 
     def _reject(self, msg: RatingRequest, reason: str) -> None:
         try:
@@ -135,7 +145,9 @@ class VlmRater(ErlNode):
 
     def _work_once(self) -> None:
         """Take one batch from the queue and answer it."""
+        full, stale = self.queue.dropped_full, self.queue.dropped_stale
         batch = self.queue.take(int(self.p["batch_size"]), timeout_s=0.2)
+        self._warn_drops(full, stale)
         with self.lock:
             batch = [item for rid, item in batch if rid not in self.answered]
         rejected = [(msg, reason) for msg, query, reason in batch if query is None]

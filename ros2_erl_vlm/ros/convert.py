@@ -60,10 +60,11 @@ def read_observation(msg: Any) -> StepObservation:
     if not np.all(np.isfinite(action)):
         raise ValueError(f"observation (episode {msg.episode}, step {msg.step}) has NaN/inf in action_taken")
     truth = None
-    if msg.has_truth:
-        if not (math.isfinite(msg.true_reward) and math.isfinite(msg.progress)):
-            raise ValueError("observation truth is not finite")
-        truth = SimTruth(float(msg.true_reward), bool(msg.success), float(msg.progress))
+    if msg.has_truth and math.isfinite(msg.true_reward):
+        # Unknown progress (NaN: the simulator reported none) is kept as unknown, not a reason to
+        # drop the step; a non-finite reward makes the step's truth unusable, not the step.
+        progress = float(msg.progress) if math.isfinite(msg.progress) else None
+        truth = SimTruth(float(msg.true_reward), bool(msg.success), progress)
     return StepObservation(int(msg.episode), int(msg.step), state, action, bool(msg.terminated),
                            bool(msg.truncated), truth, stamp_ns(msg.header.stamp))
 

@@ -46,7 +46,11 @@ def test_store_evicts_oldest_episodes_by_count_and_bytes() -> None:
     for ep in range(3):
         small.put(ep, 0, frame)
         small.put(ep, 1, frame)
-    assert small.episodes == [2]  # never evicts the episode being written
+    assert small.episodes == [2]  # the episode being written goes last
+    for t in range(2, 10):  # ... and only its oldest frames: it cannot grow past max_bytes
+        small.put(2, t, frame)
+    assert small.nbytes <= 700 and small.get(2, 9) is not None and small.get(2, 0) is None
+    assert small.evicted_frames == 8
 
 
 def test_stamp_matcher_exact_and_tolerance() -> None:

@@ -44,6 +44,10 @@ def test_assembler_keeps_only_gap_free_episodes() -> None:
     assert a.add(1, 2, s, z, None, False)[0] == "gap"  # step 1 was lost
     assert a.add(1, 3, s, z, None, True) == ("gap", None) and a.dropped == 1
     assert a.add(7, 5, s, z, None, False)[0] == "gap"  # joined mid-episode
+    short = EpisodeAssembler(max_steps=3)  # an episode that never ends does not grow forever
+    short.add(2, 0, s, z, None, False)
+    assert [short.add(2, t, s, z, None, False)[0] for t in (1, 2, 3, 4)] == ["step", "step", "step", "too_long"]
+    assert short.dropped == 1
 
 
 def test_rounds_persist_dedupe_and_resume(tmp_path) -> None:
