@@ -29,6 +29,29 @@ _LIVE_ENVS: weakref.WeakSet[MetaWorldTaskEnv] = weakref.WeakSet()
 _ATEXIT_REGISTERED = False
 
 
+_SAFE_RENDERER: type | None = None
+
+
+def _safe_renderer_class() -> type:
+    """``mujoco.Renderer`` whose close (and ``__del__``) also works on an instance whose
+    construction was interrupted (e.g. Ctrl-C while the GL context was being made), instead of
+    printing an ``AttributeError`` traceback at exit. Built on first use: mujoco is imported
+    lazily, after ``MUJOCO_GL`` is settled."""
+    global _SAFE_RENDERER
+    if _SAFE_RENDERER is None:
+        import mujoco
+
+        class SafeRenderer(mujoco.Renderer):
+            def close(self) -> None:
+                for name in ("_gl_context", "_mjr_context"):
+                    if not hasattr(self, name):
+                        setattr(self, name, None)
+                super().close()
+
+        _SAFE_RENDERER = SafeRenderer
+    return _SAFE_RENDERER
+
+
 def _close_live_renderers() -> None:
     # Runs before mujoco's EGL atexit hook (registered earlier, so run later): freeing a GL
     # context after eglTerminate raises noisy errors from Renderer.__del__.
@@ -267,7 +290,7 @@ class MetaWorldTaskEnv(gym.Env[np.ndarray, np.ndarray]):
         model.vis.global_.offheight = max(int(model.vis.global_.offheight), self.image_size)
         model.vis.quality.offsamples = 0
         model.vis.global_.fovy = cam.fovy  # the free camera's field of view
-        self._renderer = mujoco.Renderer(model, self.image_size, self.image_size)
+        self._renderer = _safe_renderer_class()(model, self.image_size, self.image_size)
         self._renderer.scene.flags[mujoco.mjtRndFlag.mjRND_SHADOW] = False
         self._renderer.scene.flags[mujoco.mjtRndFlag.mjRND_REFLECTION] = False
         camera = mujoco.MjvCamera()

@@ -11,6 +11,9 @@ Modes:
   advances by the env's control period per step (and per reset), published on ``/clock`` before
   the observation, so the graph runs on sim time as fast as it can. If no valid action arrives for
   ``action_timeout_s`` the observation is published again (lost messages, a restarted agent).
+  The first episode waits until ``start.observation_subscribers`` (and, with the camera,
+  ``start.image_subscribers``) are connected, at most ``start.timeout_s``: in a graph whose nodes
+  start in any order, the learner and the camera capture see every step from the first.
 * ``realtime``: the env steps at ``control_rate_hz`` with the newest action for the current
   episode; without a fresh one (``action_timeout_s``) it applies a zero action (hold).
 
@@ -81,11 +84,51 @@ class SimBridge(ErlNode):
         self.last_img: Image | None = None
         self.last_progress = time.monotonic()
         self.pending_action: tuple[np.ndarray, float] | None = None
-        self.reset_episode()
+        self.started = False
+        self._wait_t0 = time.monotonic()
+        self._start_timer = None
+        if self.lockstep and self._waiting_for_graph():
+            self.get_logger().info(
+                f"waiting for {self.p['start.observation_subscribers']} observation"
+                + (f" and {self.p['start.image_subscribers']} image" if self.camera else "")
+                + f" subscribers before the first episode (at most {self.p['start.timeout_s']:g} s)")
+            self._start_timer = self.wall_timer(0.1, self.try_start)
+        else:
+            self._start()
         if self.lockstep:
             self.wall_timer(min(0.5, float(p["action_timeout_s"]) / 2), self.watchdog)
         else:
             self.wall_timer(1.0 / float(p["control_rate_hz"]), self.realtime_tick)
+
+    # -- starting -------------------------------------------------------------------------------
+    def _waiting_for_graph(self) -> bool:
+        """Lock-step start condition not met yet (too few subscribers connected)."""
+        want_obs = int(self.p["start.observation_subscribers"])
+        want_img = int(self.p["start.image_subscribers"]) if self.camera else 0
+        return (self.pub_obs.get_subscription_count() < want_obs
+                or self.pub_img.get_subscription_count() < want_img)
+
+    def try_start(self) -> None:
+        """Timer while waiting: start the first episode once the graph is connected (or timed out)."""
+        if self.started:
+            return
+        waited = time.monotonic() - self._wait_t0
+        if self._waiting_for_graph():
+            if waited < float(self.p["start.timeout_s"]):
+                return
+            self.get_logger().warning(
+                f"starting after {waited:.0f} s with {self.pub_obs.get_subscription_count()} observation "
+                f"and {self.pub_img.get_subscription_count()} image subscribers (wanted "
+                f"{self.p['start.observation_subscribers']} and {self.p['start.image_subscribers']})")
+        self._start()
+
+    def _start(self) -> None:
+        if self._start_timer is not None:
+            self._start_timer.cancel()
+            self.destroy_timer(self._start_timer)
+            self._start_timer = None
+        self.started = True
+        self.reset_episode()
 
     # -- publishing -----------------------------------------------------------------------------
     def _publish(self, state: np.ndarray, info: dict[str, Any], action: np.ndarray | None,
@@ -192,15 +235,19 @@ class SimBridge(ErlNode):
         self.apply(a)
 
     def on_reset(self, _req: Trigger.Request, resp: Trigger.Response) -> Trigger.Response:
-        """Service: abandon the current episode and start the next one."""
-        ep = self.reset_episode()
+        """Service: abandon the current episode and start the next one (or the first one now)."""
+        if not self.started:
+            self._start()
+            ep = self.episode
+        else:
+            ep = self.reset_episode()
         resp.success, resp.message = True, f"episode {ep}"
         return resp
 
     def status(self) -> dict[str, Any]:
         """Episode and step counters."""
         return {"episode": self.episode, "step": self.step_idx, "steps_total": self.steps_total,
-                "mode": self.p["mode"]}
+                "mode": self.p["mode"], "started": self.started}
 
     def close(self) -> None:
         """Close the env."""

@@ -47,6 +47,12 @@ SIM_BRIDGE = (
     P("camera.enabled", True, "render and publish the task camera every step"),
     P("camera.image_size", 0, "rendered image side in pixels (0: the task's)", 0, 2048),
     P("camera.frame_id", "task_camera", "frame_id of the camera images"),
+    P("start.observation_subscribers", 0, "lockstep: hold the first episode until this many "
+      "subscribers of the observations are connected (the graph's agent, learner and camera "
+      "capture), so none misses the first steps", 0, 1000),
+    P("start.image_subscribers", 0, "lockstep with the camera on: also wait for this many image "
+      "subscribers", 0, 1000),
+    P("start.timeout_s", 60.0, "start anyway (with a warning) after waiting this long", 0.0, 1e6),
 )
 
 CAMERA_CAPTURE = (
