@@ -5,7 +5,8 @@
 
 `ros2 launch erl_vlm train_sim.launch.py --show-args` lists every argument. The robot side is a
 separate include (include/sim.launch.py, or include/real_arm.launch.py with use_sim:=false), the
-learning side (camera_capture, vlm_rater, reward_learner, sac_agent) is include/learning.launch.py.
+learning side (camera_capture, vlm_rater, reward_learner, sac_agent, rating_viz) is
+include/learning.launch.py; rviz:=true adds rviz2 (include/rviz.launch.py).
 Without a ROS install the same graph runs with `python -m ros2_erl_vlm.runner`.
 """
 
@@ -37,4 +38,5 @@ def generate_launch_description():
         _include("learning.launch.py"),
         _include("sim.launch.py", condition=IfCondition(use_sim)),
         _include("real_arm.launch.py", condition=UnlessCondition(use_sim)),
+        _include("rviz.launch.py"),
     ])

@@ -95,3 +95,10 @@ def layer_launch_description(layer: str) -> LaunchDescription:
 def resolve_action() -> Any:
     """The action that resolves ``run_dir``/``params_file`` and checks the parameters."""
     return OpaqueFunction(function=_resolve)
+
+
+def rviz_config() -> str:
+    """Path of the installed ``rviz/erl_vlm.rviz``."""
+    from ros2_erl_vlm.paths import share_dir
+
+    return str(share_dir() / "rviz" / "erl_vlm.rviz")

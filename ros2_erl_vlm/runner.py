@@ -17,6 +17,7 @@ import argparse
 import contextlib
 import ctypes
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -167,6 +168,25 @@ class GraphProcesses:
         return None
 
 
+def start_rviz(values: dict[str, str], emit: Callable[[str], None]) -> subprocess.Popen[bytes] | None:
+    """rviz2 with the package's view (not part of the graph: closing it does not stop training);
+    None, with a note, where rviz2 is not installed (it is not on PyPI)."""
+    from ros2_erl_vlm.ros.qos import RATING_MARKERS
+
+    exe = shutil.which("rviz2")
+    ns = values.get("namespace", "").strip("/")
+    topic = f"/{ns}/{RATING_MARKERS}" if ns else f"/{RATING_MARKERS}"
+    if exe is None:
+        emit(f"[runner] rviz: rviz2 is not installed here (it comes with a ROS 2 desktop install, not "
+             f"PyPI); the rated states are published on {topic} (visualization_msgs/MarkerArray)")
+        return None
+    from ros2_erl_vlm.paths import share_dir
+
+    emit(f"[runner] started rviz2 ({topic})")
+    return subprocess.Popen([exe, "-d", str(share_dir() / "rviz" / "erl_vlm.rviz")],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
 def build_parser(graph: Graph) -> argparse.ArgumentParser:
     """One option per graph argument (``--total-steps`` for ``total_steps`` ...)."""
     p = argparse.ArgumentParser(prog="python -m ros2_erl_vlm.runner",
@@ -219,6 +239,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     procs._emit(f"[runner] run directory: {values['run_dir']}")
     procs.start_all()
+    viewer = start_rviz(values, procs._emit) if parse_bool(values.get("rviz") or "false", "rviz") else None
     ended = procs.wait(stop.is_set)
     code = 0
     if ended is not None:
@@ -229,6 +250,8 @@ def main(argv: list[str] | None = None) -> int:
             procs._emit(f"[runner] {name} exited with code {rc}: stopping the graph")
             code = rc if rc > 0 else 1
     codes = procs.stop_all()
+    if viewer is not None and viewer.poll() is None:
+        viewer.terminate()
     bad = {n: c for n, c in codes.items() if c not in (0, None) and (ended is None or n != ended[0])}
     if bad:
         procs._emit(f"[runner] unclean exits: {bad}")

@@ -1,5 +1,5 @@
 """The learning side of the graph (layer `top` of config/graph.yaml): camera_capture, vlm_rater,
-reward_learner, sac_agent. Shared by simulation and a real arm."""
+reward_learner, sac_agent, rating_viz. Shared by simulation and a real arm."""
 
 from ros2_erl_vlm.launch_support import layer_launch_description
 

@@ -138,12 +138,24 @@ SAC_AGENT = (
     P("sac.tau", 0.005, "target smoothing", 1e-6, 1.0),
 )
 
+RATING_VIZ = (
+    RUN_DIR, STATUS_PERIOD,
+    P("frame_id", "world", "frame of the markers (the frame the positions are in)"),
+    P("position_indices", [0, 1, 2], "state entries giving a rated segment's position (MetaWorld: "
+      "end-effector x, y, z)"),
+    P("max_points", 1000, "rated points drawn (the oldest are dropped)", 1, 100_000),
+    P("text_labels", 20, "the newest ratings also get a text caption (class, sim progress)", 0, 10_000),
+    P("point_size", 0.015, "sphere diameter of a rated point (m)", 1e-4, 10.0),
+    P("publish_period_s", 0.5, "markers are republished at most this often, when changed", 0.01, 60.0),
+)
+
 NODE_PARAMS: dict[str, tuple[ParamSpec, ...]] = {
     "sim_bridge": SIM_BRIDGE,
     "camera_capture": CAMERA_CAPTURE,
     "vlm_rater": VLM_RATER,
     "reward_learner": REWARD_LEARNER,
     "sac_agent": SAC_AGENT,
+    "rating_viz": RATING_VIZ,
 }
 
 

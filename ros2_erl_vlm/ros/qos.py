@@ -27,6 +27,7 @@ RATING_REQUESTS_FRAMED = "rating_requests/framed"
 RATINGS = "ratings"
 REWARD_MODEL = "reward_model"
 EPISODE_SUMMARY = "episode_summary"
+RATING_MARKERS = "rating_markers"
 CLOCK = "/clock"
 RESET_SERVICE = "reset"
 
@@ -50,3 +51,5 @@ REWARD_MODEL_QOS = _reliable(1, DurabilityPolicy.TRANSIENT_LOCAL)
 SUMMARY_QOS = _reliable(100)
 #: /clock: reliable publisher, latest only (best-effort subscribers are compatible).
 CLOCK_QOS = _reliable(1)
+#: Rated-point markers for rviz: reliable, the latest array kept for a viewer that joins later.
+MARKERS_QOS = _reliable(1, DurabilityPolicy.TRANSIENT_LOCAL)

@@ -26,6 +26,7 @@ EXECUTABLES = (
     "vlm_rater",
     "reward_learner",
     "sac_agent",
+    "rating_viz",
     "erl_vlm_run",
     "erl_vlm_train",
 )

@@ -61,7 +61,7 @@ def test_kill_and_restart_rater_then_learner(small_params: Any, start_graph: Any
     codes = g.procs.stop_all()
     assert all(c == 0 for n, c in codes.items()), (codes, g.output()[-4000:])
     assert g.procs.starts == {"sim_bridge": 1, "camera_capture": 1, "vlm_rater": 2,
-                              "reward_learner": 2, "sac_agent": 1}
+                              "reward_learner": 2, "sac_agent": 1, "rating_viz": 1}
 
     # No rating lost or duplicated.
     rater_ids = [r.meta["query_id"] for r in scan(g.run_dir / "vlm_rater" / "ratings.erlr").records]

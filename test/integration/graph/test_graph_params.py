@@ -86,7 +86,7 @@ def test_runner_stops_the_graph_when_a_node_dies(small_params: Any, tmp_path: Pa
     proc = subprocess.Popen([sys.executable, "-m", "ros2_erl_vlm.runner", "--params-file", str(params),
                              "--run-dir", str(run_dir), "--task", "reach-v3"],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    nodes = ("sim_bridge", "camera_capture", "vlm_rater", "reward_learner", "sac_agent")
+    nodes = ("sim_bridge", "camera_capture", "vlm_rater", "reward_learner", "sac_agent", "rating_viz")
     deadline = time.monotonic() + 90
     pids = {}
     while time.monotonic() < deadline and len(pids) < len(nodes) and proc.poll() is None:

@@ -24,7 +24,7 @@ pytestmark = [pytest.mark.ros, pytest.mark.integration]
 
 TOTAL_STEPS = 2000
 NAMESPACE = "erl_test_robot"  # every topic lives under it (relative names)
-NODES = ("sim_bridge", "camera_capture", "vlm_rater", "reward_learner", "sac_agent")
+NODES = ("sim_bridge", "camera_capture", "vlm_rater", "reward_learner", "sac_agent", "rating_viz")
 
 
 def _inject(namespace: str) -> dict[str, int]:
@@ -175,6 +175,10 @@ def test_ratings_arrive_and_are_on_disk(run: dict[str, Any]) -> None:
     assert len(abstained) <= len(learner) // 20
     rated = [m for m in rater if m["query_id"] in learner_ids]
     assert all(m["backend"] == "transformers:tiny-idefics3" for m in rated), rated[0]
+    # rating_viz drew every answer the learner got (the same requests and ratings topics)
+    viz = run["status"]["rating_viz"]
+    assert viz["points"] >= len(learner_ids) - pending and viz["counters"]["markers_published"] >= 2
+    assert sum(viz["classes"].values()) == viz["points"]
 
 
 def test_reward_model_versions_increase_and_agent_relabels(run: dict[str, Any]) -> None:

@@ -12,7 +12,7 @@ from ros2_erl_vlm.graph import load_graph
 
 LAUNCH = Path(__file__).resolve().parents[3] / "launch"
 FILES = ("train_sim.launch.py", "include/learning.launch.py", "include/sim.launch.py",
-         "include/real_arm.launch.py")
+         "include/real_arm.launch.py", "include/rviz.launch.py")
 
 
 @pytest.mark.parametrize("name", FILES)
@@ -33,7 +33,24 @@ def test_train_sim_declares_every_graph_argument() -> None:
     for name, arg in graph.arguments.items():
         assert declared[name].description == arg.description
     includes = [e for e in ld.entities if isinstance(e, IncludeLaunchDescription)]
-    assert len(includes) == 3
+    assert len(includes) == 4
     for name in FILES[1:]:
         sub = get_launch_description_from_python_launch_file(str(LAUNCH / name))
         assert {e.name for e in sub.entities if isinstance(e, DeclareLaunchArgument)} == set(graph.arguments)
+
+
+def test_rviz_view_shows_the_graph_topics() -> None:
+    """The shipped rviz view subscribes to rating_viz's markers (with its QoS) and the camera."""
+    import yaml
+
+    from ros2_erl_vlm.ros.markers import NS_POINTS, NS_TEXT
+
+    view = yaml.safe_load((LAUNCH.parent / "rviz" / "erl_vlm.rviz").read_text())
+    manager = view["Visualization Manager"]
+    displays = {d["Class"]: d for d in manager["Displays"]}
+    markers = displays["rviz_default_plugins/MarkerArray"]
+    assert markers["Topic"]["Value"] == "/rating_markers"
+    assert markers["Topic"]["Durability Policy"] == "Transient Local"
+    assert set(markers["Namespaces"]) == {NS_POINTS, NS_TEXT}
+    assert displays["rviz_default_plugins/Image"]["Topic"]["Value"] == "/camera/image_raw"
+    assert manager["Global Options"]["Fixed Frame"] == "world"

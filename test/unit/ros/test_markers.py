@@ -1,0 +1,34 @@
+"""Rated points -> MarkerArray: a clean redraw each time, one coloured sphere per point, captions."""
+
+from __future__ import annotations
+
+import pytest
+
+from ros2_erl_vlm.core.rated_points import RatedPoint
+from ros2_erl_vlm.ros.markers import NS_POINTS, NS_TEXT, rating_markers
+
+pytestmark = pytest.mark.ros
+
+
+def _pt(i: int, label: int | None) -> RatedPoint:
+    return RatedPoint(f"r{i}", 0, i, (0.1 * i, 0.5, 0.2), label,
+                      "abstained" if label is None else ("Bad", "Average", "Good")[label], 3, 0.5)
+
+
+def test_markers_redraw_spheres_by_class_and_caption_the_newest() -> None:
+    from builtin_interfaces.msg import Time
+    from visualization_msgs.msg import Marker
+
+    arr = rating_markers([_pt(0, 0), _pt(1, 2), _pt(2, None)], "world", Time(sec=3), 0.02, text_labels=2)
+    clear, spheres, *texts = arr.markers
+    assert clear.action == Marker.DELETEALL
+    assert spheres.ns == NS_POINTS and spheres.type == Marker.SPHERE_LIST and spheres.header.frame_id == "world"
+    assert [round(p.x, 3) for p in spheres.points] == [0.0, 0.1, 0.2]
+    assert (spheres.colors[0].r, spheres.colors[0].g) == (1.0, 0.0)  # Bad: red
+    assert (spheres.colors[1].r, spheres.colors[1].g) == (0.0, 1.0)  # Good: green
+    assert spheres.scale.x == pytest.approx(0.02)
+    assert [t.text for t in texts] == ["Good (0.50)", "abstained (0.50)"]
+    assert all(t.ns == NS_TEXT and t.type == Marker.TEXT_VIEW_FACING for t in texts)
+    assert len(rating_markers([], "world", Time(), 0.02, 5).markers) == 1  # just the clear
+    # more captions allowed than points: every point gets one
+    assert len(rating_markers([_pt(0, 1)], "world", Time(), 0.02, 5).markers) == 3
