@@ -48,7 +48,7 @@ def test_ratings_become_coloured_markers(small_params: Any, tmp_path: Path) -> N
         spin_until(lambda: req_pub.get_subscription_count() > 0 and rating_pub.get_subscription_count() > 0,
                    60, "rating_viz to subscribe")
         names = ["Bad", "Average", "Good"]
-        for i, label in enumerate([0, 2, Rating.ABSTAINED]):
+        for i in range(3):
             states = [0.0] * (2 * 39)
             states[39:42] = [0.1 * i, 0.6, 0.2]  # the segment's last state: end effector x, y, z
             req_pub.publish(RatingRequest(request_id=f"r{i}", episode=3, steps=[10, 11], states=states,
