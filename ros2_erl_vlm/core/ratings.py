@@ -139,6 +139,11 @@ class RatingDataset:
         return self._log.path if self._log else None
 
     @property
+    def backup_path(self) -> Path | None:
+        """Where the whole file was copied before a damaged tail was cut (None if nothing was cut)."""
+        return self._log.backup_path if self._log else None
+
+    @property
     def recovered_tail_bytes(self) -> int:
         """Bytes of a crash-truncated tail cut (after backup) when the log was opened."""
         return self._log.recovered_tail_bytes if self._log else 0

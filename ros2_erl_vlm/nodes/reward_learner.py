@@ -61,6 +61,11 @@ class RewardLearnerNode(ErlNode):
         self.create_subscription(Observation, qos.OBSERVATION, self.on_observation, qos.OBSERVATION_QOS)
         self.create_subscription(Rating, qos.RATINGS, self.on_rating, qos.RATING_QOS)
         self.wall_timer(0.2, self.tick)
+        for log in (self.learner.dataset, self.learner.requests):
+            if log.recovered_tail_bytes:
+                self.get_logger().warning(
+                    f"{log.path}: cut a damaged tail of {log.recovered_tail_bytes} bytes left by a crash "
+                    f"(the whole file was kept as {log.backup_path})")
         if self.learner.resumed:
             self.get_logger().info(
                 f"resumed: model v{self.learner.version}, {len(self.learner.dataset)} ratings, "

@@ -83,6 +83,10 @@ class VlmRater(ErlNode):
         self.worker = threading.Thread(target=self._work, name="rater", daemon=True)
         self.worker.start()
         self.get_logger().info(f"backend {self.rater.backend_id}; {len(self.answered)} answers in the log")
+        if self.rater.log.recovered_tail_bytes:
+            self.get_logger().warning(
+                f"{self.rater.log.path}: cut a damaged tail of {self.rater.log.recovered_tail_bytes} bytes "
+                f"left by a crash (the whole file was kept as {self.rater.log.backup_path})")
 
     # -- requests -------------------------------------------------------------------------------
     def on_request(self, msg: RatingRequest) -> None:
