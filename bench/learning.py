@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -76,13 +77,15 @@ def main() -> int:
     if code != 0:
         return code
     summary = json.loads((run_dir / "summary.json").read_text())
+    commit = subprocess.run(["git", "-C", str(Path(__file__).resolve().parent), "rev-parse", "--short", "HEAD"],
+                            capture_output=True, text=True).stdout.strip()
     result = {
         "benchmark": "learning", "task": args.task, "method": args.method, "seed": args.seed,
         "label": run_label(args.method, args.label_noise, args.noise_mode),
         "steps": summary["steps"], "label_noise": args.label_noise, "noise_mode": args.noise_mode,
         "eval": summary["eval"], "final_success_rate": summary["final_success_rate"],
         "ratings": summary["ratings"], "wall_s_this_sitting": time.time() - t0,
-        "resumed": resume, "settings": summary["config"],
+        "resumed": resume, "settings": summary["config"], "code_commit": commit or None,
         "time": time.strftime("%Y-%m-%d %H:%M:%S"),
     }
     out = out_dir / f"{name}.json"

@@ -109,8 +109,11 @@ def build_parser() -> argparse.ArgumentParser:
 def make_config(args: argparse.Namespace, task_num_classes: int) -> LoopConfig:
     """Defaults, then ``--config``, then flags, then ``--set``."""
     cfg = LoopConfig(total_steps=args.steps, seed=args.seed, num_classes=task_num_classes,
-                     eval_every=5000, checkpoint_every=10_000,
+                     eval_every=10_000, checkpoint_every=10_000,
                      sac=SACConfig(), reward=RewardModelConfig())
+    if args.reward_input == "image":  # the reference's image settings: CNN batch 512, 200k frames kept
+        cfg.reward.batch_size = 512
+        cfg.replay_capacity = min(cfg.replay_capacity, 200_000)
     if args.config is not None:
         try:
             data = yaml.safe_load(args.config.read_text()) or {}

@@ -1,7 +1,9 @@
 """PEBBLE's unsupervised pre-training reward: k-NN state entropy.
 
-The intrinsic reward of a state is its distance to the k-th nearest neighbour among the states
-stored so far (``k = 5``), divided by a running standard deviation of that quantity.
+The intrinsic reward of a state is its distance to the k-th nearest *other* neighbour among the
+states stored so far (``k = 5``; the state itself is in the memory, so this is the ``k + 1``-th
+smallest distance, as PEBBLE's ``kthvalue(dists, k + 1)``), divided by a running standard
+deviation of that quantity.
 """
 
 from __future__ import annotations
@@ -60,7 +62,7 @@ class StateEntropyReward:
         self.stats = RunningMeanStd()
 
     def __call__(self, next_obs: torch.Tensor, memory: torch.Tensor) -> torch.Tensor:
-        """Rewards for ``next_obs`` given all stored observations ``memory``."""
-        d = knn_distance(next_obs, memory, self.k)
+        """Rewards for ``next_obs`` given all stored observations ``memory`` (which holds them)."""
+        d = knn_distance(next_obs, memory, self.k + 1)
         self.stats.update(d)
         return d / max(self.stats.std, 1e-8)

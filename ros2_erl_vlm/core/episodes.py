@@ -15,6 +15,16 @@ import numpy as np
 from ros2_erl_vlm.core.rating import SimTruth
 
 
+def episode_seed(run_seed: int, episode: int) -> int:
+    """Reset seed of training episode ``episode`` of a run seeded ``run_seed``.
+
+    Runs with different seeds see different task layouts (``run_seed + episode`` would give seed 1
+    the layouts of seed 0 shifted by one episode); seed 0 keeps ``episode`` itself. The simulator
+    bridge and the in-process runner use this same function, so they see the same episodes.
+    """
+    return int(run_seed) * 1_000_003 + int(episode)
+
+
 @dataclass
 class Episode:
     """One complete episode. Arrays are indexed by step (0 = the first step taken)."""

@@ -1,7 +1,7 @@
 """Choosing which segments to ask the rater about.
 
-* ``uniform`` (the paper): episodes drawn uniformly with replacement from the recent-episode
-  store, and a uniformly random segment start in each.
+* ``uniform`` (the paper): episodes drawn uniformly from the recent-episode store (distinct ones
+  once it holds enough, as the reference code), and a uniformly random segment start in each.
 * ``disagreement`` (ours): a uniform candidate pool ``pool_factor`` times larger is scored by the
   reward ensemble's disagreement (std over members of the segment return) and the most
   uncertain segments are asked.
@@ -36,13 +36,14 @@ class Segment:
 
 def sample_uniform(store: EpisodeStore, n: int, rng: np.random.Generator,
                    segment_length: int = 1) -> list[Segment]:
-    """``n`` segments: episodes with replacement, uniform start within each."""
+    """``n`` segments: uniform episodes (distinct while the store holds at least ``n``, with
+    replacement otherwise, as the reference), a uniform start within each."""
     if len(store) == 0:
         raise ValueError("no complete episodes to query from yet")
     if segment_length <= 0:
         raise ValueError(f"segment_length must be positive, got {segment_length}")
     out = []
-    for i in rng.integers(0, len(store), size=n):
+    for i in rng.choice(len(store), size=n, replace=len(store) < n):
         ep = store[int(i)]
         if len(ep) < segment_length:
             raise ValueError(f"episode {ep.episode_id} is shorter than the segment length")

@@ -55,15 +55,14 @@ class DatasetSpec:
 def class_weights(counts: np.ndarray) -> np.ndarray:
     """ERL-VLM class weights ``w_c = (N - n_c) / N`` rescaled so the smallest used weight is 1.
 
-    Only classes present in the data get a computed weight (absent ones get 1; they have no
-    samples). With a single present class every weight is 1, where the reference code would
-    divide by zero.
+    As the reference code, the weights apply only once every class is present; until then all
+    weights are 1 (with a missing class, the reference's rescaling would divide by zero).
     """
     counts = np.asarray(counts, dtype=np.float64)
     total = counts.sum()
     w = np.ones_like(counts)
     present = counts > 0
-    if total <= 0 or present.sum() < 2:
+    if total <= 0 or not present.all():
         return w.astype(np.float32)
     raw = (total - counts[present]) / total
     w[present] = raw / raw.min()

@@ -267,7 +267,7 @@ class RewardEnsemble:
             stats.epochs = epoch + 1
             stats.loss = total_loss / max(1, len(orders[0]))
             stats.accuracy = correct / max(1, seen)
-            if stats.accuracy > c.early_stop_accuracy:
+            if epoch >= 1 and stats.accuracy > c.early_stop_accuracy:  # at least 2 passes (reference)
                 break
         if not all(torch.isfinite(p).all() for p in self.members.parameters()):
             self.members.load_state_dict(backup["members"])

@@ -30,7 +30,7 @@ import torch
 
 from ros2_erl_vlm.core.checkpoint import load_checkpoint, save_checkpoint
 from ros2_erl_vlm.core.entropy import StateEntropyReward
-from ros2_erl_vlm.core.episodes import Episode, EpisodeRecorder, EpisodeStore
+from ros2_erl_vlm.core.episodes import Episode, EpisodeRecorder, EpisodeStore, episode_seed
 from ros2_erl_vlm.core.evaluation import evaluate_policy
 from ros2_erl_vlm.core.queries import STRATEGIES, Segment, sample_disagreement, sample_uniform
 from ros2_erl_vlm.core.rating import Rater, RatingQuery, SimTruth, check_num_classes
@@ -293,9 +293,10 @@ class ErlVlmTrainer:
         t0 = time.perf_counter()
         stats = self.collect_ratings()
         self.schedule.record_round(self.step, stats["asked"])
+        version = self.reward_model.version
         tr = self.reward_model.train_on(self.dataset, self.rng)
-        # A diverged training kept the previous model (and version): nothing new to relabel with.
-        relabelled = 0 if tr.diverged else self.replay.relabel(self._reward_fn)
+        # No new model (nothing rated yet, or a diverged training kept the old one): nothing to relabel.
+        relabelled = self.replay.relabel(self._reward_fn) if self.reward_model.version > version else 0
         out = {**stats, "dataset": len(self.dataset), "reward_loss": tr.loss,
                "reward_acc": tr.accuracy, "reward_epochs": tr.epochs, "relabelled": relabelled,
                "round_s": time.perf_counter() - t0, "model_version": self.reward_model.version,
@@ -322,9 +323,11 @@ class ErlVlmTrainer:
         c = self.config
         metrics = None
         if self.schedule.due(c, self.step, len(self.episodes)):
-            first = not self.schedule.started
+            had_model = self.reward_model.version > 0
             self.learn_reward()
-            if first:  # PEBBLE: fresh critic on the first learned reward
+            # PEBBLE: a fresh critic on the first learned reward (a round that produced no model,
+            # e.g. every query abstained, leaves the agent exploring as before)
+            if not had_model and self.reward_model.version > 0:
                 self.agent.reset_critic()
                 for _ in range(c.reset_updates):
                     metrics = self._sac_update("reward")
@@ -353,7 +356,7 @@ class ErlVlmTrainer:
     def run(self) -> dict[str, Any]:
         """Train until ``total_steps``; returns a summary (also written to ``summary.json``)."""
         c = self.config
-        obs, _ = self.env.reset(seed=c.seed + self.episode)
+        obs, _ = self.env.reset(seed=episode_seed(c.seed, self.episode))
         recorder = EpisodeRecorder(self.episode)
         ep_true_return, ep_success, ep_learned = 0.0, False, 0.0
         metrics: dict[str, float] = {}
@@ -389,7 +392,7 @@ class ErlVlmTrainer:
                     "length": len(recorder), **{k: v for k, v in metrics.items()},
                 })
                 self.episode += 1
-                obs, _ = self.env.reset(seed=c.seed + self.episode)
+                obs, _ = self.env.reset(seed=episode_seed(c.seed, self.episode))
                 recorder = EpisodeRecorder(self.episode)
                 ep_true_return, ep_success, ep_learned = 0.0, False, 0.0
             if self.eval_env is not None and c.eval_episodes and self.step % c.eval_every == 0:

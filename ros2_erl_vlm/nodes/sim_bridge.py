@@ -36,6 +36,7 @@ from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import Image
 from std_srvs.srv import Trigger
 
+from ros2_erl_vlm.core.episodes import episode_seed
 from ros2_erl_vlm.ros import qos
 from ros2_erl_vlm.ros.convert import f32
 from ros2_erl_vlm.ros.images import rgb_to_image
@@ -154,12 +155,12 @@ class SimBridge(ErlNode):
         self.last_progress = time.monotonic()
 
     def reset_episode(self) -> int:
-        """Start the next episode (seeded ``seed + episode``, as the in-process runner)."""
+        """Start the next episode (seeded as the in-process runner: ``episode_seed``)."""
         self.episode += 1
         self.step_idx = 0
         if self.episode > 0:
             self.sim_ns += self.dt_ns
-        obs, info = self.env.reset(seed=self.seed + self.episode)
+        obs, info = self.env.reset(seed=episode_seed(self.seed, self.episode))
         self.waiting = True
         self.pending_action = None
         self.counters["episodes"] += 1

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
-from ros2_erl_vlm.core.entropy import RunningMeanStd, knn_distance
+from ros2_erl_vlm.core.entropy import RunningMeanStd, StateEntropyReward, knn_distance
 
 
 def test_knn_distance_hand_computed() -> None:
@@ -22,3 +23,13 @@ def test_running_std_matches_batch_std() -> None:
         rms.update(chunk)
     assert abs(rms.mean - x.mean().item()) < 1e-5
     assert abs(rms.std - x.std(unbiased=False).item()) < 1e-4
+
+
+def test_entropy_reward_counts_k_other_states() -> None:
+    """The state itself is in the memory: k = 2 means the 2nd nearest *other* state (PEBBLE's
+    ``kthvalue(dists, k + 1)``)."""
+    memory = torch.tensor([[0.0], [1.0], [3.0], [6.0]])
+    reward = StateEntropyReward(k=2)
+    r = reward(torch.tensor([[0.0]]), memory)
+    assert reward.stats.mean == pytest.approx(3.0, rel=1e-3)  # distances 0, 1, 3, 6 -> 3
+    assert r.item() > 0
