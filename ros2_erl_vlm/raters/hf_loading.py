@@ -32,7 +32,7 @@ DTYPES: dict[str, torch.dtype | str] = {
 @functools.cache
 def cpu_has_fast_bf16() -> bool:
     """True when the CPU multiplies bfloat16 natively (AVX512-BF16 or AMX). Without it, torch's
-    bfloat16 matrix products fall back to a slow path: ~40x slower than float32 measured on an
+    bfloat16 matrix products fall back to a slow path: 35-120x slower than float32 measured on an
     AVX2-only EPYC (``bench/results/rater_throughput.json``)."""
     try:
         flags = Path("/proc/cpuinfo").read_text()
