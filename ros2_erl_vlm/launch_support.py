@@ -23,6 +23,9 @@ from ros2_erl_vlm.graph import GraphError, check_params, load_graph, parse_bool
 
 PACKAGE = "erl_vlm"
 ERROR_KEY = "_erl_vlm_error"
+RESOLVED_KEY = "_erl_vlm_resolved"
+#: Seconds a node gets after SIGINT before launch escalates to SIGTERM (as the runner's stop_all).
+SIGTERM_TIMEOUT_S = 15
 
 
 def declare_arguments() -> list[Any]:
@@ -39,8 +42,8 @@ def _values(context: LaunchContext) -> dict[str, str]:
 def _resolve(context: LaunchContext) -> list[Any]:
     """Fill in ``run_dir`` / ``params_file`` once and check the parameters before any node starts;
     a problem ends the launch with its message (exit code 1)."""
-    if context.launch_configurations.get(ERROR_KEY):
-        return []  # already reported
+    if context.launch_configurations.get(ERROR_KEY) or context.launch_configurations.get(RESOLVED_KEY):
+        return []  # already reported / resolved by the including launch file
     graph = load_graph()
     try:
         values = graph.resolve(_values(context))
@@ -52,7 +55,8 @@ def _resolve(context: LaunchContext) -> list[Any]:
         # Raising ends the launch with exit code 1 and the message (no node has started yet).
         context.launch_configurations[ERROR_KEY] = str(exc)
         raise RuntimeError(f"erl_vlm: {exc}") from None
-    return [SetLaunchConfiguration("run_dir", values["run_dir"]),
+    return [SetLaunchConfiguration(RESOLVED_KEY, "1"),
+            SetLaunchConfiguration("run_dir", values["run_dir"]),
             SetLaunchConfiguration("params_file", values["params_file"]),
             LogInfo(msg=f"erl_vlm run directory: {values['run_dir']}")]
 
@@ -76,6 +80,9 @@ def _nodes(context: LaunchContext, layer: str) -> list[Any]:
             parameters=[values["params_file"], overrides[node.name]],
             ros_arguments=["--log-level", values.get("log_level") or "info"],
             output="screen", additional_env={"PYTHONUNBUFFERED": "1"},
+            # Closing logs and leaving DDS can take several seconds per node when the whole graph
+            # stops at once on a loaded machine: launch's default 5 s before SIGTERM is too short.
+            sigterm_timeout=str(SIGTERM_TIMEOUT_S),
             # As the runner: the graph stops when the agent is done or any node dies.
             on_exit=Shutdown(reason=f"{node.name} {why}")))
     return out
