@@ -7,8 +7,11 @@ The graph is kept small so a few thousand lock-step env steps take about a minut
 
 from __future__ import annotations
 
+import contextlib
 import json
 import signal
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -126,3 +129,57 @@ def start_graph(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[.
         rg.procs.stop_all(grace_s=10.0)
     for fh in handles:
         fh.close()
+
+
+@dataclass
+class Probe:
+    """One node process under test and an in-test rclpy node in its namespace to talk to it."""
+
+    proc: subprocess.Popen[str]
+    node: Any
+    executor: Any
+    output: str = ""
+
+    def spin_until(self, cond: Callable[[], bool], timeout_s: float, what: str = "") -> None:
+        """Spin the probe node until ``cond()``; fail (with the process output) if the node under
+        test dies or the time runs out."""
+        deadline = time.monotonic() + timeout_s
+        while not cond() and time.monotonic() < deadline:
+            assert self.proc.poll() is None, self.proc.communicate()[0][-3000:]
+            self.executor.spin_once(timeout_sec=0.05)
+        assert cond(), f"timed out waiting for {what or 'the condition'}"
+
+
+@contextlib.contextmanager
+def probe_node(module: str, namespace: str, ros_args: list[str]) -> Iterator[Probe]:
+    """Start ``python -m <module>`` in ``namespace`` (one process, as the runner does) plus a probe
+    node; on exit stop the probe and SIGINT the node (its output lands in ``probe.output``)."""
+    import rclpy
+    from rclpy.executors import SingleThreadedExecutor
+
+    proc = subprocess.Popen([sys.executable, "-m", module, "--ros-args", "-r", f"__ns:=/{namespace}",
+                             *ros_args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    ctx = rclpy.Context()
+    rclpy.init(context=ctx)
+    probe = None
+    try:
+        node = rclpy.create_node("probe", namespace=f"/{namespace}", context=ctx)
+        ex = SingleThreadedExecutor(context=ctx)
+        ex.add_node(node)
+        probe = Probe(proc, node, ex)
+        yield probe
+        ex.shutdown()
+        node.destroy_node()
+    finally:
+        rclpy.shutdown(context=ctx)
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGINT)
+        out = proc.communicate(timeout=30)[0]
+        if probe is not None:
+            probe.output = out
+
+
+@pytest.fixture
+def node_probe() -> Callable[..., Any]:
+    """:func:`probe_node` (``with node_probe(module, namespace, ros_args) as probe: ...``)."""
+    return probe_node

@@ -4,8 +4,6 @@ latest array also reaches a viewer that subscribes late); malformed input counte
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -15,38 +13,20 @@ import pytest
 pytestmark = [pytest.mark.ros, pytest.mark.integration]
 
 
-def test_ratings_become_coloured_markers(small_params: Any, tmp_path: Path) -> None:
-    import rclpy
+def test_ratings_become_coloured_markers(small_params: Any, tmp_path: Path, node_probe: Any) -> None:
     from erl_vlm.msg import Rating, RatingRequest
-    from rclpy.executors import SingleThreadedExecutor
     from visualization_msgs.msg import Marker, MarkerArray
 
     from ros2_erl_vlm.ros import qos
 
-    ns = "rating_viz_test"
     params = small_params("viz.yaml", {"/**/rating_viz": {"publish_period_s": 0.1, "text_labels": 5}})
-    proc = subprocess.Popen([sys.executable, "-m", "ros2_erl_vlm.nodes.rating_viz", "--ros-args",
-                             "-r", f"__ns:=/{ns}", "--params-file", str(params),
-                             "-p", f'run_dir:="{tmp_path}"'],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    ctx = rclpy.Context()
-    rclpy.init(context=ctx)
-    try:
-        node = rclpy.create_node("viz_prober", namespace=f"/{ns}", context=ctx)
-        ex = SingleThreadedExecutor(context=ctx)
-        ex.add_node(node)
+    with node_probe("ros2_erl_vlm.nodes.rating_viz", "rating_viz_test",
+                    ["--params-file", str(params), "-p", f'run_dir:="{tmp_path}"']) as pr:
+        node = pr.node
         req_pub = node.create_publisher(RatingRequest, qos.RATING_REQUESTS, qos.RATING_QOS)
         rating_pub = node.create_publisher(Rating, qos.RATINGS, qos.RATING_QOS)
-
-        def spin_until(cond, timeout_s: float, what: str) -> None:
-            deadline = time.monotonic() + timeout_s
-            while not cond() and time.monotonic() < deadline:
-                assert proc.poll() is None, proc.communicate()[0][-3000:]
-                ex.spin_once(timeout_sec=0.05)
-            assert cond(), f"timed out waiting for {what}"
-
-        spin_until(lambda: req_pub.get_subscription_count() > 0 and rating_pub.get_subscription_count() > 0,
-                   60, "rating_viz to subscribe")
+        pr.spin_until(lambda: req_pub.get_subscription_count() > 0 and rating_pub.get_subscription_count() > 0,
+                      60, "rating_viz to subscribe")
         names = ["Bad", "Average", "Good"]
         for i in range(3):
             states = [0.0] * (2 * 39)
@@ -74,7 +54,7 @@ def test_ratings_become_coloured_markers(small_params: Any, tmp_path: Path) -> N
                         return m, arr
             return None
 
-        spin_until(lambda: spheres() is not None, 30, "markers with three rated points")
+        pr.spin_until(lambda: spheres() is not None, 30, "markers with three rated points")
         m, arr = spheres()
         assert [round(p.x, 3) for p in m.points] == [0.0, 0.1, 0.2] and m.header.frame_id == "world"
         assert (m.colors[0].r, m.colors[0].g) == (1.0, 0.0) and (m.colors[1].r, m.colors[1].g) == (0.0, 1.0)
@@ -85,10 +65,5 @@ def test_ratings_become_coloured_markers(small_params: Any, tmp_path: Path) -> N
         status = json.loads((tmp_path / "rating_viz" / "status.json").read_text())
         assert status["points"] == 3 and status["counters"]["bad_requests"] == 1
         assert status["counters"]["unmatched_ratings"] == 1
-        node.destroy_node()
-    finally:
-        rclpy.shutdown(context=ctx)
-        proc.terminate()
-        out = proc.communicate(timeout=30)[0]
-    assert proc.returncode == 0, out[-3000:]
-    assert "Traceback" not in out, out[-3000:]
+    assert pr.proc.returncode == 0, pr.output[-3000:]
+    assert "Traceback" not in pr.output, pr.output[-3000:]

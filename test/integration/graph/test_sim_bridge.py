@@ -3,8 +3,6 @@ the reset service, actions applied (clipped) or held when stale."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -15,28 +13,18 @@ import pytest
 pytestmark = [pytest.mark.ros, pytest.mark.integration]
 
 
-def test_realtime_mode_reset_service_and_actions(small_params: Any, tmp_path: Path) -> None:
-    import rclpy
+def test_realtime_mode_reset_service_and_actions(small_params: Any, tmp_path: Path, node_probe: Any) -> None:
     from erl_vlm.msg import Action, Observation
-    from rclpy.executors import SingleThreadedExecutor
     from sensor_msgs.msg import Image
     from std_srvs.srv import Trigger
 
     from ros2_erl_vlm.ros import qos
 
-    ns = "sim_bridge_test"
     params = small_params("realtime.yaml", {"/**/sim_bridge": {
         "mode": "realtime", "control_rate_hz": 50.0, "action_timeout_s": 0.5, "camera.image_size": 32}})
-    proc = subprocess.Popen([sys.executable, "-m", "ros2_erl_vlm.nodes.sim_bridge", "--ros-args",
-                             "-r", f"__ns:=/{ns}", "--params-file", str(params), "-p", 'task:="reach-v3"',
-                             "-p", f'run_dir:="{tmp_path}"'], stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
-    ctx = rclpy.Context()
-    rclpy.init(context=ctx)
-    try:
-        node = rclpy.create_node("sim_bridge_prober", namespace=f"/{ns}", context=ctx)
-        ex = SingleThreadedExecutor(context=ctx)
-        ex.add_node(node)
+    with node_probe("ros2_erl_vlm.nodes.sim_bridge", "sim_bridge_test",
+                    ["--params-file", str(params), "-p", 'task:="reach-v3"', "-p", f'run_dir:="{tmp_path}"']) as pr:
+        node, ex = pr.node, pr.executor
         obs: list[Any] = []
         imgs: dict[int, Any] = {}
         node.create_subscription(Observation, qos.OBSERVATION, obs.append, qos.OBSERVATION_QOS)
@@ -46,16 +34,9 @@ def test_realtime_mode_reset_service_and_actions(small_params: Any, tmp_path: Pa
         act = node.create_publisher(Action, qos.ACTION, qos.ACTION_QOS)
         reset = node.create_client(Trigger, qos.RESET_SERVICE)
 
-        def spin_until(cond, timeout_s: float) -> None:
-            deadline = time.monotonic() + timeout_s
-            while not cond() and time.monotonic() < deadline:
-                assert proc.poll() is None, proc.communicate()[0][-3000:]
-                ex.spin_once(timeout_sec=0.05)
-            assert cond(), f"timed out; {len(obs)} observations"
-
-        spin_until(lambda: len(obs) >= 30, 90)
+        pr.spin_until(lambda: len(obs) >= 30, 90, "30 observations")
         t0, n0 = time.monotonic(), len(obs)
-        spin_until(lambda: len(obs) >= n0 + 50, 30)
+        pr.spin_until(lambda: len(obs) >= n0 + 50, 30, "50 more observations")
         rate = (len(obs) - n0) / (time.monotonic() - t0)
         assert 25 < rate < 75, rate  # 50 Hz, give or take a loaded machine
         steps = [o.step for o in obs if o.episode == obs[-1].episode]
@@ -66,23 +47,18 @@ def test_realtime_mode_reset_service_and_actions(small_params: Any, tmp_path: Pa
 
         # An action for the current episode is applied (clipped to [-1, 1]).
         ep = obs[-1].episode
-        spin_until(lambda: act.get_subscription_count() > 0, 10)
+        pr.spin_until(lambda: act.get_subscription_count() > 0, 10, "the action subscriber")
         for _ in range(10):
             act.publish(Action(episode=ep, step=obs[-1].step, action=[0.5, -3.0, 0.0, 0.2]))
             ex.spin_once(timeout_sec=0.02)
-        spin_until(lambda: any(np.allclose(o.action_taken, [0.5, -1.0, 0.0, 0.2]) for o in obs[-15:]), 10)
+        pr.spin_until(lambda: any(np.allclose(o.action_taken, [0.5, -1.0, 0.0, 0.2]) for o in obs[-15:]), 10,
+                      "the clipped action applied")
 
         # The reset service starts the next episode at step 0.
-        spin_until(lambda: reset.service_is_ready(), 10)
+        pr.spin_until(lambda: reset.service_is_ready(), 10, "the reset service")
         before = obs[-1].episode
         future = reset.call_async(Trigger.Request())
-        spin_until(lambda: future.done(), 10)
+        pr.spin_until(lambda: future.done(), 10, "the reset reply")
         assert future.result().success and future.result().message == f"episode {before + 1}"
-        spin_until(lambda: any(o.episode == before + 1 and o.step == 0 for o in obs), 10)
-        ex.shutdown()
-        node.destroy_node()
-    finally:
-        rclpy.shutdown(context=ctx)
-        proc.send_signal(2)
-        out = proc.communicate(timeout=30)[0]
-    assert proc.returncode == 0, out[-3000:]
+        pr.spin_until(lambda: any(o.episode == before + 1 and o.step == 0 for o in obs), 10, "step 0")
+    assert pr.proc.returncode == 0, pr.output[-3000:]
