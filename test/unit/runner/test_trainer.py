@@ -97,3 +97,37 @@ def test_config_validation_names_field() -> None:
         _config(query_strategy="random").validate()
     with pytest.raises(ValueError, match="num_classes"):
         _config(num_classes=7).validate()
+
+
+class _SilentFirstRound:
+    """The oracle, except that every query of its first call is an abstention (a VLM endpoint
+    that was down for the first round)."""
+
+    backend_id = "oracle"
+
+    def __init__(self, inner: OracleRater) -> None:
+        self.inner, self.calls = inner, 0
+
+    def rate(self, queries):
+        from ros2_erl_vlm.core.rating import RatingResult
+
+        self.calls += 1
+        if self.calls == 1:
+            return [RatingResult.abstain(q, self.backend_id, "timeout: endpoint down") for q in queries]
+        return self.inner.rate(queries)
+
+
+def test_critic_reset_waits_for_the_first_real_reward_model(tmp_path, monkeypatch) -> None:
+    """PEBBLE resets the critic on the first learned reward: a round with only abstentions yields
+    no model, so the agent keeps exploring and the reset comes with the first real model."""
+    spec, info = _task()
+    rater = _SilentFirstRound(OracleRater(spec.bin_truth, OracleConfig(), seed=0))
+    trainer = ErlVlmTrainer(_config(eval_episodes=0), make_env(spec, seed=0, render=False), rater, info,
+                            run_dir=tmp_path / "run", tensorboard=False)
+    resets: list[int] = []
+    real_reset = trainer.agent.reset_critic
+    monkeypatch.setattr(trainer.agent, "reset_critic", lambda: (resets.append(trainer.step), real_reset()))
+    trainer.run()
+    rows = list(csv.DictReader(open(tmp_path / "run" / "reward.csv")))
+    assert [int(r["model_version"]) for r in rows][:2] == [0, 1]  # round 1: abstentions only
+    assert resets == [int(rows[1]["step"])]  # exactly one reset, with the first real model
