@@ -66,6 +66,10 @@ class SimBridge(ErlNode):
         self.camera = bool(p["camera.enabled"])
         size = int(p["camera.image_size"]) or task.image_size
         self.env = make_env(task, seed=int(p["seed"]), render=self.camera, image_size=size)
+        if self.camera:
+            # Make the GL context now, before "ready": built lazily at the first episode it could be
+            # cut in half by a Ctrl-C that stops the graph just as it starts (noisy at exit).
+            self.env.render()
         self.seed = int(p["seed"])
         self.lockstep = p["mode"] == "lockstep"
         self.dt_ns = round(float(getattr(self.env.metaworld, "dt", 0.0125)) * 1e9)
