@@ -91,9 +91,9 @@ class MetaWorldTaskEnv(gym.Env[np.ndarray, np.ndarray]):
 
     ## Rendering
     ``render_mode="rgb_array"``: ``render()`` returns the task camera's ``(S, S, 3)`` uint8 RGB
-    frame, upright, with ``S = image_size``. One ``mujoco.Renderer`` per env, created at the first
-    ``render()``, shadows and multisampling off for speed; a blank (single-colour) frame raises
-    ``RuntimeError``. ``step()`` never renders.
+    frame, upright, with ``S = image_size``. One ``mujoco.Renderer`` per env, created with the env
+    (again after ``close()`` if rendered), shadows and multisampling off for speed; a blank
+    (single-colour) frame raises ``RuntimeError``. ``step()`` never renders.
 
     ## Arguments
     - ``task``: task name (a ``sim/tasks/<name>.yaml``) or a :class:`TaskSpec`.
@@ -147,6 +147,10 @@ class MetaWorldTaskEnv(gym.Env[np.ndarray, np.ndarray]):
         self._truth = SimTruth(reward=0.0, success=False, progress=0.0)
         if seed is not None:
             self._seed(seed)
+        if self.render_mode == "rgb_array":
+            # The GL context is made here, not at the first render(): a Ctrl-C that lands while it
+            # is being built then interrupts construction, not a running episode (noisy at exit).
+            self._make_renderer()
 
     # ---------------------------------------------------------------- gymnasium API
 

@@ -66,10 +66,6 @@ class SimBridge(ErlNode):
         self.camera = bool(p["camera.enabled"])
         size = int(p["camera.image_size"]) or task.image_size
         self.env = make_env(task, seed=int(p["seed"]), render=self.camera, image_size=size)
-        if self.camera:
-            # Make the GL context now, before "ready": built lazily at the first episode it could be
-            # cut in half by a Ctrl-C that stops the graph just as it starts (noisy at exit).
-            self.env.render()
         self.seed = int(p["seed"])
         self.lockstep = p["mode"] == "lockstep"
         self.dt_ns = round(float(getattr(self.env.metaworld, "dt", 0.0125)) * 1e9)
@@ -115,8 +111,6 @@ class SimBridge(ErlNode):
 
     def try_start(self) -> None:
         """Timer while waiting: start the first episode once the graph is connected (or timed out)."""
-        if self.started:
-            return
         waited = time.monotonic() - self._wait_t0
         if self._waiting_for_graph():
             if waited < float(self.p["start.timeout_s"]):
@@ -129,7 +123,6 @@ class SimBridge(ErlNode):
 
     def _start(self) -> None:
         if self._start_timer is not None:
-            self._start_timer.cancel()
             self.destroy_timer(self._start_timer)
             self._start_timer = None
         self.started = True

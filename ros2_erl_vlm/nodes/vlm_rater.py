@@ -77,6 +77,7 @@ class VlmRater(ErlNode):
         self.lock = threading.Lock()
         self.answered: dict[str, dict[str, Any]] = {str(m.get("query_id")): m for m in self.rater.logged()}
         self.queue = RequestQueue(int(self.p["queue_size"]), float(self.p["max_request_age_s"]))
+        self._drops_seen = (0, 0)  # queue drops already warned about
         self.pub = self.create_publisher(Rating, qos.RATINGS, qos.RATING_QOS)
         self.create_subscription(RatingRequest, qos.RATING_REQUESTS_FRAMED, self.on_request, qos.RATING_QOS)
         self.stopping = threading.Event()
@@ -106,14 +107,15 @@ class VlmRater(ErlNode):
         except ValueError as exc:
             self._reject(msg, f"malformed: {exc}")
             return
-        full, stale = self.queue.dropped_full, self.queue.dropped_stale
         if not self.queue.put(rid, (msg, query, "")):
             self.count("duplicate_requests")
-        self._warn_drops(full, stale)
+        self._warn_drops()
 
-    def _warn_drops(self, full: int, stale: int) -> None:
+    def _warn_drops(self) -> None:
         """Say so (throttled) when the bounded queue dropped requests; the learner re-sends them."""
-        if self.queue.dropped_full > full or self.queue.dropped_stale > stale:
+        drops = (self.queue.dropped_full, self.queue.dropped_stale)
+        if drops != self._drops_seen:
+            self._drops_seen = drops
             self.get_logger().warning(
                 f"rating queue dropped requests (full: {self.queue.dropped_full}, older than "
                 f"max_request_age_s: {self.queue.dropped_stale}); the rater is slower than the "
@@ -149,9 +151,8 @@ class VlmRater(ErlNode):
 
     def _work_once(self) -> None:
         """Take one batch from the queue and answer it."""
-        full, stale = self.queue.dropped_full, self.queue.dropped_stale
         batch = self.queue.take(int(self.p["batch_size"]), timeout_s=0.2)
-        self._warn_drops(full, stale)
+        self._warn_drops()
         with self.lock:
             batch = [item for rid, item in batch if rid not in self.answered]
         rejected = [(msg, reason) for msg, query, reason in batch if query is None]

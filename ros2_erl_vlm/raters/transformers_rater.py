@@ -205,14 +205,14 @@ class TransformersRater:
         """Rate prepared rows by constrained choice or by generation + parsing."""
         if self.config.mode == "choice":
             return self._choose(queries, rows, analyses)
-        texts, cut = self._generate_checked(rows, self.config.max_new_tokens)
+        texts, cut = self._generate(rows, self.config.max_new_tokens)
         return [self._parsed(q, t, a, c) for q, t, a, c in zip(queries, texts, analyses, cut, strict=True)]
 
     def _two_step(self, queries: list[RatingQuery]) -> list[RatingResult]:
         """Analyse the frames, then rate the analysis text (an empty analysis is an abstention)."""
         rows = [self._row(P.analysis_prompt(self.template, q.instruction, len(q.steps)), q.frames)
                 for q in queries]
-        analyses = [a.strip() for a in self._generate(rows, self.config.analysis_max_new_tokens)]
+        analyses = [a.strip() for a in self._generate(rows, self.config.analysis_max_new_tokens)[0]]
         results: list[RatingResult | None] = [
             None if a else RatingResult.abstain(q, self.backend_id, "empty_reply: no analysis text")
             for q, a in zip(queries, analyses, strict=True)]
@@ -267,9 +267,6 @@ class TransformersRater:
         logits = self.model(**enc, **kw, use_cache=False).logits[:, -keep:, :]
         return torch.log_softmax(logits.float(), dim=-1), enc["input_ids"]
 
-    def _generate(self, rows: Sequence[_Row], max_new_tokens: int) -> list[str]:
-        return self._generate_checked(rows, max_new_tokens)[0]
-
     def _stop_ids(self) -> set[int]:
         """Token ids that end an answer (end-of-turn / end-of-sequence, and the padding id)."""
         ids: set[int] = set()
@@ -283,7 +280,7 @@ class TransformersRater:
         return ids
 
     @torch.inference_mode()
-    def _generate_checked(self, rows: Sequence[_Row], max_new_tokens: int) -> tuple[list[str], list[bool]]:
+    def _generate(self, rows: Sequence[_Row], max_new_tokens: int) -> tuple[list[str], list[bool]]:
         """Greedy answers and, per row, whether the token budget cut it off (no end token)."""
         texts: list[str] = []
         cut: list[bool] = []
