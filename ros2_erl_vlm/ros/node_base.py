@@ -118,6 +118,7 @@ def run_node(factory: Callable[[], ErlNode], args: Sequence[str] | None = None) 
     except Exception as exc:  # rcl raises RCLError for unreadable params files / bad --ros-args
         return fail(f"cannot start ROS (bad --ros-args or params file?): {exc}")
     node: ErlNode | None = None
+    executor: SingleThreadedExecutor | None = None
     code = 0
     try:
         try:
@@ -136,6 +137,11 @@ def run_node(factory: Callable[[], ErlNode], args: Sequence[str] | None = None) 
         traceback.print_exc()
         code = 2
     finally:
+        if executor is not None:
+            # Shut the executor down while the context lives: left to the garbage collector, its
+            # __del__ would destroy its SIGINT guard condition after rclpy.shutdown and print an
+            # InvalidHandle traceback on an otherwise clean exit.
+            executor.shutdown(timeout_sec=1.0)
         if node is not None:
             try:
                 node.close()

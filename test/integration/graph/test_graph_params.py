@@ -117,3 +117,31 @@ def test_a_node_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
     proc.send_signal(signal.SIGTERM)
     out, _ = proc.communicate(timeout=30)
     assert proc.returncode == 0, out[-2000:]
+
+
+_EXECUTOR_LEFT_BEHIND = """
+import gc, os, signal
+from rclpy.executors import Executor
+from ros2_erl_vlm.ros.node_base import ErlNode, run_node
+
+class Interrupted(ErlNode):
+    def __init__(self):
+        super().__init__("camera_capture")
+        self.create_timer(0.2, lambda: os.kill(os.getpid(), signal.SIGINT))
+
+code = run_node(Interrupted, ["node"])
+left = [o for o in gc.get_objects() if isinstance(o, Executor) and o._sigint_gc is not None]
+print("exit", code, "executors holding a SIGINT guard:", len(left))
+"""
+
+
+@pytest.mark.ros
+def test_run_node_releases_its_executor_before_rclpy_shutdown() -> None:
+    """An executor left to the garbage collector destroys its SIGINT guard condition in an arbitrary
+    order with the guard's own finaliser (they form a cycle) and prints an InvalidHandle traceback on
+    a clean Ctrl-C (seen in CI). run_node shuts its executor down itself."""
+    out = subprocess.run([sys.executable, "-c", _EXECUTOR_LEFT_BEHIND], capture_output=True, text=True,
+                         timeout=60)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "exit 0 executors holding a SIGINT guard: 0" in out.stdout, out.stdout + out.stderr[-2000:]
+    assert "Traceback" not in out.stderr, out.stderr[-2000:]
