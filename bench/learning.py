@@ -7,11 +7,14 @@ noise, evaluation every 10k steps over 10 deterministic episodes. SAC uses the p
 except the batch size: 256 instead of 512 (``--batch``), to halve the cost on a 2-core CPU; every
 method gets the same.
 
-Each run writes ``bench/results/learning/<task>/<method>-s<seed>.json`` (settings, eval curve,
-wall time; runs with other label noise than the benchmark's 20% symmetric are named
-``<method>@<mode><noise>-s<seed>``, e.g. ``erl-vlm@neighbor0.2-s0`` or ``erl-vlm@clean-s0``) and keeps its run directory (checkpoints) under ``bench/results/learning/<task>/runs``
-so an interrupted run continues where it stopped when started again (runs can be spread over
-several sittings). ``bench/learning_summary.py`` aggregates the files into a table and a plot.
+Each run writes ``bench/results/learning/<task>/<method>-s<seed>.json``: settings, eval curve,
+wall time and ``label_quality``, the run's ratings scored against simulator truth (confusion
+matrix, share of rated states truly above the bottom class; ``--rescore`` recomputes only that).
+Runs with other label noise than the benchmark's 20% symmetric are named
+``<method>@<mode><noise>-s<seed>``, e.g. ``erl-vlm@neighbor0.2-s0`` or ``erl-vlm@clean-s0``.
+The run directory (checkpoints) stays under ``bench/results/learning/<task>/runs``, so an
+interrupted run continues where it stopped when started again (runs can be spread over several
+sittings). ``bench/learning_summary.py`` aggregates the files into a table and a plot.
 
     python bench/learning.py --method erl-vlm --seed 0
 """
@@ -27,6 +30,23 @@ import time
 from pathlib import Path
 
 RESULTS = Path(__file__).resolve().parent / "results" / "learning"
+
+
+def label_quality(task: str, run_dir: Path) -> dict | None:
+    """The run's ratings scored against simulator truth (confusion matrix, share of rated states
+    truly above the bottom class, ...; see ``core/rating_quality.py``), or None without a log."""
+    from ros2_erl_vlm.core.rating_quality import ratings_agreement
+    from ros2_erl_vlm.core.ratings import read_ratings
+    from ros2_erl_vlm.envs.tasks import load_task
+
+    log = run_dir / "ratings.erlr"
+    if not log.exists():
+        return None
+    spec = load_task(task)
+    records = read_ratings(log)
+    if not records:
+        return None
+    return ratings_agreement(records, spec.bin_truth, int(records[0]["num_classes"]))
 
 
 def run_label(method: str, noise: float, mode: str) -> str:
@@ -51,14 +71,24 @@ def main() -> int:
     ap.add_argument("--batch", type=int, default=256, help="SAC batch size (paper: 512)")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--progress", action="store_true")
+    ap.add_argument("--name", help="run name (default: <method>[@<noise condition>]-s<seed>)")
+    ap.add_argument("--rescore", action="store_true",
+                    help="only recompute the label quality of a finished run's results file")
     args = ap.parse_args()
     os.environ.setdefault("MUJOCO_GL", "egl")
     from ros2_erl_vlm.train import main as train_main
 
     out_dir = RESULTS / args.task
-    name = f"{run_label(args.method, args.label_noise, args.noise_mode)}-s{args.seed}"
+    name = args.name or f"{run_label(args.method, args.label_noise, args.noise_mode)}-s{args.seed}"
     run_dir = out_dir / "runs" / name
     resume = (run_dir / "checkpoint.pt").exists()
+    out = out_dir / f"{name}.json"
+    if args.rescore:
+        result = json.loads(out.read_text())
+        result["label_quality"] = label_quality(args.task, run_dir)
+        out.write_text(json.dumps(result, indent=2))
+        print(f"rescored {out}: {result['label_quality']}")
+        return 0
     argv = ["--task", args.task, "--method", args.method, "--seed", str(args.seed),
             "--steps", str(args.steps), "--label-noise", str(args.label_noise),
             "--noise-mode", args.noise_mode,
@@ -81,14 +111,14 @@ def main() -> int:
                             capture_output=True, text=True).stdout.strip()
     result = {
         "benchmark": "learning", "task": args.task, "method": args.method, "seed": args.seed,
-        "label": run_label(args.method, args.label_noise, args.noise_mode),
+        "label": name.rpartition("-s")[0],
         "steps": summary["steps"], "label_noise": args.label_noise, "noise_mode": args.noise_mode,
         "eval": summary["eval"], "final_success_rate": summary["final_success_rate"],
-        "ratings": summary["ratings"], "wall_s_this_sitting": time.time() - t0,
+        "ratings": summary["ratings"], "label_quality": label_quality(args.task, run_dir),
+        "wall_s_this_sitting": time.time() - t0,
         "resumed": resume, "settings": summary["config"], "code_commit": commit or None,
         "time": time.strftime("%Y-%m-%d %H:%M:%S"),
     }
-    out = out_dir / f"{name}.json"
     out.write_text(json.dumps(result, indent=2))
     print(f"wrote {out}: final success {result['final_success_rate']}")
     return 0

@@ -6,7 +6,8 @@ Reads ``bench/results/learning/<task>/<label>-s<seed>.json`` (``label`` is the m
 ``method@<noise condition>`` for runs outside the benchmark's 20% symmetric noise) and unfinished
 runs' ``eval.csv``; writes ``summary.json`` and ``learning_curves.png`` (success rate and true
 return per label, mean +- std over seeds) beside them; prints the final numbers per label and
-whether the targets (ERL-VLM >= 0.8 at the last step, ERL-VLM > RbRL) hold.
+whether the targets (ERL-VLM >= 0.8 at the last step, ERL-VLM > RbRL) hold, and per run the share of
+rated states that were truly above the bottom class (the signal the ratings could carry).
 """
 
 from __future__ import annotations
@@ -80,6 +81,7 @@ def main() -> None:
         steps, mean, std = curves(label_runs)
         _, ret_mean, ret_std = curves(label_runs, "true_return")
         finals = [r["final_success_rate"] for r in label_runs]
+        quality = [r["label_quality"] for r in label_runs if (r.get("label_quality") or {}).get("answered")]
         final_ret = [r["eval"][-1]["true_return"] for r in label_runs]
         summary["methods"][label] = {
             "seeds": sorted(r["seed"] for r in label_runs),
@@ -89,10 +91,17 @@ def main() -> None:
             "true_return_mean": ret_mean.tolist(), "true_return_std": ret_std.tolist(),
             "final_success_mean": float(np.mean(finals)), "final_success_std": float(np.std(finals)),
             "final_true_return_mean": float(np.mean(final_ret)),
+            # Of the states the rater was asked about, the share truly above the bottom class, and
+            # how often the rating matched the truth class (finished runs with a scored log).
+            "rated_truly_above_bottom": [q["truly_above_bottom"] for q in quality],
+            "rating_accuracy": [q["accuracy"] for q in quality],
         }
         print(f"{label:22s} seeds={summary['methods'][label]['seeds']} "
               f"final success {np.mean(finals):.2f} +- {np.std(finals):.2f}, "
-              f"true return {np.mean(final_ret):.0f} (steps {summary['methods'][label]['steps_completed']})")
+              f"true return {np.mean(final_ret):.0f} (steps {summary['methods'][label]['steps_completed']})"
+              + (f"; rated states truly above the bottom class: "
+                 f"{', '.join(f'{q:.1%}' for q in summary['methods'][label]['rated_truly_above_bottom'])}"
+                 if quality else ""))
     m = summary["methods"]
     if "erl-vlm" in m:
         summary["target_erl_vlm_ge_0.8"] = m["erl-vlm"]["final_success_mean"] >= 0.8

@@ -24,7 +24,6 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -33,6 +32,7 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("MUJOCO_GL", "egl")
 
 from ros2_erl_vlm.core.rating import RatingQuery  # noqa: E402
+from ros2_erl_vlm.core.rating_quality import agreement  # noqa: E402
 from ros2_erl_vlm.raters.cli import rater_config  # noqa: E402
 from ros2_erl_vlm.raters.factory import make_rater  # noqa: E402
 from ros2_erl_vlm.raters.stats import reason_kind  # noqa: E402
@@ -73,31 +73,6 @@ def collect(task: str, n: int, policies: list[str], episodes: int, steps: int, e
     return queries, origin
 
 
-def agreement(truth: np.ndarray, rated: np.ndarray, success: np.ndarray, n: int) -> dict[str, Any]:
-    """Confusion matrix and summary numbers (``rated`` is -1 for an abstention)."""
-    answered = rated >= 0
-    cm = np.zeros((n, n), dtype=int)
-    for t, r in zip(truth[answered], rated[answered], strict=True):
-        cm[t, r] += 1
-    total = int(cm.sum())
-    acc = float(np.trace(cm) / total) if total else float("nan")
-    expected = float((cm.sum(1) @ cm.sum(0)) / total**2) if total else float("nan")
-    kappa = (acc - expected) / (1 - expected) if total and expected < 1 else float("nan")
-    top = rated == n - 1
-    tp = int(np.sum(top & success & answered))
-    return {
-        "confusion": cm.tolist(),
-        "abstentions_by_truth": [int(np.sum((truth == c) & ~answered)) for c in range(n)],
-        "answered": total, "abstained": int(np.sum(~answered)),
-        "accuracy": round(acc, 4), "cohen_kappa": round(kappa, 4),
-        "recall_per_class": [round(cm[c, c] / cm[c].sum(), 4) if cm[c].sum() else None for c in range(n)],
-        "top_class_vs_success": {
-            "precision": round(tp / int(np.sum(top)), 4) if np.sum(top) else None,
-            "recall": round(tp / int(np.sum(success & answered)), 4) if np.sum(success & answered) else None,
-        },
-    }
-
-
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--task", default="drawer-open-v3")
@@ -117,12 +92,15 @@ def main(argv: list[str] | None = None) -> int:
 
     from ros2_erl_vlm.envs import load_task
 
-    spec = load_task(args.task)
-    n = args.num_classes or spec.num_classes
-    cfg = rater_config(argparse.Namespace(config=args.config, backend=args.backend, set=args.set))
-    if cfg.get("backend") == "oracle":
-        cfg.setdefault("task", args.task)
-    rater = make_rater(cfg)
+    try:
+        spec = load_task(args.task)
+        n = args.num_classes or spec.num_classes
+        cfg = rater_config(argparse.Namespace(config=args.config, backend=args.backend, set=args.set))
+        if cfg.get("backend") == "oracle":
+            cfg.setdefault("task", args.task)
+        rater = make_rater(cfg)
+    except ValueError as exc:  # unknown task or backend, bad rater settings
+        p.error(str(exc))
 
     t0 = time.perf_counter()
     queries, origin = collect(args.task, n, args.policies, args.episodes, args.steps, args.every, args.mix,
@@ -154,7 +132,6 @@ def main(argv: list[str] | None = None) -> int:
         "rater_config": {k: v for k, v in cfg.items() if "key" not in k.lower()},
         "policies": args.policies, "episodes_per_policy": args.episodes, "steps": args.steps,
         "every": args.every, "mix": args.mix, "seed": args.seed, "queries": len(queries),
-        "truth_class_counts": np.bincount(truth, minlength=n).tolist(),
         "collect_s": round(collect_s, 2), "rate_s": round(rate_s, 2), **summary,
         "abstain_reasons": reasons,
         "per_policy": {k: {"accuracy": v["accuracy"], "answered": v["answered"],

@@ -31,6 +31,7 @@ from ros2_erl_vlm.core.checkpoint import load_checkpoint, save_checkpoint
 from ros2_erl_vlm.core.episodes import Episode, EpisodeRecorder, EpisodeStore
 from ros2_erl_vlm.core.queries import sample_disagreement, sample_uniform
 from ros2_erl_vlm.core.rating import RatingResult, SimTruth
+from ros2_erl_vlm.core.rating_quality import truth_meta
 from ros2_erl_vlm.core.ratings import DatasetSpec, RatingDataset, read_ratings
 from ros2_erl_vlm.core.record_log import RecordLog
 from ros2_erl_vlm.core.reward_model import RewardEnsemble, RewardTrainStats
@@ -307,7 +308,7 @@ class RewardLearner:
 
     def _store(self, req: PendingRequest, result: RatingResult) -> bool:
         ok = self.dataset.add(req.inputs, result, episode=req.episode, steps=list(req.steps),
-                              env_step=self.env_steps, round=req.round)
+                              env_step=self.env_steps, round=req.round, **truth_meta(req.truth))
         self.answered.add(req.request_id)
         del self.pending[req.request_id]
         return ok
@@ -326,7 +327,7 @@ class RewardLearner:
                 raise ValueError(
                     f"rating has {result.num_classes} classes, expected {self.config.num_classes}")
             self.dataset.add(late.inputs, result, episode=late.episode, steps=list(late.steps),
-                             env_step=self.env_steps, round=late.round, late=True)
+                             env_step=self.env_steps, round=late.round, late=True, **truth_meta(late.truth))
             del self.late_ok[request_id]
             status = "late"
         elif req is None:

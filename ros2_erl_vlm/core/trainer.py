@@ -34,6 +34,7 @@ from ros2_erl_vlm.core.episodes import Episode, EpisodeRecorder, EpisodeStore, e
 from ros2_erl_vlm.core.evaluation import evaluate_policy
 from ros2_erl_vlm.core.queries import STRATEGIES, Segment, sample_disagreement, sample_uniform
 from ros2_erl_vlm.core.rating import Rater, RatingQuery, SimTruth, check_num_classes
+from ros2_erl_vlm.core.rating_quality import truth_meta
 from ros2_erl_vlm.core.ratings import DatasetSpec, RatingDataset
 from ros2_erl_vlm.core.replay import ReplayBuffer
 from ros2_erl_vlm.core.reward_model import RewardEnsemble, RewardModelConfig
@@ -282,8 +283,10 @@ class ErlVlmTrainer:
         rated = 0
         for ep, seg, res in zip(eps, segments, results, strict=True):
             # Persisted before use: RatingDataset.add writes the log record first.
+            sl = slice(seg.start, seg.start + seg.length)
             ok = self.dataset.add(self._segment_input(ep, seg), res, episode=ep.episode_id,
-                                  steps=list(seg.steps), env_step=self.step)
+                                  steps=list(seg.steps), env_step=self.step,
+                                  **truth_meta(None if ep.truth is None else ep.truth[sl]))
             rated += int(ok)
         self.abstentions += n - rated
         return {"asked": n, "rated": rated, "abstained": n - rated}

@@ -87,8 +87,14 @@ def test_rounds_persist_dedupe_and_resume(tmp_path) -> None:
     assert again[0].truth is not None and again[0].inputs.shape == (1, OBS)
     r2 = reqs[2]
     assert lr2.on_rating(r2.request_id, RatingResult(r2.request_id, 0, 3, "test")) == "rated"
-    ids = [m["query_id"] for m in read_ratings(tmp_path / "ratings.erlr")]
+    records = read_ratings(tmp_path / "ratings.erlr")
+    ids = [m["query_id"] for m in records]
     assert len(ids) == len(set(ids)) == 3
+    # Every record carries the rated step's simulator truth (what _feed sent for that step).
+    for m in records:
+        t = m["steps"][-1] + 1  # the segment's state is the observation after step t
+        assert m["truth_success"] == (t == 10)
+        assert m["truth_reward"] == pytest.approx(t) and m["truth_progress"] == pytest.approx(t / 10)
     lr2.close()
 
 

@@ -40,7 +40,13 @@ def test_loop_queries_trains_relabels_and_resumes(tmp_path) -> None:
     summary = trainer.run()
     assert summary["steps"] == 1200
     assert summary["reward_rounds"] >= 3
-    assert summary["ratings"] == len(read_ratings(run / "ratings.erlr")) == 20 * summary["reward_rounds"]
+    records = read_ratings(run / "ratings.erlr")
+    assert summary["ratings"] == len(records) == 20 * summary["reward_rounds"]
+    # Each record carries the rated step's simulator truth; the noiseless class is the oracle's.
+    for rec in records:
+        truth_class = spec.bin_truth(rec["truth_progress"], rec["truth_success"], 3)
+        assert rec["rationale"] == f"truth class {truth_class}"
+        assert isinstance(rec["truth_reward"], float)
     assert trainer.reward_model.version == summary["reward_rounds"]
     # relabelled: stored rewards equal the current ensemble mean on next_obs
     expect = trainer.reward_model.predict(trainer.replay.next_obs[: len(trainer.replay)])
