@@ -75,7 +75,8 @@ def rollouts(task: str, episodes: int, mix: float, seed: int) -> dict[str, np.nd
 
 
 def concat(*pools: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """Pools joined key by key."""
+    """Pools joined key by key (empty pools, e.g. ``--train-mixed 0``, are skipped)."""
+    pools = tuple(p for p in pools if len(p["progress"])) or pools[:1]
     return {k: np.concatenate([p[k] for p in pools]) for k in pools[0]}
 
 
@@ -104,8 +105,8 @@ def spearman(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.corrcoef(ra, rb)[0, 1])
 
 
-def learn(train: dict[str, np.ndarray], labels: np.ndarray, variant: str, rounds: int, per_round: int,
-          seed: int) -> Any:
+def learn(train: dict[str, np.ndarray], labels: np.ndarray, num_classes: int, variant: str, rounds: int,
+          per_round: int, seed: int) -> Any:
     """A reward ensemble trained round by round on ``labels`` of uniformly sampled train states."""
     import torch
 
@@ -114,8 +115,6 @@ def learn(train: dict[str, np.ndarray], labels: np.ndarray, variant: str, rounds
     from ros2_erl_vlm.core.reward_model import RewardEnsemble, RewardModelConfig
 
     torch.manual_seed(seed)
-    num_classes = int(labels.max()) + 1 if len(labels) else 2
-    num_classes = max(num_classes, 2)
     obs_dim = train["obs"].shape[1]
     ds = RatingDataset(DatasetSpec(num_classes, "state", (1, obs_dim)))
     model = RewardEnsemble(RewardModelConfig(**VARIANTS[variant]), obs_dim=obs_dim, seed=seed)
@@ -186,7 +185,7 @@ def main(argv: list[str] | None = None) -> int:
                 if eta > 0:
                     flip = rng.random(len(labels)) < eta
                     labels[flip] = [corrupt_label(int(y), n, mode, rng) for y in labels[flip]]
-                model = learn(train, labels, variant, args.rounds, args.per_round, seed)
+                model = learn(train, labels, n, variant, args.rounds, args.per_round, seed)
                 runs.append(score(model, test, test_truth))
             row: dict[str, Any] = {"noise": eta, "mode": mode, "variant": variant, "runs": runs}
             for key in runs[0]:

@@ -144,17 +144,65 @@ def make_config(args: argparse.Namespace, task_num_classes: int) -> LoopConfig:
 
 
 def make_rater(args: argparse.Namespace, task: Any, seed: int) -> Rater:
-    """The oracle (with ``--label-noise``) or a backend from ``--rater-config``."""
+    """The oracle (with ``--label-noise``) or a VLM backend (``--rater``) with the settings of
+    ``--rater-config``; the flag names the backend, as ``rater.backend`` does in the graph."""
     if args.rater == "oracle":
+        if args.rater_config is not None:
+            raise ConfigError("--rater-config is for VLM backends; the oracle takes --label-noise "
+                              "and --noise-mode")
         from ros2_erl_vlm.raters.oracle import OracleConfig, OracleRater
         return OracleRater(task.bin_truth, OracleConfig(noise=args.label_noise,
                                                         noise_mode=args.noise_mode), seed=seed + 7)
     from ros2_erl_vlm import raters
     settings: dict[str, Any] = {}
     if args.rater_config is not None:
-        settings = yaml.safe_load(args.rater_config.read_text()) or {}
-    settings.setdefault("backend", args.rater)
+        try:
+            settings = yaml.safe_load(args.rater_config.read_text()) or {}
+        except (OSError, yaml.YAMLError) as exc:
+            raise ConfigError(f"cannot read rater config {args.rater_config}: {exc}") from exc
+        if not isinstance(settings, dict):
+            raise ConfigError(f"{args.rater_config}: expected a mapping of rater settings")
+    settings["backend"] = args.rater
     return raters.make_rater(settings)
+
+
+#: What a run was started with (beside its checkpoint); ``--resume`` must match it.
+RUN_SETTINGS_FILE = "run.json"
+#: Settings a resumed run may change.
+RESUMABLE = frozenset({"loop.total_steps"})
+
+
+def run_settings(args: argparse.Namespace, cfg: LoopConfig) -> dict[str, Any]:
+    """The settings that define a run (flat ``a.b`` keys, JSON values)."""
+    nested = {"task": args.task, "method": args.method, "rater": args.rater,
+              "rater_config": None if args.rater_config is None else str(args.rater_config),
+              "label_noise": args.label_noise, "noise_mode": args.noise_mode,
+              "loop": dataclasses.asdict(cfg)}
+    flat: dict[str, Any] = {}
+
+    def walk(prefix: str, value: Any) -> None:
+        if isinstance(value, dict):
+            for k, v in value.items():
+                walk(f"{prefix}.{k}" if prefix else k, v)
+        else:
+            flat[prefix] = value
+
+    walk("", json.loads(json.dumps(nested, default=str)))
+    return flat
+
+
+def check_resume(run_dir: Path, settings: dict[str, Any]) -> None:
+    """Raise ``ConfigError`` naming every setting that differs from what the run started with
+    (a resumed run continues the same experiment; only ``--steps`` may change)."""
+    path = run_dir / RUN_SETTINGS_FILE
+    if not path.exists():  # a run from before run.json was written: nothing to compare with
+        return
+    saved = json.loads(path.read_text())
+    diffs = [f"{k}: {saved.get(k)!r} (now {settings.get(k)!r})" for k in sorted(set(saved) | set(settings))
+             if k not in RESUMABLE and saved.get(k) != settings.get(k)]
+    if diffs:
+        raise ConfigError(f"{run_dir} was started with other settings; resume it with the same flags "
+                          f"(only --steps may change): {'; '.join(diffs)}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -175,11 +223,18 @@ def main(argv: list[str] | None = None) -> int:
             f"{args.task}-{args.method}-s{args.seed}-{time.strftime('%Y%m%d-%H%M%S')}")
         if not args.resume and (run_dir / "checkpoint.pt").exists():
             raise ConfigError(f"{run_dir} already holds a run; pass --resume or another --run-dir")
+        if cfg.reward_source == "learned" and args.rater != "oracle":
+            cfg.query_frames = True  # a VLM rates the task camera's frames
+        settings = run_settings(args, cfg)
+        if args.resume:
+            check_resume(run_dir, settings)
         rater = make_rater(args, task, cfg.seed) if cfg.reward_source == "learned" else None
     except (ValueError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    render = cfg.reward.input_kind == "image"
+    render = cfg.reward.input_kind == "image" or cfg.query_frames
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / RUN_SETTINGS_FILE).write_text(json.dumps(settings, indent=1))
     env = make_env(args.task, seed=cfg.seed, render=render, image_size=cfg.reward.image_size)
     eval_env = make_env(args.task, seed=cfg.seed + 12345, render=False)
     bar = None

@@ -1,8 +1,8 @@
 """The recent-episode store the reward learner samples queries from (paper: last 100 episodes).
 
 An episode is recorded step by step; only complete episodes enter the store (FIFO). For every
-step it keeps the reward-model input (observation after the step and, optionally, the frame),
-the action and, in simulation, the truth the oracle rater needs.
+step it keeps the reward-model input (observation after the step and, optionally, the frame,
+raw or compressed), the action and, in simulation, the truth the oracle rater needs.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ros2_erl_vlm.core.frames import FrameCodec
 from ros2_erl_vlm.core.rating import SimTruth
 
 
@@ -25,6 +26,28 @@ def episode_seed(run_seed: int, episode: int) -> int:
     return int(run_seed) * 1_000_003 + int(episode)
 
 
+class EncodedFrames:
+    """An episode's frames stored compressed (``FrameCodec``), indexed like the ``(T, H, W, 3)``
+    array they stand for: ``frames[i]`` is one frame, ``frames[a:b]`` a stacked array."""
+
+    def __init__(self, codec: FrameCodec, encoded: list[bytes | np.ndarray]) -> None:
+        self.codec = codec
+        self.encoded = list(encoded)
+
+    def __len__(self) -> int:
+        return len(self.encoded)
+
+    def __getitem__(self, index: int | slice) -> np.ndarray:
+        if isinstance(index, slice):
+            return np.stack([self.codec.decode(e) for e in self.encoded[index]])
+        return self.codec.decode(self.encoded[index])
+
+    @property
+    def nbytes(self) -> int:
+        """Stored size."""
+        return sum(self.codec.nbytes(e) for e in self.encoded)
+
+
 @dataclass
 class Episode:
     """One complete episode. Arrays are indexed by step (0 = the first step taken)."""
@@ -33,7 +56,7 @@ class Episode:
     next_obs: np.ndarray  # (T, obs_dim) float32: observation after each step
     actions: np.ndarray  # (T, action_dim) float32
     truth: tuple[SimTruth, ...] | None = None
-    frames: np.ndarray | None = None  # (T, H, W, 3) uint8: frame after each step
+    frames: np.ndarray | EncodedFrames | None = None  # (T, H, W, 3) uint8: frame after each step
 
     def __len__(self) -> int:
         return len(self.next_obs)
@@ -46,13 +69,17 @@ class Episode:
 
 @dataclass
 class EpisodeRecorder:
-    """Accumulates one episode's steps; :meth:`finish` turns it into an :class:`Episode`."""
+    """Accumulates one episode's steps; :meth:`finish` turns it into an :class:`Episode`.
+
+    With a ``codec`` the frames are kept compressed (:class:`EncodedFrames`), else as one array.
+    """
 
     episode_id: int
+    codec: FrameCodec | None = None
     next_obs: list[np.ndarray] = field(default_factory=list)
     actions: list[np.ndarray] = field(default_factory=list)
     truth: list[SimTruth] = field(default_factory=list)
-    frames: list[np.ndarray] = field(default_factory=list)
+    frames: list[bytes | np.ndarray] = field(default_factory=list)
 
     def add(self, next_obs: np.ndarray, action: np.ndarray, truth: SimTruth | None = None,
             frame: np.ndarray | None = None) -> None:
@@ -62,7 +89,8 @@ class EpisodeRecorder:
         if truth is not None:
             self.truth.append(truth)
         if frame is not None:
-            self.frames.append(np.asarray(frame, dtype=np.uint8))
+            frame = np.asarray(frame, dtype=np.uint8)
+            self.frames.append(self.codec.encode(frame) if self.codec is not None else frame)
 
     def __len__(self) -> int:
         return len(self.next_obs)
@@ -73,7 +101,9 @@ class EpisodeRecorder:
             raise ValueError(f"episode {self.episode_id} has no steps")
         n = len(self.next_obs)
         truth = tuple(self.truth) if len(self.truth) == n else None
-        frames = np.stack(self.frames) if len(self.frames) == n else None
+        frames: np.ndarray | EncodedFrames | None = None
+        if len(self.frames) == n:
+            frames = np.stack(self.frames) if self.codec is None else EncodedFrames(self.codec, self.frames)
         return Episode(self.episode_id, np.stack(self.next_obs), np.stack(self.actions), truth, frames)
 
 

@@ -32,6 +32,7 @@ from ros2_erl_vlm.core.checkpoint import load_checkpoint, save_checkpoint
 from ros2_erl_vlm.core.entropy import StateEntropyReward
 from ros2_erl_vlm.core.episodes import Episode, EpisodeRecorder, EpisodeStore, episode_seed
 from ros2_erl_vlm.core.evaluation import evaluate_policy
+from ros2_erl_vlm.core.frames import FrameCodec
 from ros2_erl_vlm.core.queries import STRATEGIES, Segment, sample_disagreement, sample_uniform
 from ros2_erl_vlm.core.rating import Rater, RatingQuery, SimTruth, check_num_classes
 from ros2_erl_vlm.core.rating_quality import truth_meta
@@ -76,6 +77,10 @@ class LoopConfig:
     reset_updates: int = 100
     replay_capacity: int = 1_000_000
     updates_per_step: int = 1
+    #: Render the task camera every step and keep the frames (JPEG) in the episode store so the
+    #: rater sees images: needed by VLM raters when the reward model works on states (an image
+    #: reward model keeps raw frames anyway). The oracle rates from simulator truth and needs none.
+    query_frames: bool = False
     eval_every: int = 10_000
     eval_episodes: int = 10
     checkpoint_every: int = 50_000
@@ -197,6 +202,8 @@ class ErlVlmTrainer:
         self.obs_dim = int(np.prod(env.observation_space.shape))
         self.action_dim = int(np.prod(env.action_space.shape))
         self.use_frames = c.reward.input_kind == "image"
+        # Frames for the rater only: compressed, as the graph's camera_capture keeps them.
+        self.frame_codec = None if self.use_frames or not c.query_frames else FrameCodec("jpeg", 90)
         frame_shape = (c.reward.image_size, c.reward.image_size, 3) if self.use_frames else None
         self.agent = SAC(self.obs_dim, self.action_dim, c.sac, seed=c.seed)
         self.replay = ReplayBuffer(self.obs_dim, self.action_dim, c.replay_capacity, frame_shape, seed=c.seed)
@@ -349,18 +356,19 @@ class ErlVlmTrainer:
         return float(self.reward_model.predict(x)[0])
 
     def _render(self) -> np.ndarray | None:
-        if not self.use_frames:
+        if not (self.use_frames or self.config.query_frames):
             return None
         frame = self.env.render()
         if frame is None:
-            raise RuntimeError("image reward model needs an env with render_mode='rgb_array'")
+            need = "image reward model" if self.use_frames else "rater (query_frames)"
+            raise RuntimeError(f"the {need} needs an env with render_mode='rgb_array'")
         return frame
 
     def run(self) -> dict[str, Any]:
         """Train until ``total_steps``; returns a summary (also written to ``summary.json``)."""
         c = self.config
         obs, _ = self.env.reset(seed=episode_seed(c.seed, self.episode))
-        recorder = EpisodeRecorder(self.episode)
+        recorder = EpisodeRecorder(self.episode, self.frame_codec)
         ep_true_return, ep_success, ep_learned = 0.0, False, 0.0
         metrics: dict[str, float] = {}
         while self.step < c.total_steps:
@@ -378,8 +386,9 @@ class ErlVlmTrainer:
             frame = self._render()
             true_reward = float(info.get("true_reward", env_reward))
             success = bool(info.get("success", False))
-            r = self._step_reward(next_obs, frame, true_reward)
-            self.replay.add(obs, action, r, next_obs, terminated, frame)
+            model_frame = frame if self.use_frames else None  # else the frame is for the rater only
+            r = self._step_reward(next_obs, model_frame, true_reward)
+            self.replay.add(obs, action, r, next_obs, terminated, model_frame)
             truth = SimTruth(true_reward, success, info.get("progress"))
             recorder.add(next_obs, action, truth, frame)
             ep_true_return += true_reward
@@ -396,7 +405,7 @@ class ErlVlmTrainer:
                 })
                 self.episode += 1
                 obs, _ = self.env.reset(seed=episode_seed(c.seed, self.episode))
-                recorder = EpisodeRecorder(self.episode)
+                recorder = EpisodeRecorder(self.episode, self.frame_codec)
                 ep_true_return, ep_success, ep_learned = 0.0, False, 0.0
             if self.eval_env is not None and c.eval_episodes and self.step % c.eval_every == 0:
                 self.evaluate()

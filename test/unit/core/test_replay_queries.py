@@ -93,3 +93,28 @@ def test_disagreement_prefers_uncertain_states() -> None:
 
     segs = sample_disagreement(_store(), 5, rng, members, pool_factor=10)
     assert all(s.start >= 3 for s in segs)
+
+
+@pytest.mark.parametrize("fmt", ["png", "jpeg"])
+def test_recorder_keeps_frames_compressed_and_indexes_like_an_array(fmt: str) -> None:
+    from ros2_erl_vlm.core.episodes import EncodedFrames
+    from ros2_erl_vlm.core.frames import FrameCodec
+
+    yy, xx = np.mgrid[0:32, 0:32]
+    frames = [np.stack([(xx * 8 + t) % 256, yy * 8, np.full_like(xx, 40 * t)], -1).astype(np.uint8)
+              for t in range(5)]
+    rec = EpisodeRecorder(3, FrameCodec(fmt, 95))
+    for t, f in enumerate(frames):
+        rec.add(np.full(2, t, np.float32), np.zeros(1, np.float32), None, f)
+    ep = rec.finish()
+    assert isinstance(ep.frames, EncodedFrames) and len(ep.frames) == 5
+    assert ep.frames.nbytes < 5 * frames[0].nbytes  # smooth frames compress
+    seg = ep.frames[1:3]
+    assert seg.shape == (2, 32, 32, 3) and seg.dtype == np.uint8
+    tol = 0 if fmt == "png" else 12  # jpeg is lossy
+    assert np.abs(seg.astype(int) - np.stack(frames[1:3]).astype(int)).max() <= tol
+    assert np.abs(ep.frames[4].astype(int) - frames[4].astype(int)).max() <= tol
+    # Without a codec the frames are one raw array, as before.
+    raw = EpisodeRecorder(4)
+    raw.add(np.zeros(2, np.float32), np.zeros(1, np.float32), None, frames[0])
+    assert isinstance(raw.finish().frames, np.ndarray)
