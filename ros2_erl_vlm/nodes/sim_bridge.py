@@ -19,14 +19,20 @@ Modes:
 
 Actions with the wrong size or NaN/inf, or for another (episode, step) in lock-step, are counted
 and dropped; the env never sees them.
+
+With a ``run_dir`` the bridge keeps its position (last episode id, sim time) in
+``<run_dir>/sim_bridge/position.json``; started again on the same run (after a crash, or the graph
+rerun to resume) it continues both, so an episode id never names two different episodes.
 """
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -41,6 +47,9 @@ from ros2_erl_vlm.ros import qos
 from ros2_erl_vlm.ros.convert import f32
 from ros2_erl_vlm.ros.images import rgb_to_image
 from ros2_erl_vlm.ros.node_base import ErlNode, run_node
+
+#: The bridge's run position file (under ``<run_dir>/sim_bridge/``).
+POSITION_FILE = "position.json"
 
 
 def _time(ns: int) -> Time:
@@ -78,6 +87,7 @@ class SimBridge(ErlNode):
         self.create_service(Trigger, qos.RESET_SERVICE, self.on_reset)
         self.sim_ns = 0
         self.episode = -1
+        self._restore_run_position()
         self.step_idx = 0
         self.steps_total = 0
         self.waiting = False  # an episode is running and waits for an action
@@ -102,6 +112,42 @@ class SimBridge(ErlNode):
             self.wall_timer(1.0 / float(p["control_rate_hz"]), self.realtime_tick)
 
     # -- starting -------------------------------------------------------------------------------
+    def _restore_run_position(self) -> None:
+        """Continue a run's episode ids and sim time after a restart (a crashed bridge, or the
+        graph started again on the same ``run_dir``): an episode id must never name two different
+        episodes, or a re-sent rating request could be answered with another episode's frames.
+
+        Raises:
+            ValueError: the position file is unreadable (delete it to number episodes from 0).
+        """
+        path = self._position_path()
+        if path is None or not path.exists():
+            return
+        try:
+            data = json.loads(path.read_text())
+            episode, sim_ns = int(data["episode"]), int(data["sim_ns"])
+            if episode < 0 or sim_ns < 0:
+                raise ValueError("negative episode or sim time")
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise ValueError(f"{path}: unreadable run position ({exc}); delete it to start the run's "
+                             f"episode numbering and sim time from 0") from exc
+        self.episode = episode  # the interrupted episode is abandoned; the next one is episode + 1
+        # Past anything the interrupted episode may have published: the clock never goes back.
+        self.sim_ns = sim_ns + (self.env.max_episode_steps + 1) * self.dt_ns
+        self.get_logger().info(
+            f"continuing the run: next episode {episode + 1}, sim time {self.sim_ns / 1e9:.3f} s")
+
+    def _position_path(self) -> Path | None:
+        return None if self.node_dir is None else self.node_dir / POSITION_FILE
+
+    def _save_run_position(self) -> None:
+        path = self._position_path()
+        if path is None:
+            return
+        tmp = path.with_name(f".{POSITION_FILE}.{os.getpid()}")
+        tmp.write_text(json.dumps({"episode": self.episode, "sim_ns": self.sim_ns}))
+        tmp.replace(path)
+
     def _waiting_for_graph(self) -> bool:
         """Lock-step start condition not met yet (too few subscribers connected)."""
         want_obs = int(self.p["start.observation_subscribers"])
@@ -158,6 +204,7 @@ class SimBridge(ErlNode):
         if self.episode > 0:
             self.sim_ns += self.dt_ns
         obs, info = self.env.reset(seed=episode_seed(self.seed, self.episode))
+        self._save_run_position()
         self.waiting = True
         self.pending_action = None
         self.counters["episodes"] += 1

@@ -62,3 +62,27 @@ def test_realtime_mode_reset_service_and_actions(small_params: Any, tmp_path: Pa
         assert future.result().success and future.result().message == f"episode {before + 1}"
         pr.spin_until(lambda: any(o.episode == before + 1 and o.step == 0 for o in obs), 10, "step 0")
     assert pr.proc.returncode == 0, pr.output[-3000:]
+
+    # Started again on the same run: episode ids and sim time continue (no id names two episodes).
+    last, last_ns = obs[-1].episode, max(o.header.stamp.sec * 10**9 + o.header.stamp.nanosec for o in obs)
+    with node_probe("ros2_erl_vlm.nodes.sim_bridge", "sim_bridge_test",
+                    ["--params-file", str(params), "-p", 'task:="reach-v3"', "-p", f'run_dir:="{tmp_path}"']) as pr:
+        again: list[Any] = []
+        pr.node.create_subscription(Observation, qos.OBSERVATION, again.append, qos.OBSERVATION_QOS)
+        pr.spin_until(lambda: len(again) >= 3, 90, "observations after the restart")
+        assert again[0].episode == last + 1 and again[0].step == 0
+        assert again[0].header.stamp.sec * 10**9 + again[0].header.stamp.nanosec > last_ns
+    assert "continuing the run: next episode" in pr.output, pr.output[-2000:]
+
+
+def test_an_unreadable_run_position_is_a_clear_error(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    (tmp_path / "sim_bridge").mkdir()
+    (tmp_path / "sim_bridge" / "position.json").write_text('{"episode": "x"')
+    out = subprocess.run([sys.executable, "-m", "ros2_erl_vlm.nodes.sim_bridge", "--ros-args", "-p",
+                          'task:="reach-v3"', "-p", f'run_dir:="{tmp_path}"'], capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 1, out.stderr[-2000:]
+    assert "position.json: unreadable run position" in out.stderr and "delete it" in out.stderr
