@@ -106,6 +106,17 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def read_mapping(path: Path, what: str) -> dict[str, Any]:
+    """A YAML file of settings; ``ConfigError`` naming ``what`` and the file otherwise."""
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(f"cannot read {what} {path}: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping of settings")
+    return data
+
+
 def make_config(args: argparse.Namespace, task_num_classes: int) -> LoopConfig:
     """Defaults, then ``--config``, then flags, then ``--set``."""
     cfg = LoopConfig(total_steps=args.steps, seed=args.seed, num_classes=task_num_classes,
@@ -115,13 +126,7 @@ def make_config(args: argparse.Namespace, task_num_classes: int) -> LoopConfig:
         cfg.reward.batch_size = 512
         cfg.replay_capacity = min(cfg.replay_capacity, 200_000)
     if args.config is not None:
-        try:
-            data = yaml.safe_load(args.config.read_text()) or {}
-        except (OSError, yaml.YAMLError) as exc:
-            raise ConfigError(f"cannot read config {args.config}: {exc}") from exc
-        if not isinstance(data, dict):
-            raise ConfigError(f"{args.config}: expected a mapping of settings")
-        apply_overrides(cfg, data, str(args.config))
+        apply_overrides(cfg, read_mapping(args.config, "config"), str(args.config))
     if args.num_classes is not None:
         cfg.num_classes = args.num_classes
     cfg.reward.input_kind = args.reward_input
@@ -154,14 +159,7 @@ def make_rater(args: argparse.Namespace, task: Any, seed: int) -> Rater:
         return OracleRater(task.bin_truth, OracleConfig(noise=args.label_noise,
                                                         noise_mode=args.noise_mode), seed=seed + 7)
     from ros2_erl_vlm import raters
-    settings: dict[str, Any] = {}
-    if args.rater_config is not None:
-        try:
-            settings = yaml.safe_load(args.rater_config.read_text()) or {}
-        except (OSError, yaml.YAMLError) as exc:
-            raise ConfigError(f"cannot read rater config {args.rater_config}: {exc}") from exc
-        if not isinstance(settings, dict):
-            raise ConfigError(f"{args.rater_config}: expected a mapping of rater settings")
+    settings = {} if args.rater_config is None else read_mapping(args.rater_config, "rater config")
     settings["backend"] = args.rater
     return raters.make_rater(settings)
 
