@@ -11,7 +11,9 @@ episodes from random, mixed and expert policies:
 * ``spearman``: rank correlation between the learned reward and the task progress;
 * ``auc_above_bottom``: how well the reward separates states above the bottom class from the rest
   (0.5 = no better than chance; this is the signal a sparse task gives early on);
-* ``auc_success``: the same for success states against all others.
+* ``auc_success``: the same for success states against all others;
+* ``auc_above_bottom_random``: ``auc_above_bottom`` on the random-policy episodes alone (states like
+  the ones rated early in training; the others test how the reward generalises to better play).
 
 Loss variants: ``erl-vlm`` (MAE + stratified batches + class weights, the paper's), ``rbrl``
 (cross-entropy, plain batches, no weights) and the two one-change ablations ``mae-plain`` and
@@ -71,7 +73,7 @@ def rollouts(task: str, episodes: int, mix: float, seed: int) -> dict[str, np.nd
     finally:
         env.close()
     return {"obs": np.asarray(obs_l, np.float32), "progress": np.asarray(prog_l),
-            "success": np.asarray(succ_l)}
+            "success": np.asarray(succ_l), "mix": np.full(len(prog_l), mix)}
 
 
 def concat(*pools: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -127,11 +129,19 @@ def learn(train: dict[str, np.ndarray], labels: np.ndarray, num_classes: int, va
     return model
 
 
+def _fmt(x: float | None) -> str:
+    return "n/a" if x is None else f"{x:.2f}"
+
+
 def score(model: Any, pool: dict[str, np.ndarray], truth: np.ndarray) -> dict[str, float | None]:
-    """The learned reward against truth on a held-out pool (see module docstring)."""
+    """The learned reward against truth on a held-out pool (see module docstring); also
+    ``auc_above_bottom_random``, on the random-policy episodes alone (the states a training run
+    rates early on, as opposed to the expert's states the reward must generalise to)."""
     r = model.predict(pool["obs"]).numpy()
+    rand = pool["mix"] == 1.0
     return {"spearman": spearman(r, pool["progress"]), "auc_above_bottom": auc(r, truth > 0),
-            "auc_success": auc(r, pool["success"])}
+            "auc_success": auc(r, pool["success"]),
+            "auc_above_bottom_random": auc(r[rand], truth[rand] > 0)}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -195,7 +205,8 @@ def main(argv: list[str] | None = None) -> int:
             results.append(row)
             print(f"noise {eta:.2f} {mode:9s} {variant:12s} spearman {row['spearman']:+.2f}"
                   f"±{row['spearman_std']:.2f}  auc>bottom {row['auc_above_bottom']:.2f}"
-                  f"±{row['auc_above_bottom_std']:.2f}  auc success {row['auc_success']:.2f}", flush=True)
+                  f"±{row['auc_above_bottom_std']:.2f}  auc success {row['auc_success']:.2f}"
+                  f"  auc>bottom random-policy states {_fmt(row['auc_above_bottom_random'])}", flush=True)
     report = {
         "bench": "reward_noise", "time": time.strftime("%Y-%m-%dT%H:%M:%S"), "task": args.task,
         "num_classes": n, "class_names": list(spec.class_names(n)), "seeds": args.seeds,
