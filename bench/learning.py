@@ -56,6 +56,16 @@ def run_label(method: str, noise: float, mode: str) -> str:
     return f"{method}@clean" if noise == 0 else f"{method}@{mode}{noise:g}"
 
 
+def code_commit() -> str | None:
+    """Short HEAD commit of this checkout, ``-dirty`` with uncommitted changes to tracked files."""
+    root = str(Path(__file__).resolve().parent)
+    head = subprocess.run(["git", "-C", root, "rev-parse", "--short", "HEAD"], capture_output=True,
+                          text=True).stdout.strip()
+    dirty = subprocess.run(["git", "-C", root, "status", "--porcelain", "--untracked-files=no"],
+                           capture_output=True, text=True).stdout.strip()
+    return (head + ("-dirty" if dirty else "")) or None
+
+
 def main() -> int:
     """Run (or resume) one benchmark run and write its results file."""
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -102,13 +112,19 @@ def main() -> int:
         argv.append("--resume")
     if not args.progress:
         argv.append("--no-progress")
+    # The code this sitting runs: HEAD now (the process keeps what it imported), "-dirty" with
+    # uncommitted changes; every sitting of a run is listed in its run directory.
+    commit = code_commit()
+    run_dir.mkdir(parents=True, exist_ok=True)
+    with open(run_dir / "sittings.jsonl", "a") as fh:
+        fh.write(json.dumps({"commit": commit, "time": time.strftime("%Y-%m-%d %H:%M:%S"),
+                             "resumed": resume}) + "\n")
     t0 = time.time()
     code = train_main(argv)
     if code != 0:
         return code
     summary = json.loads((run_dir / "summary.json").read_text())
-    commit = subprocess.run(["git", "-C", str(Path(__file__).resolve().parent), "rev-parse", "--short", "HEAD"],
-                            capture_output=True, text=True).stdout.strip()
+    sittings = [json.loads(line) for line in (run_dir / "sittings.jsonl").read_text().splitlines() if line]
     result = {
         "benchmark": "learning", "task": args.task, "method": args.method, "seed": args.seed,
         "label": name.rpartition("-s")[0],
@@ -117,6 +133,7 @@ def main() -> int:
         "ratings": summary["ratings"], "label_quality": label_quality(args.task, run_dir),
         "wall_s_this_sitting": time.time() - t0,
         "resumed": resume, "settings": summary["config"], "code_commit": commit or None,
+        "code_commits": list(dict.fromkeys(x["commit"] for x in sittings)),
         "time": time.strftime("%Y-%m-%d %H:%M:%S"),
     }
     out.write_text(json.dumps(result, indent=2))
