@@ -64,9 +64,12 @@ def test_realtime_mode_reset_service_and_actions(small_params: Any, tmp_path: Pa
     assert pr.proc.returncode == 0, pr.output[-3000:]
 
     # Started again on the same run: episode ids and sim time continue (no id names two episodes).
+    # Lock-step this time, holding the first episode until the probe subscribes, so it sees step 0.
     last, last_ns = obs[-1].episode, max(o.header.stamp.sec * 10**9 + o.header.stamp.nanosec for o in obs)
+    lockstep = small_params("lockstep.yaml", {"/**/sim_bridge": {
+        "mode": "lockstep", "camera.enabled": False, "start.observation_subscribers": 1}})
     with node_probe("ros2_erl_vlm.nodes.sim_bridge", "sim_bridge_test",
-                    ["--params-file", str(params), "-p", 'task:="reach-v3"', "-p", f'run_dir:="{tmp_path}"']) as pr:
+                    ["--params-file", str(lockstep), "-p", 'task:="reach-v3"', "-p", f'run_dir:="{tmp_path}"']) as pr:
         again: list[Any] = []
         pr.node.create_subscription(Observation, qos.OBSERVATION, again.append, qos.OBSERVATION_QOS)
         pr.spin_until(lambda: len(again) >= 3, 90, "observations after the restart")
