@@ -306,9 +306,13 @@ class RewardLearner:
         while len(self.late_ok) > LATE_KEEP:
             del self.late_ok[next(iter(self.late_ok))]
 
+    def _persist(self, req: PendingRequest, result: RatingResult, **extra: Any) -> bool:
+        """Append the answer to the rating dataset (log first); True when it is a rating."""
+        return self.dataset.add(req.inputs, result, episode=req.episode, steps=list(req.steps),
+                                env_step=self.env_steps, round=req.round, **truth_meta(req.truth), **extra)
+
     def _store(self, req: PendingRequest, result: RatingResult) -> bool:
-        ok = self.dataset.add(req.inputs, result, episode=req.episode, steps=list(req.steps),
-                              env_step=self.env_steps, round=req.round, **truth_meta(req.truth))
+        ok = self._persist(req, result)
         self.answered.add(req.request_id)
         del self.pending[req.request_id]
         return ok
@@ -326,8 +330,7 @@ class RewardLearner:
             if result.num_classes != self.config.num_classes:
                 raise ValueError(
                     f"rating has {result.num_classes} classes, expected {self.config.num_classes}")
-            self.dataset.add(late.inputs, result, episode=late.episode, steps=list(late.steps),
-                             env_step=self.env_steps, round=late.round, late=True, **truth_meta(late.truth))
+            self._persist(late, result, late=True)
             del self.late_ok[request_id]
             status = "late"
         elif req is None:

@@ -288,12 +288,10 @@ class ErlVlmTrainer:
         if len(results) != len(queries):
             raise RuntimeError(f"rater returned {len(results)} results for {len(queries)} queries")
         rated = 0
-        for ep, seg, res in zip(eps, segments, results, strict=True):
+        for ep, seg, q, res in zip(eps, segments, queries, results, strict=True):
             # Persisted before use: RatingDataset.add writes the log record first.
-            sl = slice(seg.start, seg.start + seg.length)
             ok = self.dataset.add(self._segment_input(ep, seg), res, episode=ep.episode_id,
-                                  steps=list(seg.steps), env_step=self.step,
-                                  **truth_meta(None if ep.truth is None else ep.truth[sl]))
+                                  steps=list(seg.steps), env_step=self.step, **truth_meta(q.truth))
             rated += int(ok)
         self.abstentions += n - rated
         return {"asked": n, "rated": rated, "abstained": n - rated}
