@@ -22,6 +22,7 @@ import rclpy
 from rclpy.clock import Clock, ClockType
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
+from rclpy.signals import SignalHandlerOptions
 
 from ros2_erl_vlm.ros.node_params import NODE_PARAMS, all_param_names
 from ros2_erl_vlm.ros.params import ParamError, ParamSpec, declare_parameters, fail
@@ -101,20 +102,49 @@ class ErlNode(Node):
         self.write_status()
 
 
+class _StopSignals:
+    """SIGINT / SIGTERM handlers owned by :func:`run_node` (rclpy's own are not installed).
+
+    The first signal asks the spin loop to stop after the callback in progress; a second one raises
+    KeyboardInterrupt at once (Ctrl-C twice, or ``ros2 launch`` escalating to SIGTERM). rclpy's
+    handlers would instead shut the context down from a helper thread while the main thread tears
+    the node down, a race that segfaulted a node at exit in CI.
+    """
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self) -> None:
+        self.received: list[str] = []
+        self._previous = {s: signal.signal(s, self._on_signal) for s in self.SIGNALS}
+
+    def _on_signal(self, signum: int, _frame: Any) -> None:
+        self.received.append(signal.Signals(signum).name)
+        if len(self.received) > 1:
+            raise KeyboardInterrupt
+
+    def restore(self) -> None:
+        """Put back the handlers that were installed before."""
+        for s, handler in self._previous.items():
+            signal.signal(s, handler)
+
+
 def run_node(factory: Callable[[], ErlNode], args: Sequence[str] | None = None) -> int:
     """Init rclpy, build the node, spin until Ctrl-C / SIGTERM or :meth:`ErlNode.finish`, clean up.
 
-    A bad parameter or params file exits 1 with ``error: ...`` on stderr naming the problem.
+    Teardown happens on the main thread in a fixed order (executor, node, context). A bad parameter
+    or params file exits 1 with ``error: ...`` on stderr naming the problem.
     """
     argv = list(sys.argv if args is None else args)
-    # A process started in the background by a non-interactive shell inherits an ignored SIGINT;
-    # a node must stop on Ctrl-C / SIGINT however it was started.
-    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-    if signal.getsignal(signal.SIGTERM) is signal.SIG_IGN:
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    stop = _StopSignals()
     try:
-        rclpy.init(args=argv)
+        return _run(factory, argv, stop)
+    finally:
+        stop.restore()
+
+
+def _run(factory: Callable[[], ErlNode], argv: list[str], stop: _StopSignals) -> int:
+    try:
+        rclpy.init(args=argv, signal_handler_options=SignalHandlerOptions.NO)
     except Exception as exc:  # rcl raises RCLError for unreadable params files / bad --ros-args
         return fail(f"cannot start ROS (bad --ros-args or params file?): {exc}")
     node: ErlNode | None = None
@@ -128,9 +158,9 @@ def run_node(factory: Callable[[], ErlNode], args: Sequence[str] | None = None) 
         executor = SingleThreadedExecutor()
         executor.add_node(node)
         node.get_logger().info("ready")
-        while rclpy.ok() and not node.done:
+        while rclpy.ok() and not node.done and not stop.received:
             executor.spin_once(timeout_sec=0.1)
-        code = node.exit_code
+        code = 0 if stop.received else node.exit_code
     except (KeyboardInterrupt, ExternalShutdownException):
         code = 0
     except Exception:

@@ -145,3 +145,45 @@ def test_run_node_releases_its_executor_before_rclpy_shutdown() -> None:
     assert out.returncode == 0, out.stderr[-2000:]
     assert "exit 0 executors holding a SIGINT guard: 0" in out.stdout, out.stdout + out.stderr[-2000:]
     assert "Traceback" not in out.stderr, out.stderr[-2000:]
+
+
+_SIGNALLED_MID_CALLBACK = """
+import os, signal, sys, time
+import rclpy.signals
+from ros2_erl_vlm.ros.node_base import ErlNode, run_node
+
+SIGNALS = [getattr(signal, s) for s in sys.argv[1].split(",")]
+
+class Busy(ErlNode):
+    def __init__(self):
+        super().__init__("camera_capture")
+        self.create_timer(0.2, self.work)
+
+    def work(self):
+        print("rclpy handlers:", rclpy.signals.get_current_signal_handlers_options().name, flush=True)
+        for s in SIGNALS:
+            os.kill(os.getpid(), s)
+            time.sleep(0.3)  # the signal is handled here, mid-callback
+        print("callback finished", flush=True)
+        time.sleep(2.0)
+
+code = run_node(Busy, ["node"])
+print("exit", code, "handler restored:", signal.getsignal(signal.SIGINT) is signal.default_int_handler)
+"""
+
+
+@pytest.mark.ros
+@pytest.mark.parametrize("signals, finishes", [("SIGINT", True), ("SIGTERM", True),
+                                                ("SIGINT,SIGTERM", False)])
+def test_a_signal_stops_the_node_after_its_callback_and_a_second_one_at_once(signals: str,
+                                                                              finishes: bool) -> None:
+    """run_node owns SIGINT/SIGTERM: rclpy's handlers would shut the context down from a helper
+    thread while the main thread tears the node down (a node segfaulted at exit in CI). The first
+    signal lets the callback in progress finish; a second one stops at once. Exit 0 either way."""
+    out = subprocess.run([sys.executable, "-c", _SIGNALLED_MID_CALLBACK, signals], capture_output=True,
+                         text=True, timeout=60)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "rclpy handlers: NO" in out.stdout, out.stdout
+    assert ("callback finished" in out.stdout) is finishes, out.stdout
+    assert "exit 0 handler restored: True" in out.stdout, out.stdout + out.stderr[-2000:]
+    assert "Traceback" not in out.stderr, out.stderr[-2000:]
