@@ -170,12 +170,8 @@ RUN_SETTINGS_FILE = "run.json"
 RESUMABLE = frozenset({"loop.total_steps"})
 
 
-def run_settings(args: argparse.Namespace, cfg: LoopConfig) -> dict[str, Any]:
-    """The settings that define a run (flat ``a.b`` keys, JSON values)."""
-    nested = {"task": args.task, "method": args.method, "rater": args.rater,
-              "rater_config": None if args.rater_config is None else str(args.rater_config),
-              "label_noise": args.label_noise, "noise_mode": args.noise_mode,
-              "loop": dataclasses.asdict(cfg)}
+def _flatten(nested: dict[str, Any]) -> dict[str, Any]:
+    """``{"a": {"b": 1}}`` -> ``{"a.b": 1}`` with JSON values."""
     flat: dict[str, Any] = {}
 
     def walk(prefix: str, value: Any) -> None:
@@ -189,15 +185,26 @@ def run_settings(args: argparse.Namespace, cfg: LoopConfig) -> dict[str, Any]:
     return flat
 
 
+def run_settings(args: argparse.Namespace, cfg: LoopConfig) -> dict[str, Any]:
+    """The settings that define a run (flat ``a.b`` keys, JSON values)."""
+    return _flatten({"task": args.task, "method": args.method, "rater": args.rater,
+                     "rater_config": None if args.rater_config is None else str(args.rater_config),
+                     "label_noise": args.label_noise, "noise_mode": args.noise_mode,
+                     "loop": dataclasses.asdict(cfg)})
+
+
 def check_resume(run_dir: Path, settings: dict[str, Any]) -> None:
     """Raise ``ConfigError`` naming every setting that differs from what the run started with
-    (a resumed run continues the same experiment; only ``--steps`` may change)."""
+    (a resumed run continues the same experiment; only ``--steps`` may change). A loop setting
+    added after the run started counts as unchanged while it keeps its default."""
     path = run_dir / RUN_SETTINGS_FILE
     if not path.exists():  # a run from before run.json was written: nothing to compare with
         return
     saved = json.loads(path.read_text())
+    defaults = _flatten({"loop": dataclasses.asdict(LoopConfig())})
     diffs = [f"{k}: {saved.get(k)!r} (now {settings.get(k)!r})" for k in sorted(set(saved) | set(settings))
-             if k not in RESUMABLE and saved.get(k) != settings.get(k)]
+             if k not in RESUMABLE and saved.get(k) != settings.get(k)
+             and not (k not in saved and k in defaults and settings.get(k) == defaults[k])]
     if diffs:
         raise ConfigError(f"{run_dir} was started with other settings; resume it with the same flags "
                           f"(only --steps may change): {'; '.join(diffs)}")

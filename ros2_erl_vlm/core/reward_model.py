@@ -9,6 +9,13 @@ Two input kinds:
 Every member ends in ``tanh`` so ``r_hat`` is in ``[-1, 1]``. A segment's return is the sum of its
 per-step rewards. The ensemble mean is the reward used for acting and relabelling; the spread
 (std over members) measures disagreement for query selection.
+
+Output scale (``RewardModelConfig.output_norm``): the RbRL loss min-max normalises each minibatch,
+so it constrains neither the offset nor the spread of ``r_hat``. With ``"none"`` (the paper) the
+members' raw outputs are averaged, whatever their spread (seen: std 0.01-0.07 over a replay
+buffer, drifting each round). With ``"rated"`` each member is standardised by the mean and std
+of its outputs over every rated input, recomputed after each training, before averaging: the
+reward has unit spread on the rated states and every member counts equally.
 """
 
 from __future__ import annotations
@@ -26,6 +33,11 @@ from torch import nn
 
 from ros2_erl_vlm.core.ratings import RatingDataset
 from ros2_erl_vlm.core.rbrl import DEFAULT_K, LOSSES, rbrl_loss
+
+#: ``output_norm`` values: the paper's raw outputs, or members standardised over the rated inputs.
+OUTPUT_NORMS = ("none", "rated")
+#: Floor of a member's output std when standardising (a member that learnt a constant stays ~0).
+NORM_MIN_STD = 1e-3
 
 
 @dataclass
@@ -46,11 +58,14 @@ class RewardModelConfig:
     class_weighting: bool = True
     k: float = DEFAULT_K
     predict_batch: int = 4096
+    output_norm: str = "none"
 
     def validate(self) -> RewardModelConfig:
         """Raise ``ValueError`` naming the first bad field."""
         if self.input_kind not in ("state", "image"):
             raise ValueError(f"reward.input_kind must be 'state' or 'image', got {self.input_kind!r}")
+        if self.output_norm not in OUTPUT_NORMS:
+            raise ValueError(f"reward.output_norm must be one of {OUTPUT_NORMS}, got {self.output_norm!r}")
         if self.loss not in LOSSES:
             raise ValueError(f"reward.loss must be one of {LOSSES}, got {self.loss!r}")
         for name in ("ensemble_size", "hidden_dim", "hidden_layers", "batch_size", "epochs",
@@ -158,6 +173,8 @@ class RewardEnsemble:
         self.optimizer = torch.optim.Adam(self.members.parameters(), lr=config.lr)
         self.version = 0
         self.num_ratings_seen = 0
+        #: per-member (mean, std) of the outputs over the rated inputs (identity until trained).
+        self.norm_stats = torch.tensor([[0.0, 1.0]] * config.ensemble_size)
 
     def _make_member(self) -> nn.Module:
         c = self.config
@@ -187,7 +204,16 @@ class RewardEnsemble:
 
     @torch.no_grad()
     def member_rewards(self, x: np.ndarray | torch.Tensor) -> torch.Tensor:
-        """Per-member rewards ``(E, B)`` for per-step inputs ``(B, ...)``."""
+        """Per-member rewards ``(E, B)`` for per-step inputs ``(B, ...)``, standardised per member
+        when ``output_norm`` is ``"rated"``."""
+        out = self.raw_member_rewards(x)
+        if self.config.output_norm == "rated":
+            out = (out - self.norm_stats[:, :1]) / self.norm_stats[:, 1:]
+        return out
+
+    @torch.no_grad()
+    def raw_member_rewards(self, x: np.ndarray | torch.Tensor) -> torch.Tensor:
+        """The members' tanh outputs ``(E, B)`` for per-step inputs ``(B, ...)``."""
         t = self._as_tensor(x)
         self._check_inputs(t)
         out = torch.empty(len(self.members), t.shape[0])
@@ -276,9 +302,17 @@ class RewardEnsemble:
             stats.diverged = True
             return stats
         self.members.eval()
+        self.norm_stats = self._output_stats(inputs)
         self.version += 1
         self.num_ratings_seen = n
         return stats
+
+    def _output_stats(self, inputs: torch.Tensor) -> torch.Tensor:
+        """Per-member (mean, std) of the outputs over every step of the rated inputs."""
+        steps = inputs.reshape(-1, *inputs.shape[2:])
+        raw = self.raw_member_rewards(steps)
+        std = raw.std(1, unbiased=False).clamp_min(NORM_MIN_STD)
+        return torch.stack([raw.mean(1), std], 1)
 
     # -- serialisation ------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
@@ -290,6 +324,7 @@ class RewardEnsemble:
             "optimizer": self.optimizer.state_dict(),
             "version": self.version,
             "num_ratings_seen": self.num_ratings_seen,
+            "norm_stats": self.norm_stats.clone(),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -307,6 +342,14 @@ class RewardEnsemble:
             self.optimizer.load_state_dict(state["optimizer"])
         self.version = int(state.get("version", 0))
         self.num_ratings_seen = int(state.get("num_ratings_seen", 0))
+        stats = state.get("norm_stats")  # absent in states saved before output_norm existed
+        if stats is not None:
+            stats = torch.as_tensor(stats, dtype=torch.float32)
+            if stats.shape != self.norm_stats.shape or not torch.isfinite(stats).all() or (
+                    stats[:, 1] <= 0).any():
+                raise ValueError(f"reward model norm_stats must be finite ({len(self.members)}, 2) "
+                                 f"with positive stds, got {tuple(stats.shape)}")
+            self.norm_stats = stats
 
     @classmethod
     def from_state_dict(cls, state: dict[str, Any]) -> RewardEnsemble:

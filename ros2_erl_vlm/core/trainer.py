@@ -140,28 +140,51 @@ class MetricsLogger:
                 self.tb = None
 
     def log(self, stream: str, step: int, values: dict[str, float]) -> None:
-        """Append one row to ``<stream>.csv`` and TensorBoard."""
+        """Append one row to ``<stream>.csv`` and TensorBoard.
+
+        A row with keys the file has no column for widens the file (rewritten atomically with the
+        union of the columns, earlier rows blank there): e.g. the SAC losses that first appear
+        after the seed phase, or keys added by a newer version of a resumed run.
+        """
         if self.log_dir is None:
             return
         row = {"step": step, **values}
-        if stream not in self._writers:
-            path = self.log_dir / f"{stream}.csv"
-            exists = path.exists() and path.stat().st_size > 0
-            fields = list(row)
-            if exists:  # a resumed run keeps the file's columns (new keys left out, not shifted in)
-                with open(path, newline="") as old:
-                    fields = next(csv.reader(old), None) or fields
-            fh = open(path, "a", newline="")  # noqa: SIM115 - kept open for the run
-            writer = csv.DictWriter(fh, fieldnames=fields, extrasaction="ignore")
-            if not exists:
-                writer.writeheader()
-            self._files[stream], self._writers[stream] = fh, writer
-        self._writers[stream].writerow(row)
+        writer = self._writers.get(stream)
+        if writer is None or not set(row) <= set(writer.fieldnames):
+            writer = self._open(stream, row)
+        writer.writerow(row)
         self._files[stream].flush()
         if self.tb is not None:
             for k, v in values.items():
                 if isinstance(v, (int, float)) and math.isfinite(v):
                     self.tb.add_scalar(f"{stream}/{k}", v, step)
+
+    def _open(self, stream: str, row: dict[str, Any]) -> csv.DictWriter:
+        """(Re)open ``<stream>.csv`` for appending with every column of the file and of ``row``."""
+        assert self.log_dir is not None
+        if stream in self._files:
+            self._files.pop(stream).close()
+        path = self.log_dir / f"{stream}.csv"
+        rows: list[dict[str, str]] = []
+        fields: list[str] = []
+        if path.exists() and path.stat().st_size > 0:
+            with open(path, newline="") as old:
+                reader = csv.DictReader(old)
+                fields = list(reader.fieldnames or [])
+                rows = list(reader)
+        missing = [k for k in row if k not in fields]
+        if missing or not fields:
+            tmp = path.with_name(f".{path.name}.tmp")
+            with open(tmp, "w", newline="") as fh:
+                w = csv.DictWriter(fh, fieldnames=fields + missing, restval="")
+                w.writeheader()
+                w.writerows(rows)
+            tmp.replace(path)
+            fields += missing
+        fh = open(path, "a", newline="")  # noqa: SIM115 - kept open for the run
+        writer = csv.DictWriter(fh, fieldnames=fields, restval="")
+        self._files[stream], self._writers[stream] = fh, writer
+        return writer
 
     def close(self) -> None:
         """Flush and close everything."""

@@ -103,6 +103,8 @@ REWARD_LEARNER = (
     P("reward.loss", "mae", "mae: ERL-VLM's robust loss; ce: RbRL's cross-entropy", choices=("mae", "ce")),
     P("reward.stratified", True, "stratified minibatches (ERL-VLM)"),
     P("reward.class_weighting", True, "class weights (N - n_c) / N (ERL-VLM)"),
+    P("reward.output_norm", "none", "none: the paper's raw tanh ensemble mean; rated: each member "
+      "standardised over the rated inputs before averaging", choices=("none", "rated")),
     P("rating_timeout_s", 60.0, "train after this long even if some ratings of the round are missing",
       0.1, 1e6),
     P("request_retry_s", 20.0, "re-send a request unanswered for this long", 0.1, 1e6),

@@ -138,3 +138,50 @@ def test_bad_config_names_field() -> None:
         RewardModelConfig(loss="hinge").validate()
     with pytest.raises(ValueError, match="reward.ensemble_size"):
         RewardModelConfig(ensemble_size=0).validate()
+    with pytest.raises(ValueError, match="reward.output_norm"):
+        RewardModelConfig(output_norm="zscore").validate()
+
+
+def test_rated_output_norm_standardises_each_member_over_the_rated_inputs() -> None:
+    """``output_norm="rated"``: after training each member has mean 0 and std 1 over the rated
+    inputs (hand-checked against the raw outputs), the mean of those is the reward, the ranking is
+    unchanged, and the statistics travel with the weights; ``"none"`` keeps the raw mean."""
+    rng = np.random.default_rng(0)
+    ds = _synthetic(300, 3, rng)
+    raw = RewardEnsemble(RewardModelConfig(epochs=3, hidden_dim=32), obs_dim=6, seed=0)
+    norm = RewardEnsemble(RewardModelConfig(epochs=3, hidden_dim=32, output_norm="rated"), obs_dim=6,
+                          seed=0)
+    assert torch.equal(norm.norm_stats, torch.tensor([[0.0, 1.0]] * 3))  # identity before training
+    raw.train_on(ds, np.random.default_rng(1))
+    norm.train_on(ds, np.random.default_rng(1))
+    x = ds.inputs[:, 0]
+    r = norm.raw_member_rewards(x)
+    assert torch.allclose(r, raw.raw_member_rewards(x))  # same training: only the output differs
+    mean, std = r.mean(1, keepdim=True), r.std(1, unbiased=False, keepdim=True)
+    assert torch.allclose(norm.norm_stats, torch.cat([mean, std], 1))
+    z = norm.member_rewards(x)
+    assert torch.allclose(z, (r - mean) / std)
+    assert torch.allclose(z.mean(1), torch.zeros(3), atol=1e-5)
+    assert torch.allclose(z.std(1, unbiased=False), torch.ones(3), atol=1e-4)
+    assert torch.allclose(norm.predict(x), z.mean(0))
+    assert torch.allclose(raw.predict(x), r.mean(0))  # the paper's reward: raw tanh mean
+    assert float(r.std(1).mean()) < 0.5  # raw spread is arbitrary (here well below 1)
+    clone = RewardEnsemble.from_bytes(norm.to_bytes())
+    assert torch.allclose(clone.predict(x), norm.predict(x))
+
+
+def test_rated_output_norm_floors_a_constant_member_and_rejects_bad_stats() -> None:
+    rng = np.random.default_rng(0)
+    model = RewardEnsemble(RewardModelConfig(hidden_dim=16, output_norm="rated"), obs_dim=3, seed=0)
+    ds = RatingDataset(DatasetSpec(2, "state", (1, 3)))
+    for _ in range(20):
+        ds.add(np.zeros((1, 3), np.float32), RatingResult("q", 0, 2, "t"))  # one input, one class
+    model.train_on(ds, rng, epochs=2)
+    assert torch.all(model.norm_stats[:, 1] == 1e-3)  # zero spread: the floor, not a division by 0
+    assert torch.isfinite(model.predict(rng.normal(size=(4, 3)).astype(np.float32))).all()
+    state = model.state_dict()
+    state["norm_stats"] = torch.tensor([[0.0, 0.0]] * 3)
+    with pytest.raises(ValueError, match="norm_stats"):
+        model.load_state_dict(state)
+    del state["norm_stats"]  # saved before output_norm existed: accepted, statistics unchanged
+    model.load_state_dict(state)

@@ -83,3 +83,26 @@ def test_a_vlm_rater_in_process_rates_the_task_cameras_frames(tmp_path) -> None:
     assert len(records) == 12  # rounds at 550 and 800 steps (the first 500-step episode ends at 500)
     assert all(r["backend"] == "transformers:tiny-idefics3" for r in records), records[0]
     assert all(r["label"] is not None for r in records), [r["abstain_reason"] for r in records]
+
+
+def test_resume_accepts_a_setting_added_later_only_at_its_default(tmp_path) -> None:
+    """A run started before ``reward.output_norm`` existed resumes while the setting keeps its
+    default (what the run ran with); any other value is a different experiment."""
+    import json
+
+    from ros2_erl_vlm.train import (
+        RUN_SETTINGS_FILE,
+        ConfigError,
+        build_parser,
+        check_resume,
+        make_config,
+        run_settings,
+    )
+
+    args = build_parser().parse_args(["--task", "reach-v3"])
+    settings = run_settings(args, make_config(args, 3))
+    old = {k: v for k, v in settings.items() if k != "loop.reward.output_norm"}
+    (tmp_path / RUN_SETTINGS_FILE).write_text(json.dumps(old))
+    check_resume(tmp_path, settings)
+    with pytest.raises(ConfigError, match=r"loop.reward.output_norm: None \(now 'rated'\)"):
+        check_resume(tmp_path, {**settings, "loop.reward.output_norm": "rated"})

@@ -1,0 +1,43 @@
+"""MetricsLogger: per-stream CSV files that widen when new keys appear (nothing dropped)."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+from ros2_erl_vlm.core.trainer import MetricsLogger
+
+
+def _rows(path: Path) -> list[dict[str, str]]:
+    with open(path, newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def test_keys_that_appear_later_widen_the_file_and_resumes_append(tmp_path: Path) -> None:
+    log = MetricsLogger(tmp_path, tensorboard=False)
+    log.log("train", 500, {"episode_return": 1.5})  # seed phase: no SAC losses yet
+    log.log("train", 1000, {"episode_return": 2.0, "critic_loss": 0.25, "alpha": 0.1})
+    log.log("train", 1500, {"critic_loss": 0.5})  # a key missing later: blank, not shifted
+    log.close()
+    rows = _rows(tmp_path / "train.csv")
+    assert list(rows[0]) == ["step", "episode_return", "critic_loss", "alpha"]
+    assert [r["step"] for r in rows] == ["500", "1000", "1500"]
+    assert rows[0]["critic_loss"] == "" and rows[1]["critic_loss"] == "0.25" and rows[1]["alpha"] == "0.1"
+    assert rows[2]["episode_return"] == "" and rows[2]["critic_loss"] == "0.5"
+
+    resumed = MetricsLogger(tmp_path, tensorboard=False)  # a resumed run appends to the same file
+    resumed.log("train", 2000, {"alpha": 0.05, "entropy": -3.0})
+    resumed.log("eval", 2000, {"success_rate": 0.4})
+    resumed.close()
+    rows = _rows(tmp_path / "train.csv")
+    assert len(rows) == 4 and rows[3]["entropy"] == "-3.0" and rows[1]["entropy"] == ""
+    assert rows[1]["critic_loss"] == "0.25"
+    assert _rows(tmp_path / "eval.csv") == [{"step": "2000", "success_rate": "0.4"}]
+    assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_no_log_dir_logs_nothing(tmp_path: Path) -> None:
+    log = MetricsLogger(None, tensorboard=False)
+    log.log("train", 1, {"x": 1.0})
+    log.close()
+    assert not list(tmp_path.iterdir())
