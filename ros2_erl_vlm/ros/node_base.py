@@ -106,7 +106,8 @@ class _StopSignals:
     """SIGINT / SIGTERM handlers owned by :func:`run_node` (rclpy's own are not installed).
 
     The first signal asks the spin loop to stop after the callback in progress; a second one raises
-    KeyboardInterrupt at once (Ctrl-C twice, or ``ros2 launch`` escalating to SIGTERM). rclpy's
+    KeyboardInterrupt at once (Ctrl-C twice, or ``ros2 launch`` escalating to SIGTERM), unless the
+    node is already tearing down (teardown is never cut short; it does not wait). rclpy's
     handlers would instead shut the context down from a helper thread while the main thread tears
     the node down, a race that segfaulted a node at exit in CI.
     """
@@ -115,11 +116,12 @@ class _StopSignals:
 
     def __init__(self) -> None:
         self.received: list[str] = []
+        self.tearing_down = False
         self._previous = {s: signal.signal(s, self._on_signal) for s in self.SIGNALS}
 
     def _on_signal(self, signum: int, _frame: Any) -> None:
         self.received.append(signal.Signals(signum).name)
-        if len(self.received) > 1:
+        if len(self.received) > 1 and not self.tearing_down:
             raise KeyboardInterrupt
 
     def restore(self) -> None:
@@ -167,6 +169,7 @@ def _run(factory: Callable[[], ErlNode], argv: list[str], stop: _StopSignals) ->
         traceback.print_exc()
         code = 2
     finally:
+        stop.tearing_down = True
         if executor is not None:
             # Shut the executor down while the context lives: left to the garbage collector, its
             # __del__ would destroy its SIGINT guard condition after rclpy.shutdown and print an

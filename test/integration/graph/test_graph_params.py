@@ -187,3 +187,31 @@ def test_a_signal_stops_the_node_after_its_callback_and_a_second_one_at_once(sig
     assert ("callback finished" in out.stdout) is finishes, out.stdout
     assert "exit 0 handler restored: True" in out.stdout, out.stdout + out.stderr[-2000:]
     assert "Traceback" not in out.stderr, out.stderr[-2000:]
+
+
+_SIGNALLED_DURING_TEARDOWN = """
+import os, signal, time
+from ros2_erl_vlm.ros.node_base import ErlNode, run_node
+
+class SlowToClose(ErlNode):
+    def __init__(self):
+        super().__init__("camera_capture")
+        self.create_timer(0.2, lambda: os.kill(os.getpid(), signal.SIGINT))
+
+    def close(self):
+        os.kill(os.getpid(), signal.SIGTERM)  # ros2 launch escalating while the node tears down
+        time.sleep(0.3)
+        super().close()
+        print("closed", flush=True)
+
+print("exit", run_node(SlowToClose, ["node"]))
+"""
+
+
+@pytest.mark.ros
+def test_a_signal_during_teardown_does_not_cut_it_short() -> None:
+    out = subprocess.run([sys.executable, "-c", _SIGNALLED_DURING_TEARDOWN], capture_output=True,
+                         text=True, timeout=60)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "closed\nexit 0" in out.stdout, out.stdout + out.stderr[-2000:]
+    assert "Traceback" not in out.stderr, out.stderr[-2000:]
