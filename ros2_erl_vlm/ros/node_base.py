@@ -105,23 +105,30 @@ class ErlNode(Node):
 class _StopSignals:
     """SIGINT / SIGTERM handlers owned by :func:`run_node` (rclpy's own are not installed).
 
-    The first signal asks the spin loop to stop after the callback in progress; a second one raises
-    KeyboardInterrupt at once (Ctrl-C twice, or ``ros2 launch`` escalating to SIGTERM), unless the
-    node is already tearing down (teardown is never cut short; it does not wait). rclpy's
+    The first signal asks the spin loop to stop after the callback in progress; a later one (at
+    least ``REPEAT_S`` after it: Ctrl-C again, or ``ros2 launch`` escalating to SIGTERM) raises
+    KeyboardInterrupt at once, unless the node is already tearing down (teardown is never cut
+    short; it does not wait). Repeats within ``REPEAT_S`` are the same request: on Ctrl-C the
+    terminal signals the node and ``ros2 launch`` forwards another SIGINT milliseconds later. rclpy's
     handlers would instead shut the context down from a helper thread while the main thread tears
     the node down, a race that segfaulted a node at exit in CI.
     """
 
     SIGNALS = (signal.SIGINT, signal.SIGTERM)
+    REPEAT_S = 1.0
 
     def __init__(self) -> None:
         self.received: list[str] = []
         self.tearing_down = False
+        self._first = 0.0
         self._previous = {s: signal.signal(s, self._on_signal) for s in self.SIGNALS}
 
     def _on_signal(self, signum: int, _frame: Any) -> None:
+        now = time.monotonic()
         self.received.append(signal.Signals(signum).name)
-        if len(self.received) > 1 and not self.tearing_down:
+        if len(self.received) == 1:
+            self._first = now
+        elif now - self._first >= self.REPEAT_S and not self.tearing_down:
             raise KeyboardInterrupt
 
     def restore(self) -> None:
