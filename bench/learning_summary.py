@@ -7,7 +7,8 @@ Reads ``bench/results/learning/<task>/<label>-s<seed>.json`` (``label`` is the m
 runs' ``eval.csv``; writes ``summary.json`` and ``learning_curves.png`` (success rate and true
 return per label, mean +- std over seeds) beside them; prints the final numbers per label and
 whether the targets (ERL-VLM >= 0.8 at the last step, ERL-VLM > RbRL) hold, and per run the share of
-rated states that were truly above the bottom class (the signal the ratings could carry).
+rated states that were truly above the bottom class (the signal the ratings could carry). Once a
+label has a finished run, its unfinished runs are listed but not counted.
 """
 
 from __future__ import annotations
@@ -77,16 +78,22 @@ def main() -> None:
     task_dir = RESULTS / args.task
     runs = load_runs(task_dir)
     summary: dict = {"task": args.task, "methods": {}}
-    for label, label_runs in runs.items():
+    for label, all_runs in runs.items():
+        # Finished runs only, once a label has any: an unfinished run would cut the curves short
+        # and put an early evaluation among the final ones. It is listed, not counted.
+        finished = sorted((r for r in all_runs if not r.get("partial")), key=lambda r: r["seed"])
+        label_runs = finished or sorted(all_runs, key=lambda r: r["seed"])
+        left_out = [r for r in all_runs if r not in label_runs]
         steps, mean, std = curves(label_runs)
         _, ret_mean, ret_std = curves(label_runs, "true_return")
         finals = [r["final_success_rate"] for r in label_runs]
         quality = [r["label_quality"] for r in label_runs if (r.get("label_quality") or {}).get("answered")]
         final_ret = [r["eval"][-1]["true_return"] for r in label_runs]
         summary["methods"][label] = {
-            "seeds": sorted(r["seed"] for r in label_runs),
-            "steps_completed": sorted(r["steps"] for r in label_runs),
-            "unfinished_seeds": sorted(r["seed"] for r in label_runs if r.get("partial")),
+            "seeds": [r["seed"] for r in label_runs],
+            "steps_completed": [r["steps"] for r in label_runs],  # per seed, in the order of "seeds"
+            "unfinished_seeds": [r["seed"] for r in label_runs if r.get("partial")],
+            "unfinished_not_counted": [{"seed": r["seed"], "steps": r["steps"]} for r in left_out],
             "eval_steps": steps.tolist(), "success_mean": mean.tolist(), "success_std": std.tolist(),
             "true_return_mean": ret_mean.tolist(), "true_return_std": ret_std.tolist(),
             "final_success_mean": float(np.mean(finals)), "final_success_std": float(np.std(finals)),
@@ -101,7 +108,8 @@ def main() -> None:
               f"true return {np.mean(final_ret):.0f} (steps {summary['methods'][label]['steps_completed']})"
               + (f"; rated states truly above the bottom class: "
                  f"{', '.join(f'{q:.1%}' for q in summary['methods'][label]['rated_truly_above_bottom'])}"
-                 if quality else ""))
+                 if quality else "")
+              + "".join(f"; seed {r['seed']} unfinished at {r['steps']} steps, not counted" for r in left_out))
     m = summary["methods"]
     if "erl-vlm" in m:
         summary["target_erl_vlm_ge_0.8"] = m["erl-vlm"]["final_success_mean"] >= 0.8
