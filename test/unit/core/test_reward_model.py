@@ -11,7 +11,7 @@ import torch
 
 from ros2_erl_vlm.core.rating import RatingResult
 from ros2_erl_vlm.core.ratings import DatasetSpec, RatingDataset
-from ros2_erl_vlm.core.reward_model import RewardEnsemble, RewardModelConfig
+from ros2_erl_vlm.core.reward_model import NORM_MIN_STD, RewardEnsemble, RewardModelConfig
 
 
 def _synthetic(n: int, num_classes: int, rng: np.random.Generator, obs_dim: int = 6) -> RatingDataset:
@@ -177,7 +177,7 @@ def test_rated_output_norm_floors_a_constant_member_and_rejects_bad_stats() -> N
     for _ in range(20):
         ds.add(np.zeros((1, 3), np.float32), RatingResult("q", 0, 2, "t"))  # one input, one class
     model.train_on(ds, rng, epochs=2)
-    assert torch.all(model.norm_stats[:, 1] == 1e-3)  # zero spread: the floor, not a division by 0
+    assert torch.all(model.norm_stats[:, 1] == NORM_MIN_STD)  # zero spread: the floor, not a division by 0
     assert torch.isfinite(model.predict(rng.normal(size=(4, 3)).astype(np.float32))).all()
     state = model.state_dict()
     state["norm_stats"] = torch.tensor([[0.0, 0.0]] * 3)
