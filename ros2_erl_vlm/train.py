@@ -255,7 +255,8 @@ def main(argv: list[str] | None = None) -> int:
 
     info = TaskInfo(task.name, task.instruction, task.class_names(cfg.num_classes))
     trainer = ErlVlmTrainer(cfg, env, rater, info, run_dir=run_dir, eval_env=eval_env,
-                            progress=progress, tensorboard=not args.no_tensorboard)
+                            progress=progress, tensorboard=not args.no_tensorboard,
+                            bin_truth=task.bin_truth)
     if args.resume:
         trainer.load(run_dir / "checkpoint.pt")
         if bar is not None:

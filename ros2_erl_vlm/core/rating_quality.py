@@ -97,6 +97,41 @@ def agreement(truth: np.ndarray, rated: np.ndarray, success: np.ndarray | None, 
     return out
 
 
+def round_quality(answers: Iterable[tuple[Sequence[SimTruth] | None, int | None]], bin_truth: BinFn,
+                  n: int) -> dict[str, float]:
+    """Rating quality of one round against simulator truth (the reference code logs the top class's
+    accuracy per round; this is the whole-class view).
+
+    ``answers`` holds ``(segment truth, label)`` per query of the round, ``label`` None for an
+    abstention. Returns ``truth_above_bottom`` (share of the round's segments truly above the bottom
+    class: the signal the ratings could carry at all) and ``truth_agreement`` (share of the answered
+    ones rated as their truth class), each only when defined; empty without simulator truth.
+    """
+    classes, labels = [], []
+    for truth, label in answers:
+        c = record_truth_class(truth_meta(truth), bin_truth, n)
+        if c is not None:
+            classes.append(c)
+            labels.append(-1 if label is None else int(label))
+    if not classes:
+        return {}
+    truth_cls, rated = np.array(classes), np.array(labels)
+    out = {"truth_above_bottom": float(np.mean(truth_cls > 0))}
+    if np.any(rated >= 0):
+        out["truth_agreement"] = float(np.mean(truth_cls[rated >= 0] == rated[rated >= 0]))
+    return out
+
+
+def describe_round_quality(quality: Mapping[str, float]) -> str:
+    """:func:`round_quality` as words for a log line ("" without simulator truth)."""
+    parts = []
+    if "truth_agreement" in quality:
+        parts.append(f"rater agreed with simulator truth on {quality['truth_agreement']:.0%}")
+    if "truth_above_bottom" in quality:
+        parts.append(f"{quality['truth_above_bottom']:.0%} truly above the bottom class")
+    return ", ".join(parts)
+
+
 def ratings_agreement(records: Iterable[Mapping[str, Any]], bin_truth: BinFn, n: int) -> dict[str, Any]:
     """:func:`agreement` over a rating log's records (``read_ratings``); records without truth
     are skipped and counted as ``without_truth``."""

@@ -31,7 +31,7 @@ from ros2_erl_vlm.core.checkpoint import load_checkpoint, save_checkpoint
 from ros2_erl_vlm.core.episodes import Episode, EpisodeRecorder, EpisodeStore
 from ros2_erl_vlm.core.queries import sample_disagreement, sample_uniform
 from ros2_erl_vlm.core.rating import RatingResult, SimTruth
-from ros2_erl_vlm.core.rating_quality import truth_meta
+from ros2_erl_vlm.core.rating_quality import BinFn, round_quality, truth_meta
 from ros2_erl_vlm.core.ratings import DatasetSpec, RatingDataset, read_ratings
 from ros2_erl_vlm.core.record_log import RecordLog
 from ros2_erl_vlm.core.reward_model import RewardEnsemble, RewardTrainStats
@@ -126,10 +126,13 @@ class RewardLearner:
         task: instruction and class names (``config.num_classes`` of them) sent with every query.
         run_dir: where the logs, checkpoint and model files live (resumed when present).
         max_attempts: sends of one request before the learner records an abstention itself.
+        bin_truth: the task's truth binning (``TaskSpec.bin_truth``); with it each round's ratings
+            are scored against simulator truth (``last_round_quality``, see
+            :func:`~ros2_erl_vlm.core.rating_quality.round_quality`).
     """
 
     def __init__(self, config: LoopConfig, obs_dim: int, task: TaskInfo, run_dir: str | Path,
-                 *, max_attempts: int = 30) -> None:
+                 *, max_attempts: int = 30, bin_truth: BinFn | None = None) -> None:
         self.config = c = config.validate()
         if c.reward.input_kind != "state":
             raise ValueError("the reward learner node supports state reward models only "
@@ -149,6 +152,10 @@ class RewardLearner:
         self.episodes = EpisodeStore(c.episode_store_size)
         self.counters: dict[str, int] = {}
         self.last_train: RewardTrainStats | None = None
+        self.bin_truth = bin_truth
+        # (truth, label) of the open round's answers, scored when the round is trained on.
+        self.round_answers: list[tuple[tuple[SimTruth, ...] | None, int | None]] = []
+        self.last_round_quality: dict[str, float] = {}
         self.round_open = False
         self.round_started = 0.0
         self.current_round = 0
@@ -248,6 +255,7 @@ class RewardLearner:
                                            lambda x: self.model.member_rewards(x).numpy(),
                                            c.segment_length)
         self.current_round += 1
+        self.round_answers = []
         tag = uuid.uuid4().hex[:8]
         out = []
         for i, seg in enumerate(segments):
@@ -313,6 +321,8 @@ class RewardLearner:
 
     def _store(self, req: PendingRequest, result: RatingResult) -> bool:
         ok = self._persist(req, result)
+        if req.round == self.current_round:
+            self.round_answers.append((req.truth, result.label))
         self.answered.add(req.request_id)
         del self.pending[req.request_id]
         return ok
@@ -358,6 +368,9 @@ class RewardLearner:
         """Close the round and train on every stored rating; None when there is nothing to learn
         from (no ratings yet) or the training diverged (the previous model is kept)."""
         self.round_open = False
+        if self.bin_truth is not None:
+            self.last_round_quality = round_quality(self.round_answers, self.bin_truth,
+                                                    self.config.num_classes)
         if len(self.dataset) == 0:
             self.count("rounds_without_ratings")
             self.save()
@@ -404,6 +417,7 @@ class RewardLearner:
                 "rounds": self.schedule.rounds, "queries_asked": self.schedule.queries_asked,
                 "round_open": self.round_open, "episodes_dropped": self.assembler.dropped,
                 "train_accuracy": None if self.last_train is None else self.last_train.accuracy,
+                "last_round_quality": dict(self.last_round_quality),
                 **self.counters}
 
     def close(self) -> None:

@@ -35,7 +35,7 @@ from ros2_erl_vlm.core.evaluation import evaluate_policy
 from ros2_erl_vlm.core.frames import FrameCodec
 from ros2_erl_vlm.core.queries import STRATEGIES, Segment, sample_disagreement, sample_uniform
 from ros2_erl_vlm.core.rating import Rater, RatingQuery, SimTruth, check_num_classes
-from ros2_erl_vlm.core.rating_quality import truth_meta
+from ros2_erl_vlm.core.rating_quality import BinFn, round_quality, truth_meta
 from ros2_erl_vlm.core.ratings import DatasetSpec, RatingDataset
 from ros2_erl_vlm.core.replay import ReplayBuffer
 from ros2_erl_vlm.core.reward_model import RewardEnsemble, RewardModelConfig
@@ -204,18 +204,22 @@ class ErlVlmTrainer:
         task: instruction and class names sent with every query.
         run_dir: where ratings, checkpoints and logs go (``None``: nothing written).
         progress: callback ``(step, total, postfix)`` for a progress bar.
+        bin_truth: the task's truth binning (``TaskSpec.bin_truth``); with it every rating round
+            logs its quality against simulator truth (``truth_agreement``, ``truth_above_bottom``
+            in ``reward.csv``; see :func:`~ros2_erl_vlm.core.rating_quality.round_quality`).
     """
 
     def __init__(self, config: LoopConfig, env: Env, rater: Rater | None, task: TaskInfo,
                  run_dir: str | Path | None = None, eval_env: Env | None = None,
                  progress: Callable[[int, int, dict[str, Any]], None] | None = None,
-                 tensorboard: bool = True) -> None:
+                 tensorboard: bool = True, bin_truth: BinFn | None = None) -> None:
         self.config = c = config.validate()
         if c.reward_source == "learned" and rater is None:
             raise ValueError("a learned-reward run needs a rater")
         if len(task.class_names) != c.num_classes:
             raise ValueError(f"task has {len(task.class_names)} class names, config says {c.num_classes}")
         self.env, self.eval_env, self.rater, self.task = env, eval_env, rater, task
+        self.bin_truth = bin_truth
         self.run_dir = Path(run_dir) if run_dir is not None else None
         if self.run_dir is not None:
             self.run_dir.mkdir(parents=True, exist_ok=True)
@@ -317,7 +321,10 @@ class ErlVlmTrainer:
                                   steps=list(seg.steps), env_step=self.step, **truth_meta(q.truth))
             rated += int(ok)
         self.abstentions += n - rated
-        return {"asked": n, "rated": rated, "abstained": n - rated}
+        quality = {} if self.bin_truth is None else round_quality(
+            ((q.truth, r.label) for q, r in zip(queries, results, strict=True)), self.bin_truth,
+            c.num_classes)
+        return {"asked": n, "rated": rated, "abstained": n - rated, **quality}
 
     def learn_reward(self) -> dict[str, float]:
         """One full round: ratings, reward training, relabelling (booked in the schedule)."""

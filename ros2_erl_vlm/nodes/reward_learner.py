@@ -23,6 +23,7 @@ from typing import Any
 
 from erl_vlm.msg import Observation, Rating, RatingRequest, RewardModelUpdate
 
+from ros2_erl_vlm.core.rating_quality import describe_round_quality
 from ros2_erl_vlm.core.reward_learning import RewardLearner, TrainedModel
 from ros2_erl_vlm.core.trainer import TaskInfo
 from ros2_erl_vlm.ros import qos
@@ -54,7 +55,7 @@ class RewardLearnerNode(ErlNode):
         self.config = loop_config(p, num_classes=n)
         self.task = TaskInfo(task.name, task.instruction, task.class_names(n))
         self.learner = RewardLearner(self.config, OBS_DIM, self.task, node_dir,
-                                     max_attempts=int(p["max_attempts"]))
+                                     max_attempts=int(p["max_attempts"]), bin_truth=task.bin_truth)
         self.active = self.config.reward_source == "learned"
         self.pub_requests = self.create_publisher(RatingRequest, qos.RATING_REQUESTS, qos.RATING_QOS)
         self.pub_model = self.create_publisher(RewardModelUpdate, qos.REWARD_MODEL, qos.REWARD_MODEL_QOS)
@@ -131,9 +132,11 @@ class RewardLearnerNode(ErlNode):
         if model is None:
             self.get_logger().warning("round closed without any rating to learn from")
             return
+        quality = describe_round_quality(self.learner.last_round_quality)
         self.get_logger().info(
             f"reward model v{model.version}: {model.num_ratings} ratings, train accuracy "
-            f"{model.stats.accuracy:.2f}, {time.perf_counter() - t0:.2f} s")
+            f"{model.stats.accuracy:.2f}, {time.perf_counter() - t0:.2f} s"
+            + (f"; this round: {quality}" if quality else ""))
         self.publish_model(model)
 
     def publish_model(self, model: TrainedModel) -> None:

@@ -8,7 +8,14 @@ import numpy as np
 import pytest
 
 from ros2_erl_vlm.core.rating import SimTruth
-from ros2_erl_vlm.core.rating_quality import agreement, ratings_agreement, record_truth_class, truth_meta
+from ros2_erl_vlm.core.rating_quality import (
+    agreement,
+    describe_round_quality,
+    ratings_agreement,
+    record_truth_class,
+    round_quality,
+    truth_meta,
+)
 
 
 def _bin(progress: float, success: bool, n: int) -> int:
@@ -62,3 +69,28 @@ def test_ratings_agreement_over_log_records_skips_records_without_truth() -> Non
     assert out["abstentions_by_truth"] == [0, 0, 1] and out["without_truth"] == 1
     assert out["truly_above_bottom"] == 0.5 and out["accuracy"] == pytest.approx(2 / 3, abs=1e-4)
     assert out["top_class_vs_success"] == {"precision": 0.0, "recall": None}
+
+
+def _segment(progress: float, success: bool = False) -> tuple[SimTruth, ...]:
+    """A two-step segment; its last step is what counts."""
+    return SimTruth(0.0, False, 0.0), SimTruth(1.0, success, progress)
+
+
+def test_round_quality_by_hand() -> None:
+    seg = _segment
+    answers = [
+        (seg(0.1), 0),          # bottom, right
+        (seg(0.2), 2),          # bottom, flipped
+        (seg(0.5), 1),          # middle, right
+        (seg(0.1), None),       # bottom, abstained: counts for above-bottom, not for agreement
+        (seg(0.2, True), 2),    # success, right
+        (None, 1),              # no truth (real robot): ignored
+        ((SimTruth(1.0, False, None),), 0),  # no progress: ignored
+    ]
+    q = round_quality(answers, _bin, 3)
+    assert q == {"truth_above_bottom": pytest.approx(2 / 5), "truth_agreement": pytest.approx(3 / 4)}
+    assert describe_round_quality(q) == ("rater agreed with simulator truth on 75%, "
+                                         "40% truly above the bottom class")
+    # all abstained: above-bottom only; no truth at all: nothing
+    assert round_quality([(seg(0.9), None)], _bin, 3) == {"truth_above_bottom": 1.0}
+    assert round_quality([(None, 1)], _bin, 3) == {} and describe_round_quality({}) == ""

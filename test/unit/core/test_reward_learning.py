@@ -149,3 +149,36 @@ def test_rejects_bad_observations(tmp_path) -> None:
     with pytest.raises(ValueError):
         lr.observe(0, 1, [0.0] * OBS, [], None, False)
     lr.close()
+
+
+def test_each_round_is_scored_against_simulator_truth(tmp_path) -> None:
+    def bin_truth(progress: float, success: bool, n: int) -> int:
+        return n - 1 if success else int(progress >= 0.5)
+
+    lr = RewardLearner(_cfg(), OBS, TASK, tmp_path, bin_truth=bin_truth)
+    _feed(lr, 0)
+    _feed(lr, 1)
+    reqs = lr.start_round(now=0.0)
+    truth = [bin_truth(r.truth[-1].progress, r.truth[-1].success, 3) for r in reqs]
+    # three answers (one of them wrong), one abstention
+    labels = [truth[0], (truth[1] + 1) % 3, truth[2], None]
+    for r, label in zip(reqs, labels, strict=True):
+        result = (RatingResult.abstain(_q(r.request_id), "t", "x") if label is None
+                  else RatingResult(r.request_id, label, 3, "t"))
+        lr.on_rating(r.request_id, result)
+    assert lr.train() is not None
+    assert lr.last_round_quality == {"truth_agreement": pytest.approx(2 / 3),
+                                     "truth_above_bottom": pytest.approx(np.mean(np.array(truth) > 0))}
+    assert lr.status()["last_round_quality"] == lr.last_round_quality
+    # A round without simulator truth on its observations is not scored.
+    lr2 = RewardLearner(_cfg(), OBS, TASK, tmp_path / "robot", bin_truth=bin_truth)
+    rng = np.random.default_rng(5)
+    for ep in (0, 1):
+        for t in range(11):
+            lr2.observe(ep, t, rng.normal(size=OBS), [] if t == 0 else rng.uniform(-1, 1, 4), None, t == 10)
+    for r in lr2.start_round(now=0.0):
+        lr2.on_rating(r.request_id, RatingResult(r.request_id, 1, 3, "t"))
+    lr2.train()
+    assert lr2.last_round_quality == {}
+    lr.close()
+    lr2.close()

@@ -36,7 +36,8 @@ def test_loop_queries_trains_relabels_and_resumes(tmp_path) -> None:
     rater = OracleRater(spec.bin_truth, OracleConfig(noise=0.2), seed=0)
     run = tmp_path / "run"
     trainer = ErlVlmTrainer(_config(), make_env(spec, seed=0, render=False), rater, info, run_dir=run,
-                            eval_env=make_env(spec, seed=1, render=False), tensorboard=False)
+                            eval_env=make_env(spec, seed=1, render=False), tensorboard=False,
+                            bin_truth=spec.bin_truth)
     summary = trainer.run()
     assert summary["steps"] == 1200
     assert summary["reward_rounds"] >= 3
@@ -48,6 +49,15 @@ def test_loop_queries_trains_relabels_and_resumes(tmp_path) -> None:
         assert rec["rationale"] == f"truth class {truth_class}"
         assert isinstance(rec["truth_reward"], float)
     assert trainer.reward_model.version == summary["reward_rounds"]
+    # Every round's quality against truth, as logged, is what its records say.
+    rounds = list(csv.DictReader(open(run / "reward.csv")))
+    assert len(rounds) == summary["reward_rounds"]
+    for row in rounds:
+        mine = [r for r in records if r["env_step"] == int(row["step"])]
+        truth = np.array([spec.bin_truth(r["truth_progress"], r["truth_success"], 3) for r in mine])
+        labels = np.array([r["label"] for r in mine])
+        assert float(row["truth_agreement"]) == pytest.approx(np.mean(truth == labels))
+        assert float(row["truth_above_bottom"]) == pytest.approx(np.mean(truth > 0))
     # relabelled: stored rewards equal the current ensemble mean on next_obs
     expect = trainer.reward_model.predict(trainer.replay.next_obs[: len(trainer.replay)])
     stored = trainer.replay.reward[: len(trainer.replay)]
