@@ -13,20 +13,26 @@ budget), ``--config FILE.yaml`` (keys of :class:`~ros2_erl_vlm.core.trainer.Loop
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import os
+import signal
 import sys
+import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from ros2_erl_vlm.core.checkpoint import CheckpointError
 from ros2_erl_vlm.core.rating import Rater
+from ros2_erl_vlm.core.record_log import RecordLogError
 from ros2_erl_vlm.core.reward_model import RewardModelConfig
 from ros2_erl_vlm.core.sac import SACConfig
-from ros2_erl_vlm.core.trainer import ErlVlmTrainer, LoopConfig, TaskInfo
+from ros2_erl_vlm.core.trainer import EnvDataError, ErlVlmTrainer, LoopConfig, TaskInfo
 
 DEFAULT_STEPS = 30_000
 
@@ -210,6 +216,28 @@ def check_resume(run_dir: Path, settings: dict[str, Any]) -> None:
                           f"(only --steps may change): {'; '.join(diffs)}")
 
 
+@contextlib.contextmanager
+def _stop_on_sigint(trainer: ErlVlmTrainer) -> Iterator[None]:
+    """First Ctrl-C: the trainer stops at the next step boundary and checkpoints (never in the
+    middle of a reward training or an SAC update). A second one stops at once
+    (``KeyboardInterrupt``). Only in the main thread; the previous handler is restored."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: Any) -> None:
+        if trainer.stop_requested:
+            raise KeyboardInterrupt
+        trainer.stop_requested = True
+        print("\nstopping after the current step (Ctrl-C again to stop at once)", file=sys.stderr)
+
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the process exit code."""
     args = build_parser().parse_args(argv)
@@ -226,7 +254,7 @@ def main(argv: list[str] | None = None) -> int:
             raise ConfigError("--resume needs --run-dir")
         run_dir = args.run_dir or Path("runs") / (
             f"{args.task}-{args.method}-s{args.seed}-{time.strftime('%Y%m%d-%H%M%S')}")
-        if not args.resume and (run_dir / "checkpoint.pt").exists():
+        if not args.resume and any((run_dir / f).exists() for f in ("checkpoint.pt", "ratings.erlr")):
             raise ConfigError(f"{run_dir} already holds a run; pass --resume or another --run-dir")
         if cfg.reward_source == "learned" and args.rater != "oracle":
             cfg.query_frames = True  # a VLM rates the task camera's frames
@@ -254,27 +282,42 @@ def main(argv: list[str] | None = None) -> int:
             bar.set_postfix(post, refresh=False)
 
     info = TaskInfo(task.name, task.instruction, task.class_names(cfg.num_classes))
-    trainer = ErlVlmTrainer(cfg, env, rater, info, run_dir=run_dir, eval_env=eval_env,
-                            progress=progress, tensorboard=not args.no_tensorboard,
-                            bin_truth=task.bin_truth)
-    if args.resume:
-        trainer.load(run_dir / "checkpoint.pt")
+    resume_hint = f"resume with --resume --run-dir {run_dir}"
+    try:
+        # A damaged or locked rating log or checkpoint: a clear error, the files left as they are.
+        try:
+            trainer = ErlVlmTrainer(cfg, env, rater, info, run_dir=run_dir, eval_env=eval_env,
+                                    progress=progress, tensorboard=not args.no_tensorboard,
+                                    bin_truth=task.bin_truth)
+            if args.resume:
+                trainer.load(run_dir / "checkpoint.pt")
+        except (RecordLogError, CheckpointError, ValueError, FileNotFoundError) as exc:
+            print(f"error: {run_dir}: {exc}", file=sys.stderr)
+            return 2
         if bar is not None:
             bar.update(trainer.step)
-    print(f"erl_vlm: training {args.method} on {args.task} for {cfg.total_steps} steps -> {run_dir}",
-          file=sys.stderr)
-    try:
-        summary = trainer.run()
-    except KeyboardInterrupt:
-        trainer.save(run_dir / "checkpoint.pt")
-        print(f"\ninterrupted at step {trainer.step}; checkpoint saved, resume with --resume "
-              f"--run-dir {run_dir}", file=sys.stderr)
+        print(f"erl_vlm: training {args.method} on {args.task} for {cfg.total_steps} steps -> {run_dir}",
+              file=sys.stderr)
+        with _stop_on_sigint(trainer):
+            try:
+                summary = trainer.run()
+            except EnvDataError as exc:
+                trainer.save(run_dir / "checkpoint.pt")  # everything before the bad step is kept
+                trainer.close()
+                print(f"error: {exc}; checkpoint saved at step {trainer.step}, {resume_hint}",
+                      file=sys.stderr)
+                return 2
+    except KeyboardInterrupt:  # a second Ctrl-C: stop now, back to the last periodic checkpoint
+        print(f"\nstopped at once; the last periodic checkpoint is kept, {resume_hint}", file=sys.stderr)
         return 130
     finally:
         if bar is not None:
             bar.close()
         env.close()
         eval_env.close()
+    if summary.get("interrupted"):
+        print(f"\ninterrupted at step {trainer.step}; checkpoint saved, {resume_hint}", file=sys.stderr)
+        return 130
     print(json.dumps({k: summary[k] for k in ("steps", "episodes", "ratings", "abstentions",
                                                "final_success_rate", "wall_s")}, default=str))
     return 0

@@ -10,15 +10,21 @@ import numpy as np
 class PolicyEnv(Protocol):
     """What :func:`evaluate_policy` needs from an env (``info`` may carry truth)."""
 
-    def reset(self, *, seed: int | None = None) -> tuple[np.ndarray, dict[str, Any]]: ...
+    def reset(self, *, seed: int | None = None) -> tuple[np.ndarray, dict[str, Any]]:
+        """Start an episode: ``(observation, info)``."""
+        ...
 
-    def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]: ...
+    def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
+        """``(observation, reward, terminated, truncated, info)``."""
+        ...
 
 
 class Policy(Protocol):
     """Anything with SAC's ``act(obs, deterministic=...)``."""
 
-    def act(self, obs: np.ndarray, deterministic: bool = False) -> np.ndarray: ...
+    def act(self, obs: np.ndarray, deterministic: bool = False) -> np.ndarray:
+        """The action for ``obs`` (the distribution's mode when ``deterministic``)."""
+        ...
 
 
 def eval_seed(seed: int, i: int) -> int:

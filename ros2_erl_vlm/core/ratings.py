@@ -164,7 +164,13 @@ class RatingDataset:
                 f"{where}: input shape {None if x is None else tuple(x.shape)} does not match "
                 f"the dataset's {self.spec.input_shape} ({self.spec.input_kind})"
             )
-        self._store(x, int(meta["label"]))
+        label = meta["label"]
+        if not isinstance(label, int) or isinstance(label, bool) or not 0 <= label < self.spec.num_classes:
+            raise RatingDatasetError(
+                f"{where}: label {label!r} is not a class index in [0, {self.spec.num_classes})")
+        if not np.all(np.isfinite(x)):
+            raise RatingDatasetError(f"{where}: input holds non-finite values")
+        self._store(x, label)
 
     def _store(self, x: np.ndarray, label: int) -> None:
         self._inputs[self._next] = x

@@ -31,7 +31,9 @@ class ScheduleSettings(Protocol):
     max_feedback: int
 
     @property
-    def learn_start(self) -> int: ...
+    def learn_start(self) -> int:
+        """Env step of the first rating round."""
+        ...
 
 
 @dataclass

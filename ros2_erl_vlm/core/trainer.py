@@ -51,11 +51,17 @@ class Env(Protocol):
     observation_space: Any
     action_space: Any
 
-    def reset(self, *, seed: int | None = None) -> tuple[np.ndarray, dict[str, Any]]: ...
+    def reset(self, *, seed: int | None = None) -> tuple[np.ndarray, dict[str, Any]]:
+        """Start an episode: ``(observation, info)``."""
+        ...
 
-    def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]: ...
+    def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
+        """``(observation, reward, terminated, truncated, info)``."""
+        ...
 
-    def render(self) -> np.ndarray | None: ...
+    def render(self) -> np.ndarray | None:
+        """The task camera's frame (None when the env does not render)."""
+        ...
 
 
 @dataclass
@@ -125,7 +131,9 @@ class TaskInfo:
 
 
 class MetricsLogger:
-    """CSV files per stream (``train.csv``, ``eval.csv``, ``reward.csv``) plus optional TensorBoard."""
+    """CSV files per stream (``train.csv``, ``eval.csv``, ``reward.csv``) plus optional TensorBoard.
+
+    The logger owns every ``*.csv`` in its directory (:meth:`row_counts`, :meth:`truncate`)."""
 
     def __init__(self, log_dir: Path | None, tensorboard: bool = True) -> None:
         self.log_dir = log_dir
@@ -168,23 +176,51 @@ class MetricsLogger:
         rows: list[dict[str, str]] = []
         fields: list[str] = []
         if path.exists() and path.stat().st_size > 0:
-            with open(path, newline="") as old:
-                reader = csv.DictReader(old)
-                fields = list(reader.fieldnames or [])
-                rows = list(reader)
+            fields, rows = self._read(path)
         missing = [k for k in row if k not in fields]
         if missing or not fields:
-            tmp = path.with_name(f".{path.name}.tmp")
-            with open(tmp, "w", newline="") as fh:
-                w = csv.DictWriter(fh, fieldnames=fields + missing, restval="")
-                w.writeheader()
-                w.writerows(rows)
-            tmp.replace(path)
+            self._rewrite(path, fields + missing, rows)
             fields += missing
         fh = open(path, "a", newline="")  # noqa: SIM115 - kept open for the run
         writer = csv.DictWriter(fh, fieldnames=fields, restval="")
         self._files[stream], self._writers[stream] = fh, writer
         return writer
+
+    def _csv_files(self) -> list[Path]:
+        return [] if self.log_dir is None else sorted(self.log_dir.glob("*.csv"))
+
+    @staticmethod
+    def _read(path: Path) -> tuple[list[str], list[dict[str, str]]]:
+        with open(path, newline="") as fh:
+            reader = csv.DictReader(fh)
+            return list(reader.fieldnames or []), list(reader)
+
+    @staticmethod
+    def _rewrite(path: Path, fields: list[str], rows: list[dict[str, str]]) -> None:
+        """Replace ``path`` atomically with ``rows`` under the header ``fields``."""
+        tmp = path.with_name(f".{path.name}.tmp")
+        with open(tmp, "w", newline="") as fh:
+            w = csv.DictWriter(fh, fieldnames=fields, restval="")
+            w.writeheader()
+            w.writerows(rows)
+        tmp.replace(path)
+
+    def row_counts(self) -> dict[str, int]:
+        """Rows written so far per stream (every ``*.csv`` in the log directory): stored with a
+        checkpoint so a resumed run can drop what was logged after it (:meth:`truncate`)."""
+        return {p.stem: len(self._read(p)[1]) for p in self._csv_files()}
+
+    def truncate(self, counts: dict[str, int]) -> None:
+        """Keep the first ``counts[stream]`` rows of every stream (none for a stream not in
+        ``counts``): on resume, rows logged after the checkpoint would otherwise appear twice."""
+        for path in self._csv_files():
+            if path.stem in self._files:
+                self._files.pop(path.stem).close()
+                self._writers.pop(path.stem)
+            fields, rows = self._read(path)
+            keep = int(counts.get(path.stem, 0))
+            if len(rows) > keep:
+                self._rewrite(path, fields, rows[:keep])
 
     def close(self) -> None:
         """Flush and close everything."""
@@ -192,6 +228,10 @@ class MetricsLogger:
             fh.close()
         if self.tb is not None:
             self.tb.close()
+
+
+class EnvDataError(RuntimeError):
+    """The environment returned unusable data (a non-finite observation or reward)."""
 
 
 class ErlVlmTrainer:
@@ -251,6 +291,8 @@ class ErlVlmTrainer:
         self.last_eval: dict[str, float] = {}
         self.history: list[dict[str, float]] = []
         self._wall0 = time.perf_counter()
+        #: Set (e.g. from a signal handler) to make :meth:`run` stop at the next step boundary.
+        self.stop_requested = False
 
     # -- schedule counters (kept as attributes for callers and checkpoints) ----------------------
     @property
@@ -393,13 +435,27 @@ class ErlVlmTrainer:
         return frame
 
     def run(self) -> dict[str, Any]:
-        """Train until ``total_steps``; returns a summary (also written to ``summary.json``)."""
+        """Train until ``total_steps``; returns a summary (also written to ``summary.json``).
+
+        When :attr:`stop_requested` is set the loop stops between two steps (never inside a
+        reward training or an SAC update), checkpoints, closes its files and returns ``{"interrupted": True,
+        "steps": ...}`` instead.
+
+        Raises:
+            EnvDataError: the environment returned a non-finite observation or reward (the
+                transition is not stored; everything before it is intact and can be saved).
+        """
         c = self.config
         obs, _ = self.env.reset(seed=episode_seed(c.seed, self.episode))
         recorder = EpisodeRecorder(self.episode, self.frame_codec)
         ep_true_return, ep_success, ep_learned = 0.0, False, 0.0
         metrics: dict[str, float] = {}
         while self.step < c.total_steps:
+            if self.stop_requested:
+                if self.run_dir is not None:
+                    self.save(self.run_dir / "checkpoint.pt")
+                self.close()
+                return {"interrupted": True, "steps": self.step}
             # Act.
             if acts_randomly(c, self.step):
                 action = self.rng.uniform(-1, 1, self.action_dim).astype(np.float32)
@@ -409,10 +465,13 @@ class ErlVlmTrainer:
             metrics = self._learn() or metrics
             # Step.
             next_obs, env_reward, terminated, truncated, info = self.env.step(action)
-            if not np.all(np.isfinite(next_obs)) or not math.isfinite(env_reward):
-                raise RuntimeError(f"env returned a non-finite observation/reward at step {self.step}")
-            frame = self._render()
             true_reward = float(info.get("true_reward", env_reward))
+            if not np.all(np.isfinite(next_obs)):
+                raise EnvDataError(f"env returned a non-finite observation at step {self.step}")
+            if not (math.isfinite(env_reward) and math.isfinite(true_reward)):
+                raise EnvDataError(f"env returned a non-finite reward at step {self.step} "
+                                   f"(reward {env_reward!r}, true_reward {true_reward!r})")
+            frame = self._render()
             success = bool(info.get("success", False))
             model_frame = frame if self.use_frames else None  # else the frame is for the rater only
             r = self._step_reward(next_obs, model_frame, true_reward)
@@ -468,9 +527,13 @@ class ErlVlmTrainer:
         if self.run_dir is not None:
             self.save(self.run_dir / "checkpoint.pt")
             (self.run_dir / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
+        self.close()
+        return summary
+
+    def close(self) -> None:
+        """Close the logs and the rating log (releasing its lock). Safe to call twice."""
         self.logger.close()
         self.dataset.close()
-        return summary
 
     # -- checkpoints --------------------------------------------------------------------------
     def save(self, path: str | Path) -> Path:
@@ -484,6 +547,7 @@ class ErlVlmTrainer:
                          "reward_learning_started": self.reward_learning_started,
                          "last_query_step": self.last_query_step},
             "rng": self.rng.bit_generator.state, "history": self.history,
+            "log_rows": self.logger.row_counts(),
             "entropy": vars(self.entropy.stats), "config": asdict(self.config),
         })
 
@@ -505,5 +569,7 @@ class ErlVlmTrainer:
         self.rng.bit_generator.state = state["rng"]
         self.history = list(state["history"])
         vars(self.entropy.stats).update(state["entropy"])
+        if "log_rows" in state:  # checkpoints from before it was stored: logs kept as they are
+            self.logger.truncate(state["log_rows"])
         # Ratings persisted after the checkpoint are kept: the log is the source of truth.
         self.queries_asked = max(self.queries_asked, self.dataset.total_added + self.dataset.num_abstentions)

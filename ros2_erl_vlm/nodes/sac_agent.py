@@ -70,6 +70,8 @@ class SacAgent(ErlNode):
             self.agent.load_state_dict(state["agent"])
             self.episodes_done = int(state["episodes_done"])
             self.history = list(state["history"])
+            if "log_rows" in state:  # drop log rows written after the checkpoint
+                self.logger.truncate(state["log_rows"])
             self.get_logger().info(
                 f"resumed at env step {self.agent.step}, model v{self.agent.model_version}")
         self.first_step_time: float | None = None
@@ -169,7 +171,7 @@ class SacAgent(ErlNode):
     def save(self) -> None:
         """Atomic checkpoint of the agent (with its replay buffer) and the history."""
         save_checkpoint(self.ckpt, {"agent": self.agent.state_dict(), "episodes_done": self.episodes_done,
-                                    "history": self.history})
+                                    "history": self.history, "log_rows": self.logger.row_counts()})
 
     def steps_per_s(self) -> float:
         """Env steps per second since the first transition of this process."""

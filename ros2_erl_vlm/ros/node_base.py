@@ -24,6 +24,8 @@ from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.signals import SignalHandlerOptions
 
+from ros2_erl_vlm.core.checkpoint import CheckpointError
+from ros2_erl_vlm.core.record_log import RecordLogError
 from ros2_erl_vlm.ros.node_params import NODE_PARAMS, all_param_names
 from ros2_erl_vlm.ros.params import ParamError, ParamSpec, declare_parameters, fail
 
@@ -162,8 +164,8 @@ def _run(factory: Callable[[], ErlNode], argv: list[str], stop: _StopSignals) ->
     try:
         try:
             node = factory()
-        except (ParamError, ValueError, FileNotFoundError) as exc:
-            return fail(str(exc))
+        except (ParamError, ValueError, FileNotFoundError, RecordLogError, CheckpointError) as exc:
+            return fail(str(exc))  # bad settings or damaged run files: a message, no traceback
         executor = SingleThreadedExecutor()
         executor.add_node(node)
         node.get_logger().info("ready")

@@ -72,6 +72,19 @@ def test_nodes_exit_1_naming_the_problem(small_params: Any, tmp_path: Path) -> N
 
 
 @pytest.mark.ros
+def test_a_node_with_a_damaged_checkpoint_exits_1_and_leaves_it(small_params: Any, tmp_path: Path) -> None:
+    ckpt = tmp_path / "run" / "sac_agent" / "checkpoint.pt"
+    ckpt.parent.mkdir(parents=True)
+    ckpt.write_bytes(b"PK\x03\x04 half a checkpoint")
+    cmd = [sys.executable, "-m", "ros2_erl_vlm.nodes.sac_agent", "--ros-args", "--params-file",
+           str(small_params("agent.yaml")), "-p", f'run_dir:="{tmp_path / "run"}"', "-p", "resume:=true"]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 1, (out.stdout[-2000:], out.stderr[-2000:])
+    assert "truncated or corrupt" in out.stderr and "Traceback" not in out.stderr, out.stderr[-2000:]
+    assert ckpt.read_bytes() == b"PK\x03\x04 half a checkpoint"
+
+
+@pytest.mark.ros
 def test_runner_stops_the_graph_when_a_node_dies(small_params: Any, tmp_path: Path) -> None:
     """The runner CLI: all five nodes come up; SIGKILL one and the runner stops the others
     cleanly (SIGINT) and exits non-zero."""

@@ -41,3 +41,24 @@ def test_no_log_dir_logs_nothing(tmp_path: Path) -> None:
     log.log("train", 1, {"x": 1.0})
     log.close()
     assert not list(tmp_path.iterdir())
+
+
+def test_truncate_drops_rows_logged_after_a_checkpoint(tmp_path: Path) -> None:
+    log = MetricsLogger(tmp_path, tensorboard=False)
+    for step in (500, 1000):
+        log.log("train", step, {"ret": step / 100})
+    log.log("eval", 1000, {"success_rate": 0.1})
+    at_checkpoint = log.row_counts()
+    assert at_checkpoint == {"eval": 1, "train": 2}
+    log.log("train", 1500, {"ret": 15.0, "alpha": 0.2})  # after the checkpoint, then a crash
+    log.log("reward", 1500, {"loss": 0.3})  # a stream that did not exist at the checkpoint
+    log.close()
+
+    resumed = MetricsLogger(tmp_path, tensorboard=False)
+    resumed.truncate(at_checkpoint)
+    resumed.log("train", 1500, {"ret": 16.0})
+    resumed.close()
+    rows = _rows(tmp_path / "train.csv")
+    assert [(r["step"], r["ret"]) for r in rows] == [("500", "5.0"), ("1000", "10.0"), ("1500", "16.0")]
+    assert _rows(tmp_path / "reward.csv") == [] and len(_rows(tmp_path / "eval.csv")) == 1
+    assert not list(tmp_path.glob(".*.tmp"))

@@ -201,6 +201,27 @@ def test_class_count_mismatch_on_resume(tmp_path) -> None:
         RatingDataset(DatasetSpec(2, "state", (1, 2)), path=path)
 
 
+@pytest.mark.parametrize(("meta", "x", "needle"), [
+    ({"label": 3}, [[0.0, 0.0]], r"label 3 is not a class index in \[0, 3\)"),
+    ({"label": -1}, [[0.0, 0.0]], "label -1 is not a class index"),
+    ({"label": "good"}, [[0.0, 0.0]], "label 'good' is not a class index"),
+    ({"label": 1}, [[np.inf, 0.0]], "non-finite"),
+])
+def test_a_log_record_that_cannot_be_a_rating_is_refused_on_load(tmp_path, meta, x, needle) -> None:
+    """A log written by something else (or edited by hand) never feeds the model garbage."""
+    path = tmp_path / "r.erlr"
+    ds = RatingDataset(DatasetSpec(3, "state", (1, 2)), path=path)
+    ds.add(np.zeros((1, 2), np.float32), _result(2))
+    ds.close()
+    with RecordLog(path) as log:
+        log.append({"kind": "rating", "query_id": "x", "num_classes": 3, **meta},
+                   {"input": np.array(x, np.float32)})
+    size = path.stat().st_size
+    with pytest.raises(RatingDatasetError, match=needle) as err:
+        RatingDataset(DatasetSpec(3, "state", (1, 2)), path=path)
+    assert "record 1" in str(err.value) and path.stat().st_size == size  # named, nothing cut
+
+
 def test_rejects_bad_inputs() -> None:
     ds = RatingDataset(DatasetSpec(3, "state", (1, 2)))
     with pytest.raises(RatingDatasetError, match="NaN"):

@@ -106,3 +106,118 @@ def test_resume_accepts_a_setting_added_later_only_at_its_default(tmp_path) -> N
     check_resume(tmp_path, settings)
     with pytest.raises(ConfigError, match=r"loop.reward.output_norm: None \(now 'rated'\)"):
         check_resume(tmp_path, {**settings, "loop.reward.output_norm": "rated"})
+
+
+SMALL = ["--task", "reach-v3", "--no-progress", "--no-tensorboard", "--set", "num_seed_steps=200",
+         "--set", "num_unsup_steps=100", "--set", "query_every=200", "--set", "sac.batch_size=32",
+         "--set", "sac.hidden_dim=32", "--set", "reward.hidden_dim=32", "--set", "eval_episodes=0"]
+
+
+def test_damaged_run_files_are_a_clear_error_and_left_as_they_are(tmp_path, capsys) -> None:
+    run = tmp_path / "r"
+    run.mkdir()
+    (run / "checkpoint.pt").write_bytes(b"PK\x03\x04 not really a checkpoint")
+    assert main([*SMALL, "--run-dir", str(run), "--resume"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error:") and "truncated or corrupt" in err, err
+    assert (run / "checkpoint.pt").read_bytes() == b"PK\x03\x04 not really a checkpoint"
+    # A directory holding only an earlier run's ratings is a run too: never silently adopted.
+    other = tmp_path / "o"
+    other.mkdir()
+    (other / "ratings.erlr").write_bytes(b"x")
+    assert main([*SMALL, "--run-dir", str(other)]) == 2
+    assert "already holds a run" in capsys.readouterr().err
+
+
+def test_a_bad_env_step_saves_everything_before_it_and_the_run_resumes(tmp_path, capsys, monkeypatch) -> None:
+    import numpy as np
+
+    import ros2_erl_vlm.envs as envs
+    from ros2_erl_vlm.core.checkpoint import load_checkpoint
+
+    real_make_env = envs.make_env
+    made = []
+
+    class BreaksAt450:
+        def __init__(self, env) -> None:
+            self.env, self.steps = env, 0
+            self.observation_space, self.action_space = env.observation_space, env.action_space
+
+        def __getattr__(self, name):
+            return getattr(self.env, name)
+
+        def step(self, action):
+            obs, r, te, tr, info = self.env.step(action)
+            self.steps += 1
+            if self.steps > 450:
+                obs = np.full_like(obs, np.nan)
+            return obs, r, te, tr, info
+
+    def make_env(*args, **kwargs):
+        env = real_make_env(*args, **kwargs)
+        made.append(env)
+        return BreaksAt450(env) if len(made) == 1 else env  # the training env, not the eval env
+
+    monkeypatch.setattr(envs, "make_env", make_env)
+    run = tmp_path / "r"
+    assert main([*SMALL, "--steps", "600", "--run-dir", str(run)]) == 2
+    err = capsys.readouterr().err
+    assert "non-finite observation at step 450" in err and "checkpoint saved at step 450" in err, err
+    assert load_checkpoint(run / "checkpoint.pt")["counters"]["step"] == 450
+    monkeypatch.setattr(envs, "make_env", real_make_env)
+    assert main([*SMALL, "--steps", "1000", "--run-dir", str(run), "--resume"]) == 0
+    assert load_checkpoint(run / "checkpoint.pt")["counters"]["step"] == 1000
+    # the broken episode is dropped; the resumed run starts a new one (500 steps) at step 450
+    steps = [int(line.split(",")[0]) for line in (run / "train.csv").read_text().splitlines()[1:]]
+    assert steps == [950]
+
+
+def test_ctrl_c_stops_between_steps_and_checkpoints(tmp_path) -> None:
+    """The training command as users run it, interrupted with SIGINT: exit 130, a checkpoint at
+    the step it reports, and the run resumes from there."""
+    import os
+    import re
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from ros2_erl_vlm.core.checkpoint import load_checkpoint
+
+    run = tmp_path / "r"
+    proc = subprocess.Popen([sys.executable, "-m", "ros2_erl_vlm.train", *SMALL, "--steps", "100000",
+                             "--run-dir", str(run)], stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    try:
+        deadline = time.monotonic() + 120
+        while not (run / "reward.csv").exists() and time.monotonic() < deadline:  # past a rating round
+            time.sleep(0.2)
+        assert proc.poll() is None, proc.stderr.read()
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, err
+    m = re.search(r"interrupted at step (\d+); checkpoint saved", err)
+    assert m, err
+    step = int(m.group(1))
+    assert load_checkpoint(run / "checkpoint.pt")["counters"]["step"] == step > 300
+    assert main([*SMALL, "--steps", str(step + 100), "--run-dir", str(run), "--resume"]) == 0
+    assert load_checkpoint(run / "checkpoint.pt")["counters"]["step"] == step + 100
+
+
+def test_a_second_ctrl_c_stops_at_once() -> None:
+    import signal
+
+    from ros2_erl_vlm.train import _stop_on_sigint
+
+    class Trainer:
+        stop_requested = False
+
+    t = Trainer()
+    before = signal.getsignal(signal.SIGINT)
+    with pytest.raises(KeyboardInterrupt), _stop_on_sigint(t):
+        signal.raise_signal(signal.SIGINT)
+        assert t.stop_requested  # the first one only asks for a stop
+        signal.raise_signal(signal.SIGINT)
+    assert signal.getsignal(signal.SIGINT) is before

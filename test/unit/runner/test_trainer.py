@@ -10,7 +10,7 @@ import pytest
 from ros2_erl_vlm.core.ratings import read_ratings
 from ros2_erl_vlm.core.reward_model import RewardModelConfig
 from ros2_erl_vlm.core.sac import SACConfig
-from ros2_erl_vlm.core.trainer import ErlVlmTrainer, LoopConfig, TaskInfo
+from ros2_erl_vlm.core.trainer import EnvDataError, ErlVlmTrainer, LoopConfig, TaskInfo
 from ros2_erl_vlm.envs import load_task, make_env
 from ros2_erl_vlm.raters.oracle import OracleConfig, OracleRater
 
@@ -84,28 +84,59 @@ def test_true_reward_baseline_asks_no_rater() -> None:
     assert summary["ratings"] == 0 and summary["steps"] == 500
 
 
-def test_nan_from_env_is_a_clear_error() -> None:
+class _BadEnv:
+    """reach-v3 that returns a non-finite observation or true reward from step ``at`` on."""
+
+    def __init__(self, spec, what: str, at: int = 0) -> None:
+        self.inner = make_env(spec, seed=0, render=False)
+        self.observation_space, self.action_space = self.inner.observation_space, self.inner.action_space
+        self.what, self.at, self.steps = what, at, 0
+
+    def reset(self, *, seed=None):
+        return self.inner.reset(seed=seed)
+
+    def step(self, a):
+        obs, r, te, tr, info = self.inner.step(a)
+        self.steps += 1
+        if self.steps > self.at:
+            if self.what == "obs":
+                obs[0] = np.nan
+            else:
+                info = {**info, "true_reward": float("inf")}
+        return obs, r, te, tr, info
+
+    def render(self):
+        return None
+
+
+@pytest.mark.parametrize(("what", "needle"), [("obs", "non-finite observation at step 5"),
+                                              ("true_reward", "non-finite reward at step 5")])
+def test_non_finite_env_data_is_a_clear_error_and_nothing_is_stored(what: str, needle: str) -> None:
     spec, info = _task()
-
-    class NanEnv:
-        def __init__(self) -> None:
-            self.inner = make_env(spec, seed=0, render=False)
-            self.observation_space, self.action_space = self.inner.observation_space, self.inner.action_space
-
-        def reset(self, *, seed=None):
-            return self.inner.reset(seed=seed)
-
-        def step(self, a):
-            obs, r, te, tr, info = self.inner.step(a)
-            obs[0] = np.nan
-            return obs, r, te, tr, info
-
-        def render(self):
-            return None
-
-    trainer = ErlVlmTrainer(_config(total_steps=10), NanEnv(), OracleRater(spec.bin_truth), info)
-    with pytest.raises(RuntimeError, match="non-finite observation"):
+    trainer = ErlVlmTrainer(_config(total_steps=10), _BadEnv(spec, what, at=5), OracleRater(spec.bin_truth), info)
+    with pytest.raises(EnvDataError, match=needle):
         trainer.run()
+    assert trainer.step == 5 and len(trainer.replay) == 5  # the bad transition was not stored
+
+
+def test_a_requested_stop_ends_between_steps_with_a_checkpoint(tmp_path) -> None:
+    spec, info = _task()
+    run = tmp_path / "run"
+    trainer = ErlVlmTrainer(_config(), make_env(spec, seed=0, render=False), OracleRater(spec.bin_truth), info,
+                            run_dir=run, tensorboard=False)
+
+    def progress(step: int, total: int, post: dict) -> None:
+        if step == 700:  # after the first rating round, mid-run
+            trainer.stop_requested = True
+
+    trainer.progress = progress
+    out = trainer.run()
+    assert out == {"interrupted": True, "steps": 700}
+    t2 = ErlVlmTrainer(_config(), make_env(spec, seed=0, render=False), OracleRater(spec.bin_truth), info,
+                       run_dir=run, tensorboard=False)
+    t2.load(run / "checkpoint.pt")
+    assert t2.step == 700 and len(t2.replay) == 700 and len(t2.dataset) == len(trainer.dataset) > 0
+    assert t2.reward_model.version == trainer.reward_model.version
 
 
 def test_config_validation_names_field() -> None:
