@@ -219,17 +219,22 @@ def check_resume(run_dir: Path, settings: dict[str, Any]) -> None:
 @contextlib.contextmanager
 def _stop_on_sigint(trainer: ErlVlmTrainer) -> Iterator[None]:
     """First Ctrl-C: the trainer stops at the next step boundary and checkpoints (never in the
-    middle of a reward training or an SAC update). A second one stops at once
-    (``KeyboardInterrupt``). Only in the main thread; the previous handler is restored."""
+    middle of a reward training or an SAC update). A second one at least a second later stops at
+    once (``KeyboardInterrupt``); repeats within that second count as the first (a wrapper that
+    forwards the terminal's SIGINT delivers it twice). Only in the main thread; the previous
+    handler is restored."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
+    first: list[float] = []
 
     def handler(signum: int, frame: Any) -> None:
-        if trainer.stop_requested:
+        if first and time.monotonic() - first[0] >= 1.0:
             raise KeyboardInterrupt
-        trainer.stop_requested = True
-        print("\nstopping after the current step (Ctrl-C again to stop at once)", file=sys.stderr)
+        if not first:
+            first.append(time.monotonic())
+            trainer.stop_requested = True
+            print("\nstopping after the current step (Ctrl-C again to stop at once)", file=sys.stderr)
 
     previous = signal.signal(signal.SIGINT, handler)
     try:

@@ -438,8 +438,8 @@ class ErlVlmTrainer:
         """Train until ``total_steps``; returns a summary (also written to ``summary.json``).
 
         When :attr:`stop_requested` is set the loop stops between two steps (never inside a
-        reward training or an SAC update), checkpoints, closes its files and returns ``{"interrupted": True,
-        "steps": ...}`` instead.
+        reward training or an SAC update), checkpoints, closes its files and returns
+        ``{"interrupted": True, "steps": ...}`` instead.
 
         Raises:
             EnvDataError: the environment returned a non-finite observation or reward (the
