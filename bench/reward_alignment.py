@@ -99,7 +99,8 @@ def score_run(run_dir: Path, threshold: float, bin_truth: Any = None) -> dict[st
     episodes = [e for e in state["episodes"] if e.truth is not None]
     if not episodes:
         return None
-    obs = torch.as_tensor(np.concatenate([e.next_obs for e in episodes]), dtype=torch.float32)
+    obs_np = np.concatenate([e.next_obs for e in episodes]).astype(np.float32)
+    obs = torch.as_tensor(obs_np)
     progress = np.array([t.progress for e in episodes for t in e.truth])
     members = model.member_rewards(obs).numpy()
     reward = members.mean(0)
@@ -114,7 +115,7 @@ def score_run(run_dir: Path, threshold: float, bin_truth: Any = None) -> dict[st
         "auc_above_bottom": auc(reward, above),
         "share_above_bottom": float(above.mean()),
         "reward_std": float(reward.std()),
-        "hand_to_object": {"all": hand_to_object(obs.numpy()), "top5pct_reward": hand_to_object(obs.numpy()[top])},
+        "hand_to_object": {"all": hand_to_object(obs_np), "top5pct_reward": hand_to_object(obs_np[top])},
         "rated": None if bin_truth is None else score_rated(run_dir, model, bin_truth),
     }
 

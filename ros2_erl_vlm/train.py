@@ -21,7 +21,6 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +32,7 @@ from ros2_erl_vlm.core.record_log import RecordLogError
 from ros2_erl_vlm.core.reward_model import RewardModelConfig
 from ros2_erl_vlm.core.sac import SACConfig
 from ros2_erl_vlm.core.trainer import EnvDataError, ErlVlmTrainer, LoopConfig, TaskInfo
+from ros2_erl_vlm.stop_signals import StopSignals
 
 DEFAULT_STEPS = 30_000
 
@@ -216,31 +216,18 @@ def check_resume(run_dir: Path, settings: dict[str, Any]) -> None:
                           f"(only --steps may change): {'; '.join(diffs)}")
 
 
-@contextlib.contextmanager
-def _stop_on_sigint(trainer: ErlVlmTrainer) -> Iterator[None]:
+def stop_on_ctrl_c(trainer: ErlVlmTrainer) -> contextlib.AbstractContextManager[Any]:
     """First Ctrl-C: the trainer stops at the next step boundary and checkpoints (never in the
-    middle of a reward training or an SAC update). A second one at least a second later stops at
-    once (``KeyboardInterrupt``); repeats within that second count as the first (a wrapper that
-    forwards the terminal's SIGINT delivers it twice). Only in the main thread; the previous
-    handler is restored."""
+    middle of a reward training or an SAC update); another one a second or more later stops at
+    once (see :class:`~ros2_erl_vlm.stop_signals.StopSignals`). Only in the main thread."""
     if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    first: list[float] = []
+        return contextlib.nullcontext()
 
-    def handler(signum: int, frame: Any) -> None:
-        if first and time.monotonic() - first[0] >= 1.0:
-            raise KeyboardInterrupt
-        if not first:
-            first.append(time.monotonic())
-            trainer.stop_requested = True
-            print("\nstopping after the current step (Ctrl-C again to stop at once)", file=sys.stderr)
+    def request_stop(_name: str) -> None:
+        trainer.stop_requested = True
+        print("\nstopping after the current step (Ctrl-C again to stop at once)", file=sys.stderr)
 
-    previous = signal.signal(signal.SIGINT, handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
+    return StopSignals((signal.SIGINT,), on_first=request_stop)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -303,7 +290,7 @@ def main(argv: list[str] | None = None) -> int:
             bar.update(trainer.step)
         print(f"erl_vlm: training {args.method} on {args.task} for {cfg.total_steps} steps -> {run_dir}",
               file=sys.stderr)
-        with _stop_on_sigint(trainer):
+        with stop_on_ctrl_c(trainer):
             try:
                 summary = trainer.run()
             except EnvDataError as exc:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import sys
 import time
 import traceback
@@ -28,6 +27,7 @@ from ros2_erl_vlm.core.checkpoint import CheckpointError
 from ros2_erl_vlm.core.record_log import RecordLogError
 from ros2_erl_vlm.ros.node_params import NODE_PARAMS, all_param_names
 from ros2_erl_vlm.ros.params import ParamError, ParamSpec, declare_parameters, fail
+from ros2_erl_vlm.stop_signals import StopSignals
 
 
 class ErlNode(Node):
@@ -104,41 +104,6 @@ class ErlNode(Node):
         self.write_status()
 
 
-class _StopSignals:
-    """SIGINT / SIGTERM handlers owned by :func:`run_node` (rclpy's own are not installed).
-
-    The first signal asks the spin loop to stop after the callback in progress; a later one (at
-    least ``REPEAT_S`` after it: Ctrl-C again, or ``ros2 launch`` escalating to SIGTERM) raises
-    KeyboardInterrupt at once, unless the node is already tearing down (teardown is never cut
-    short; it does not wait). Repeats within ``REPEAT_S`` are the same request: on Ctrl-C the
-    terminal signals the node and ``ros2 launch`` forwards another SIGINT milliseconds later. rclpy's
-    handlers would instead shut the context down from a helper thread while the main thread tears
-    the node down, a race that segfaulted a node at exit in CI.
-    """
-
-    SIGNALS = (signal.SIGINT, signal.SIGTERM)
-    REPEAT_S = 1.0
-
-    def __init__(self) -> None:
-        self.received: list[str] = []
-        self.tearing_down = False
-        self._first = 0.0
-        self._previous = {s: signal.signal(s, self._on_signal) for s in self.SIGNALS}
-
-    def _on_signal(self, signum: int, _frame: Any) -> None:
-        now = time.monotonic()
-        self.received.append(signal.Signals(signum).name)
-        if len(self.received) == 1:
-            self._first = now
-        elif now - self._first >= self.REPEAT_S and not self.tearing_down:
-            raise KeyboardInterrupt
-
-    def restore(self) -> None:
-        """Put back the handlers that were installed before."""
-        for s, handler in self._previous.items():
-            signal.signal(s, handler)
-
-
 def run_node(factory: Callable[[], ErlNode], args: Sequence[str] | None = None) -> int:
     """Init rclpy, build the node, spin until Ctrl-C / SIGTERM or :meth:`ErlNode.finish`, clean up.
 
@@ -146,14 +111,16 @@ def run_node(factory: Callable[[], ErlNode], args: Sequence[str] | None = None) 
     or params file exits 1 with ``error: ...`` on stderr naming the problem.
     """
     argv = list(sys.argv if args is None else args)
-    stop = _StopSignals()
+    # rclpy's own handlers are not installed: they shut the context down from a helper thread
+    # while the main thread tears the node down, a race that segfaulted a node at exit in CI.
+    stop = StopSignals()
     try:
         return _run(factory, argv, stop)
     finally:
         stop.restore()
 
 
-def _run(factory: Callable[[], ErlNode], argv: list[str], stop: _StopSignals) -> int:
+def _run(factory: Callable[[], ErlNode], argv: list[str], stop: StopSignals) -> int:
     try:
         rclpy.init(args=argv, signal_handler_options=SignalHandlerOptions.NO)
     except Exception as exc:  # rcl raises RCLError for unreadable params files / bad --ros-args

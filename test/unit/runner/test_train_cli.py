@@ -210,14 +210,14 @@ def test_a_second_ctrl_c_a_second_later_stops_at_once() -> None:
     import signal
     import time
 
-    from ros2_erl_vlm.train import _stop_on_sigint
+    from ros2_erl_vlm.train import stop_on_ctrl_c
 
     class Trainer:
         stop_requested = False
 
     t = Trainer()
     before = signal.getsignal(signal.SIGINT)
-    with pytest.raises(KeyboardInterrupt), _stop_on_sigint(t):
+    with pytest.raises(KeyboardInterrupt), stop_on_ctrl_c(t):
         signal.raise_signal(signal.SIGINT)
         assert t.stop_requested  # the first one only asks for a stop
         signal.raise_signal(signal.SIGINT)  # the same Ctrl-C forwarded twice: still one request
