@@ -34,9 +34,9 @@ RESULTS = Path(__file__).resolve().parent / "results" / "learning"
 
 def label_quality(task: str, run_dir: Path) -> dict | None:
     """The run's ratings scored against simulator truth (confusion matrix, share of rated states
-    truly above the bottom class, ...; see ``core/rating_quality.py``), or None without a log."""
-    from ros2_erl_vlm.core.rating_quality import ratings_agreement
-    from ros2_erl_vlm.core.ratings import read_ratings
+    truly above the bottom class, ...; see ``core/rating/quality.py``), or None without a log."""
+    from ros2_erl_vlm.core.rating.dataset import read_ratings
+    from ros2_erl_vlm.core.rating.quality import ratings_agreement
     from ros2_erl_vlm.envs.tasks import load_task
 
     log = run_dir / "ratings.erlr"

@@ -31,8 +31,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("MUJOCO_GL", "egl")
 
-from ros2_erl_vlm.core.rating import RatingQuery  # noqa: E402
-from ros2_erl_vlm.core.rating_quality import agreement  # noqa: E402
+from ros2_erl_vlm.core.rating.quality import agreement  # noqa: E402
+from ros2_erl_vlm.core.rating.rater import RatingQuery  # noqa: E402
 from ros2_erl_vlm.raters.cli import rater_config  # noqa: E402
 from ros2_erl_vlm.raters.factory import make_rater  # noqa: E402
 from ros2_erl_vlm.raters.stats import reason_kind  # noqa: E402

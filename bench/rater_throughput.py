@@ -1,7 +1,7 @@
 """Ratings per second: constrained choice vs free generation on the same real-size VLM.
 
 The model is Idefics3 with SmolVLM-256M-Instruct's dimensions (written in code, random weights,
-no download; see :func:`ros2_erl_vlm.raters.synthetic_vlm.smolvlm_256m_like`), one 224 px frame
+no download; see :func:`ros2_erl_vlm.raters.random_weight_vlms.smolvlm_256m_like`), one 224 px frame
 per query upscaled to one 512 px tile (64 image tokens), the default one-call prompt, 3 classes.
 ``choice`` scores the class names in one forward pass; ``generate`` decodes ``--max-new-tokens``
 tokens greedily and parses them (random weights almost never emit the end token, so every answer
@@ -35,9 +35,9 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from ros2_erl_vlm.core.rating import DEFAULT_CLASS_NAMES, RatingQuery  # noqa: E402
-from ros2_erl_vlm.raters import prompts as P  # noqa: E402
-from ros2_erl_vlm.raters.synthetic_vlm import smolvlm_256m_like  # noqa: E402
+from ros2_erl_vlm.core.rating.rater import DEFAULT_CLASS_NAMES, RatingQuery  # noqa: E402
+from ros2_erl_vlm.raters import prompts  # noqa: E402
+from ros2_erl_vlm.raters.random_weight_vlms import smolvlm_256m_like  # noqa: E402
 from ros2_erl_vlm.raters.transformers_rater import TransformersRater, TransformersRaterConfig  # noqa: E402
 
 
@@ -115,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
         choice = next(c for c in rows if c["mode"] == "choice" and c["batch"] == r["batch"])
         speedups.append({"batch": r["batch"], "max_new_tokens": r["max_new_tokens"],
                          "choice_over_generate": round(choice["ratings_per_s"] / r["ratings_per_s"], 3)})
-    prompt = P.single_prompt(P.PromptTemplate(), "open the drawer", DEFAULT_CLASS_NAMES[3], 1)
+    prompt = prompts.single_prompt(prompts.PromptTemplate(), "open the drawer", DEFAULT_CLASS_NAMES[3], 1)
     text = proc.apply_chat_template([{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": prompt}]}],
                                     add_generation_prompt=True, tokenize=False)
     enc = proc(text=[text], images=[[np.zeros((args.frame_size, args.frame_size, 3), np.uint8)]])

@@ -54,8 +54,8 @@ def score_rated(run_dir: Path, model: Any, bin_truth: Any) -> dict[str, Any] | N
     """The learned reward on the run's rated states, by truth class and by given label."""
     import torch
 
-    from ros2_erl_vlm.core.rating_quality import record_truth_class
-    from ros2_erl_vlm.core.ratings import RECORD_KIND
+    from ros2_erl_vlm.core.rating.dataset import RECORD_KIND
+    from ros2_erl_vlm.core.rating.quality import record_truth_class
     from ros2_erl_vlm.core.record_log import scan
 
     log = run_dir / "ratings.erlr"
@@ -87,7 +87,7 @@ def score_run(run_dir: Path, threshold: float, bin_truth: Any = None) -> dict[st
     import torch
 
     from ros2_erl_vlm.core.checkpoint import load_checkpoint
-    from ros2_erl_vlm.core.reward_model import RewardEnsemble
+    from ros2_erl_vlm.core.reward.reward_model import RewardEnsemble
 
     path = run_dir / "checkpoint.pt"
     if not path.exists():

@@ -112,9 +112,9 @@ def learn(train: dict[str, np.ndarray], labels: np.ndarray, num_classes: int, va
     """A reward ensemble trained round by round on ``labels`` of uniformly sampled train states."""
     import torch
 
-    from ros2_erl_vlm.core.rating import RatingResult
-    from ros2_erl_vlm.core.ratings import DatasetSpec, RatingDataset
-    from ros2_erl_vlm.core.reward_model import RewardEnsemble, RewardModelConfig
+    from ros2_erl_vlm.core.rating.dataset import DatasetSpec, RatingDataset
+    from ros2_erl_vlm.core.rating.rater import RatingResult
+    from ros2_erl_vlm.core.reward.reward_model import RewardEnsemble, RewardModelConfig
 
     torch.manual_seed(seed)
     obs_dim = train["obs"].shape[1]

@@ -26,8 +26,8 @@ RESULTS = Path(__file__).resolve().parent / "results"
 
 def make_ours(batch: int, hidden: int, layers: int, n: int):
     """Our SAC plus a sampler over a filled tensor replay; returns a zero-arg update function."""
-    from ros2_erl_vlm.core.replay import ReplayBuffer
-    from ros2_erl_vlm.core.sac import SAC, SACConfig
+    from ros2_erl_vlm.core.rl.replay_buffer import ReplayBuffer
+    from ros2_erl_vlm.core.rl.sac import SAC, SACConfig
 
     rb = ReplayBuffer(OBS_DIM, ACT_DIM, n)
     rb.obs[:] = torch.randn(n, OBS_DIM)

@@ -17,7 +17,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from ros2_erl_vlm.core.rating import SimTruth
+from ros2_erl_vlm.core.rating.rater import SimTruth
 from ros2_erl_vlm.envs.tasks import METAWORLD_MAX_PATH_LENGTH, TaskSpec, load_task
 
 #: MetaWorld's dense rewards lie in [0, 10]; progress is reward / 10, clipped to [0, 1].

@@ -20,7 +20,7 @@ from typing import Any
 
 import yaml
 
-from ros2_erl_vlm.core.rating import DEFAULT_CLASS_NAMES, MAX_CLASSES, MIN_CLASSES, check_num_classes
+from ros2_erl_vlm.core.rating.rater import DEFAULT_CLASS_NAMES, MAX_CLASSES, MIN_CLASSES, check_num_classes
 from ros2_erl_vlm.paths import sim_dir as _default_sim_dir
 
 TASKS_SUBDIR = "tasks"

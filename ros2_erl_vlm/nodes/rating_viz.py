@@ -21,7 +21,7 @@ import numpy as np
 from erl_vlm.msg import Rating, RatingRequest
 from visualization_msgs.msg import MarkerArray
 
-from ros2_erl_vlm.core.rated_points import RatedPoints
+from ros2_erl_vlm.core.rating.rated_points import RatedPoints
 from ros2_erl_vlm.ros import qos
 from ros2_erl_vlm.ros.markers import rating_markers
 from ros2_erl_vlm.ros.node_base import ErlNode, run_node

@@ -28,9 +28,9 @@ import numpy as np
 from erl_vlm.msg import Action, EpisodeSummary, Observation, RewardModelUpdate
 
 from ros2_erl_vlm.core.checkpoint import load_checkpoint, save_checkpoint
-from ros2_erl_vlm.core.evaluation import evaluate_policy
-from ros2_erl_vlm.core.online_agent import EpisodeStats, OnlineAgent
-from ros2_erl_vlm.core.trainer import MetricsLogger
+from ros2_erl_vlm.core.loop.trainer import MetricsLogger
+from ros2_erl_vlm.core.rl.evaluation import evaluate_policy
+from ros2_erl_vlm.core.rl.online_agent import EpisodeStats, OnlineAgent
 from ros2_erl_vlm.ros import qos
 from ros2_erl_vlm.ros.convert import model_from_update, read_observation
 from ros2_erl_vlm.ros.node_base import ErlNode, run_node

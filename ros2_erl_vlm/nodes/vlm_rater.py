@@ -26,9 +26,9 @@ from typing import Any
 import yaml
 from erl_vlm.msg import Rating, RatingRequest
 
-from ros2_erl_vlm.core.rating import RatingQuery, RatingResult, check_num_classes
+from ros2_erl_vlm.core.rating.rater import RatingQuery, RatingResult, check_num_classes
+from ros2_erl_vlm.core.rating.request_queue import RequestQueue
 from ros2_erl_vlm.core.record_log import RecordLogError
-from ros2_erl_vlm.core.request_queue import RequestQueue
 from ros2_erl_vlm.ros import qos
 from ros2_erl_vlm.ros.convert import query_from_request, rating_msg
 from ros2_erl_vlm.ros.node_base import ErlNode, run_node

@@ -1,7 +1,7 @@
 """raters layer of erl_vlm: rating backends behind the core rater interface.
 
-Backends (one interface, :class:`~ros2_erl_vlm.core.rating.Rater`; one result type,
-:class:`~ros2_erl_vlm.core.rating.RatingResult`):
+Backends (one interface, :class:`~ros2_erl_vlm.core.rating.rater.Rater`; one result type,
+:class:`~ros2_erl_vlm.core.rating.rater.RatingResult`):
 
 * ``oracle`` (:mod:`.oracle`): simulator truth plus noise of a known rate;
 * ``transformers`` (:mod:`.transformers_rater`): a local VLM checkpoint, constrained choice or
@@ -17,7 +17,7 @@ from a config. Heavy backends (torch/transformers, openai) are imported only whe
 from ros2_erl_vlm.raters.cache import CachedRater
 from ros2_erl_vlm.raters.factory import BACKENDS, make_rater
 from ros2_erl_vlm.raters.rating_log import RatingLogRater
-from ros2_erl_vlm.raters.replay import NOT_IN_LOG, ReplayRater
+from ros2_erl_vlm.raters.replay_rater import NOT_IN_LOG, ReplayRater
 from ros2_erl_vlm.raters.stats import RaterStats
 
 __all__ = [

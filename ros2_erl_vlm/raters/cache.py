@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ros2_erl_vlm.core.rating import Rater, RatingQuery, RatingResult, Stopwatch
+from ros2_erl_vlm.core.rating.rater import Rater, RatingQuery, RatingResult, Stopwatch
 from ros2_erl_vlm.core.record_log import RecordLog
 from ros2_erl_vlm.raters.records import cache_key, rater_fingerprint, result_from_meta, result_meta
 from ros2_erl_vlm.raters.stats import RaterStats

@@ -26,9 +26,9 @@ from typing import Any
 
 import yaml
 
-from ros2_erl_vlm.core.rating import DEFAULT_CLASS_NAMES, RatingQuery, check_num_classes
-from ros2_erl_vlm.raters.episodes import RecordedEpisode, read_episodes
+from ros2_erl_vlm.core.rating.rater import DEFAULT_CLASS_NAMES, RatingQuery, check_num_classes
 from ros2_erl_vlm.raters.factory import make_rater
+from ros2_erl_vlm.raters.recorded_episodes import RecordedEpisode, read_episodes
 from ros2_erl_vlm.raters.stats import reason_kind
 
 CSV_FIELDS = ("episode", "name", "steps", "query_id", "label", "class_name", "probabilities",

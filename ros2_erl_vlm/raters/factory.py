@@ -24,7 +24,7 @@ import dataclasses
 from collections.abc import Callable
 from typing import Any
 
-from ros2_erl_vlm.core.rating import Rater
+from ros2_erl_vlm.core.rating.rater import Rater
 
 BACKENDS = ("oracle", "transformers", "openai", "replay")
 WRAPPER_KEYS = ("cache", "cache_path", "log_path", "store_frames", "reuse_logged")
@@ -67,7 +67,7 @@ def _openai(options: dict[str, Any]) -> Rater:
 
 
 def _replay(options: dict[str, Any]) -> Rater:
-    from ros2_erl_vlm.raters.replay import ReplayRater
+    from ros2_erl_vlm.raters.replay_rater import ReplayRater
 
     opts = dict(options)
     paths = opts.pop("paths", None) or opts.pop("path", None)

@@ -33,9 +33,9 @@ from urllib.parse import urlsplit, urlunsplit
 
 import openai
 
-from ros2_erl_vlm.core.rating import RatingQuery, RatingResult
-from ros2_erl_vlm.raters import prompts as P
-from ros2_erl_vlm.raters.images import IMAGE_FORMATS, data_url
+from ros2_erl_vlm.core.rating.rater import RatingQuery, RatingResult
+from ros2_erl_vlm.raters import prompts
+from ros2_erl_vlm.raters.image_encoding import IMAGE_FORMATS, data_url
 from ros2_erl_vlm.raters.retry import RetryPolicy, parse_retry_after
 from ros2_erl_vlm.raters.stats import RaterStats, reason_kind
 
@@ -126,7 +126,7 @@ class OpenAIRaterConfig:
             raise ValueError("openai rater: need max_concurrency >= 1, answer_retries >= 0 and "
                              "1 <= top_logprobs <= 20")
         self.retry_policy()
-        P.PromptTemplate.from_any(self.prompt)
+        prompts.PromptTemplate.from_any(self.prompt)
         self.api_key()
         return self
 
@@ -167,7 +167,7 @@ class OpenAIRater:
     def __init__(self, config: OpenAIRaterConfig, *, client: Any = None,
                  sleep: Callable[[float], None] = time.sleep, seed: int | None = None) -> None:
         self.config = config.validate()
-        self.template = P.PromptTemplate.from_any(config.prompt)
+        self.template = prompts.PromptTemplate.from_any(config.prompt)
         self.policy = config.retry_policy()
         self.stats = RaterStats()
         self.backend_id = f"openai:{config.model}"
@@ -216,16 +216,16 @@ class OpenAIRater:
         analysis = ""
         try:
             if self.config.two_step:
-                prompt = P.analysis_prompt(self.template, q.instruction, len(q.steps))
+                prompt = prompts.analysis_prompt(self.template, q.instruction, len(q.steps))
                 content = [*self._image_parts(q), {"type": "text", "text": prompt}]
                 reply = self._call(content, attempts, analysis=True)
                 analysis = reply.text.strip()
                 if not analysis:
                     return abstain(self._no_answer_reason(reply, "analysis"))
-                content = [{"type": "text", "text": P.rate_from_analysis_prompt(
+                content = [{"type": "text", "text": prompts.rate_from_analysis_prompt(
                     self.template, q.instruction, q.class_names, analysis)}]
             else:
-                prompt = P.single_prompt(self.template, q.instruction, q.class_names, len(q.steps))
+                prompt = prompts.single_prompt(self.template, q.instruction, q.class_names, len(q.steps))
                 content = [*self._image_parts(q), {"type": "text", "text": prompt}]
             reason = ""
             for ask in range(self.config.answer_retries + 1):
@@ -233,7 +233,7 @@ class OpenAIRater:
                 if reply.refusal or reply.finish_reason == "content_filter" or not reply.text.strip():
                     reason = self._no_answer_reason(reply, "answer")
                 else:
-                    parsed = P.parse_rating(reply.text, q.class_names,
+                    parsed = prompts.parse_rating(reply.text, q.class_names,
                                             truncated=reply.finish_reason == "length")
                     if parsed.label is not None:
                         return RatingResult(
@@ -376,7 +376,7 @@ def _reply(resp: Any) -> _Reply:
     lp = getattr(choice, "logprobs", None)
     if lp is not None and lp.content:
         for tok in lp.content:  # first token that carries a word
-            if tok.token.strip(P.STRIP_CHARS):
+            if tok.token.strip(prompts.STRIP_CHARS):
                 alternatives = tok.top_logprobs or [tok]
                 top = [(t.token, float(t.logprob)) for t in alternatives]
                 break
@@ -395,7 +395,7 @@ def _class_probabilities(top: list[tuple[str, float]] | None,
         return None
     mass = [0.0] * len(class_names)
     for token, logprob in top:
-        t = token.strip(P.STRIP_CHARS).lower()
+        t = token.strip(prompts.STRIP_CHARS).lower()
         if not t:
             continue
         hits = [i for i, f in enumerate(firsts) if f == t or (len(t) >= 2 and f.startswith(t))]

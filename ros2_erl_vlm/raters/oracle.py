@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ros2_erl_vlm.core.rating import RatingQuery, RatingResult, Stopwatch
+from ros2_erl_vlm.core.rating.rater import RatingQuery, RatingResult, Stopwatch
 
 NOISE_MODES = ("symmetric", "neighbor")
 

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ros2_erl_vlm.core.rating import Rater, RatingQuery, RatingResult
+from ros2_erl_vlm.core.rating.rater import Rater, RatingQuery, RatingResult
 from ros2_erl_vlm.core.record_log import RecordLog
 from ros2_erl_vlm.raters.records import RESULT_KIND, rater_fingerprint, result_from_meta, result_record
 from ros2_erl_vlm.raters.stats import RaterStats

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from ros2_erl_vlm.core.rating import Rater, RatingQuery, RatingResult
+from ros2_erl_vlm.core.rating.rater import Rater, RatingQuery, RatingResult
 
 RESULT_KIND = "rater_result"
 

@@ -11,7 +11,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from ros2_erl_vlm.core.rating import RatingResult
+from ros2_erl_vlm.core.rating.rater import RatingResult
 
 
 def reason_kind(reason: str) -> str:

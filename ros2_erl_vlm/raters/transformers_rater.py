@@ -28,10 +28,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from ros2_erl_vlm.core.rating import RatingQuery, RatingResult
-from ros2_erl_vlm.raters import prompts as P
+from ros2_erl_vlm.core.rating.rater import RatingQuery, RatingResult
+from ros2_erl_vlm.raters import prompts
 from ros2_erl_vlm.raters.hf_loading import load_model, load_processor, prepare_tokenizer, resolve_dtype
-from ros2_erl_vlm.raters.images import to_pil
+from ros2_erl_vlm.raters.image_encoding import to_pil
 from ros2_erl_vlm.raters.label_tokens import Candidates, candidate_scores, label_candidates, softmax
 from ros2_erl_vlm.raters.stats import RaterStats
 
@@ -108,7 +108,7 @@ class TransformersRaterConfig:
         if not 0.0 <= float(self.min_class_mass) <= 1.0:
             raise ValueError("transformers rater: min_class_mass must be in [0, 1], "
                              f"got {self.min_class_mass}")
-        P.PromptTemplate.from_any(self.prompt)
+        prompts.PromptTemplate.from_any(self.prompt)
         return self
 
 
@@ -139,7 +139,7 @@ class TransformersRater:
         self.model = model.eval()
         self.processor = processor
         self.tokenizer = prepare_tokenizer(processor)
-        self.template = P.PromptTemplate.from_any(config.prompt)
+        self.template = prompts.PromptTemplate.from_any(config.prompt)
         self.device = torch.device(config.device)
         self.stats = RaterStats()
         name = Path(config.model.rstrip("/")).name or config.model
@@ -187,8 +187,8 @@ class TransformersRater:
             if self.config.two_step:
                 results = self._two_step(queries)
             else:
-                rows = [self._row(P.single_prompt(self.template, q.instruction, q.class_names, len(q.steps)),
-                                  q.frames) for q in queries]
+                rows = [self._row(prompts.single_prompt(self.template, q.instruction, q.class_names,
+                                                        len(q.steps)), q.frames) for q in queries]
                 results = self._answer(queries, rows, [""] * len(queries))
         except Exception as exc:
             log.exception("%s: batch of %d failed", self.backend_id, len(queries))
@@ -210,7 +210,7 @@ class TransformersRater:
 
     def _two_step(self, queries: list[RatingQuery]) -> list[RatingResult]:
         """Analyse the frames, then rate the analysis text (an empty analysis is an abstention)."""
-        rows = [self._row(P.analysis_prompt(self.template, q.instruction, len(q.steps)), q.frames)
+        rows = [self._row(prompts.analysis_prompt(self.template, q.instruction, len(q.steps)), q.frames)
                 for q in queries]
         analyses = [a.strip() for a in self._generate(rows, self.config.analysis_max_new_tokens)[0]]
         results: list[RatingResult | None] = [
@@ -219,7 +219,7 @@ class TransformersRater:
         idx = [i for i, r in enumerate(results) if r is None]
         if idx:
             # text only, as in the paper, unless the processor cannot do without images
-            rows = [self._row(P.rate_from_analysis_prompt(self.template, queries[i].instruction,
+            rows = [self._row(prompts.rate_from_analysis_prompt(self.template, queries[i].instruction,
                                                           queries[i].class_names, analyses[i]),
                               queries[i].frames if self._appended else None)
                     for i in idx]
@@ -296,7 +296,7 @@ class TransformersRater:
         return texts, cut
 
     def _parsed(self, q: RatingQuery, text: str, analysis: str, truncated: bool = False) -> RatingResult:
-        parsed = P.parse_rating(text, q.class_names, truncated=truncated)
+        parsed = prompts.parse_rating(text, q.class_names, truncated=truncated)
         rationale = analysis or text.strip()
         extra = {"mode": "generate", "answer": text.strip()[:500], "truncated": truncated}
         if parsed.label is None:

@@ -13,10 +13,10 @@ from typing import Any
 
 import numpy as np
 
-from ros2_erl_vlm.core.rating import RatingQuery, RatingResult, SimTruth
-from ros2_erl_vlm.core.reward_learning import PendingRequest, TrainedModel
-from ros2_erl_vlm.core.reward_model import RewardEnsemble
-from ros2_erl_vlm.core.trainer import TaskInfo
+from ros2_erl_vlm.core.loop.trainer import TaskInfo
+from ros2_erl_vlm.core.rating.rater import RatingQuery, RatingResult, SimTruth
+from ros2_erl_vlm.core.reward.reward_learner import PendingRequest, TrainedModel
+from ros2_erl_vlm.core.reward.reward_model import RewardEnsemble
 from ros2_erl_vlm.ros.images import image_to_rgb, rgb_to_image
 
 

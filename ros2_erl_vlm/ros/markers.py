@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from ros2_erl_vlm.core.rated_points import RatedPoint, class_color
+from ros2_erl_vlm.core.rating.rated_points import RatedPoint, class_color
 
 #: Marker namespaces (rviz lists them and can toggle each).
 NS_POINTS = "rated_points"

@@ -10,9 +10,9 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from ros2_erl_vlm.core.reward_model import RewardModelConfig
-from ros2_erl_vlm.core.sac import SACConfig
-from ros2_erl_vlm.core.trainer import LoopConfig
+from ros2_erl_vlm.core.loop.trainer import LoopConfig
+from ros2_erl_vlm.core.reward.reward_model import RewardModelConfig
+from ros2_erl_vlm.core.rl.sac import SACConfig
 from ros2_erl_vlm.ros.params import ParamError, ParamSpec
 
 P = ParamSpec

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from ros2_erl_vlm.core.ratings import read_ratings
+from ros2_erl_vlm.core.rating.dataset import read_ratings
 from ros2_erl_vlm.core.record_log import scan
 
 pytestmark = [pytest.mark.ros, pytest.mark.integration]

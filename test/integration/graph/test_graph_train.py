@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from ros2_erl_vlm.core.ratings import read_ratings
+from ros2_erl_vlm.core.rating.dataset import read_ratings
 from ros2_erl_vlm.core.record_log import scan
 
 pytestmark = [pytest.mark.ros, pytest.mark.integration]
@@ -100,7 +100,7 @@ def _inject(namespace: str) -> dict[str, int]:
 @pytest.fixture(scope="module")
 def vlm_config(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A rater config for a tiny random-weight VLM checkpoint on disk (the real transformers path)."""
-    from ros2_erl_vlm.raters.synthetic_vlm import BUILDERS, save_vlm
+    from ros2_erl_vlm.raters.random_weight_vlms import BUILDERS, save_vlm
 
     root = tmp_path_factory.mktemp("vlm")
     model, processor = BUILDERS["idefics3"]()

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from ros2_erl_vlm.core.rating import DEFAULT_CLASS_NAMES, RatingQuery
+from ros2_erl_vlm.core.rating.rater import DEFAULT_CLASS_NAMES, RatingQuery
 from ros2_erl_vlm.raters import make_rater
 from ros2_erl_vlm.raters.openai_rater import OpenAIRater, OpenAIRaterConfig
 

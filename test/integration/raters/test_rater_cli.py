@@ -17,8 +17,8 @@ from PIL import Image
 import ros2_erl_vlm
 from ros2_erl_vlm.core.record_log import scan
 from ros2_erl_vlm.raters.cli import main
-from ros2_erl_vlm.raters.episodes import read_episodes
-from ros2_erl_vlm.raters.synthetic_vlm import BUILDERS, save_vlm
+from ros2_erl_vlm.raters.random_weight_vlms import BUILDERS, save_vlm
+from ros2_erl_vlm.raters.recorded_episodes import read_episodes
 
 pytestmark = pytest.mark.integration
 REPO = Path(ros2_erl_vlm.__file__).resolve().parent.parent

@@ -6,10 +6,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ros2_erl_vlm.core.rating import DEFAULT_CLASS_NAMES, RatingQuery
+from ros2_erl_vlm.core.rating.rater import DEFAULT_CLASS_NAMES, RatingQuery
 from ros2_erl_vlm.raters import make_rater
 from ros2_erl_vlm.raters.hf_loading import load_processor
-from ros2_erl_vlm.raters.synthetic_vlm import BUILDERS, save_vlm
+from ros2_erl_vlm.raters.random_weight_vlms import BUILDERS, save_vlm
 from ros2_erl_vlm.raters.transformers_rater import TransformersRater, TransformersRaterConfig
 
 pytestmark = pytest.mark.integration

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from ros2_erl_vlm.core.entropy import RunningMeanStd, StateEntropyReward, knn_distance
+from ros2_erl_vlm.core.rl.entropy import RunningMeanStd, StateEntropyReward, knn_distance
 
 
 def test_knn_distance_hand_computed() -> None:

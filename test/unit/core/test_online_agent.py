@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ros2_erl_vlm.core.online_agent import OnlineAgent
-from ros2_erl_vlm.core.rating import SimTruth
-from ros2_erl_vlm.core.reward_model import RewardEnsemble, RewardModelConfig
-from ros2_erl_vlm.core.sac import SACConfig
-from ros2_erl_vlm.core.trainer import LoopConfig
+from ros2_erl_vlm.core.loop.trainer import LoopConfig
+from ros2_erl_vlm.core.rating.rater import SimTruth
+from ros2_erl_vlm.core.reward.reward_model import RewardEnsemble, RewardModelConfig
+from ros2_erl_vlm.core.rl.online_agent import OnlineAgent
+from ros2_erl_vlm.core.rl.sac import SACConfig
 
 OBS, ACT = 6, 2
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ros2_erl_vlm.core.rating import Rater, RatingQuery, SimTruth
+from ros2_erl_vlm.core.rating.rater import Rater, RatingQuery, SimTruth
 from ros2_erl_vlm.envs.tasks import load_task
 from ros2_erl_vlm.raters.oracle import OracleConfig, OracleRater, corrupt_label
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ros2_erl_vlm.core.rated_points import ABSTAIN_RGBA, RatedPoints, class_color
+from ros2_erl_vlm.core.rating.rated_points import ABSTAIN_RGBA, RatedPoints, class_color
 
 NAMES = ("Bad", "Average", "Good")
 

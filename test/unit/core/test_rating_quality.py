@@ -7,8 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from ros2_erl_vlm.core.rating import SimTruth
-from ros2_erl_vlm.core.rating_quality import (
+from ros2_erl_vlm.core.rating.quality import (
     agreement,
     describe_round_quality,
     ratings_agreement,
@@ -16,6 +15,7 @@ from ros2_erl_vlm.core.rating_quality import (
     round_quality,
     truth_meta,
 )
+from ros2_erl_vlm.core.rating.rater import SimTruth
 
 
 def _bin(progress: float, success: bool, n: int) -> int:

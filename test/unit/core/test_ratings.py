@@ -7,8 +7,7 @@ import os
 import numpy as np
 import pytest
 
-from ros2_erl_vlm.core.rating import RatingQuery, RatingResult
-from ros2_erl_vlm.core.ratings import (
+from ros2_erl_vlm.core.rating.dataset import (
     DatasetSpec,
     RatingDataset,
     RatingDatasetError,
@@ -16,6 +15,7 @@ from ros2_erl_vlm.core.ratings import (
     read_ratings,
     stratified_batches,
 )
+from ros2_erl_vlm.core.rating.rater import RatingQuery, RatingResult
 from ros2_erl_vlm.core.record_log import (
     RecordLog,
     RecordLogCorruptError,

@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from ros2_erl_vlm.core.rbrl import (
+from ros2_erl_vlm.core.reward.rbrl import (
     ce_loss,
     class_boundaries,
     mae_loss,

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from ros2_erl_vlm.core.episodes import EpisodeRecorder, EpisodeStore
-from ros2_erl_vlm.core.queries import sample_disagreement, sample_uniform
-from ros2_erl_vlm.core.rating import SimTruth
-from ros2_erl_vlm.core.replay import ReplayBuffer
+from ros2_erl_vlm.core.episode_store import EpisodeRecorder, EpisodeStore
+from ros2_erl_vlm.core.rating.rater import SimTruth
+from ros2_erl_vlm.core.reward.segment_selection import sample_disagreement, sample_uniform
+from ros2_erl_vlm.core.rl.replay_buffer import ReplayBuffer
 
 
 def test_relabel_rewrites_every_reward() -> None:
@@ -97,7 +97,7 @@ def test_disagreement_prefers_uncertain_states() -> None:
 
 @pytest.mark.parametrize("fmt", ["png", "jpeg"])
 def test_recorder_keeps_frames_compressed_and_indexes_like_an_array(fmt: str) -> None:
-    from ros2_erl_vlm.core.episodes import EncodedFrames
+    from ros2_erl_vlm.core.episode_store import EncodedFrames
     from ros2_erl_vlm.core.frames import FrameCodec
 
     yy, xx = np.mgrid[0:32, 0:32]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ros2_erl_vlm.core.request_queue import RequestQueue
+from ros2_erl_vlm.core.rating.request_queue import RequestQueue
 
 
 def test_bounded_fifo_with_stale_and_duplicate_drops() -> None:

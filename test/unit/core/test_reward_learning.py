@@ -5,12 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ros2_erl_vlm.core.rating import RatingResult, SimTruth
-from ros2_erl_vlm.core.ratings import read_ratings
-from ros2_erl_vlm.core.reward_learning import EpisodeAssembler, RewardLearner
-from ros2_erl_vlm.core.reward_model import RewardModelConfig
-from ros2_erl_vlm.core.sac import SACConfig
-from ros2_erl_vlm.core.trainer import LoopConfig, TaskInfo
+from ros2_erl_vlm.core.loop.trainer import LoopConfig, TaskInfo
+from ros2_erl_vlm.core.rating.dataset import read_ratings
+from ros2_erl_vlm.core.rating.rater import RatingResult, SimTruth
+from ros2_erl_vlm.core.reward.reward_learner import EpisodeAssembler, RewardLearner
+from ros2_erl_vlm.core.reward.reward_model import RewardModelConfig
+from ros2_erl_vlm.core.rl.sac import SACConfig
 
 OBS = 5
 TASK = TaskInfo("t", "do it", ("bad", "average", "good"))
@@ -137,7 +137,7 @@ def test_a_late_rating_after_giving_up_is_stored_and_used_once(tmp_path) -> None
 
 
 def _q(query_id: str):
-    from ros2_erl_vlm.core.rating import RatingQuery
+    from ros2_erl_vlm.core.rating.rater import RatingQuery
 
     return RatingQuery(0, (1,), "do it", TASK.class_names, query_id=query_id)
 

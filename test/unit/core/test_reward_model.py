@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import torch
 
-from ros2_erl_vlm.core.rating import RatingResult
-from ros2_erl_vlm.core.ratings import DatasetSpec, RatingDataset
-from ros2_erl_vlm.core.reward_model import NORM_MIN_STD, RewardEnsemble, RewardModelConfig
+from ros2_erl_vlm.core.rating.dataset import DatasetSpec, RatingDataset
+from ros2_erl_vlm.core.rating.rater import RatingResult
+from ros2_erl_vlm.core.reward.reward_model import NORM_MIN_STD, RewardEnsemble, RewardModelConfig
 
 
 def _synthetic(n: int, num_classes: int, rng: np.random.Generator, obs_dim: int = 6) -> RatingDataset:
@@ -83,7 +83,7 @@ def test_diverged_training_keeps_the_previous_model(monkeypatch) -> None:
     model.train_on(ds, rng)
     x = rng.normal(size=(4, 6)).astype(np.float32)
     before, version = model.predict(x), model.version
-    import ros2_erl_vlm.core.reward_model as rm
+    import ros2_erl_vlm.core.reward.reward_model as rm
 
     real = rm.rbrl_loss
     calls = []

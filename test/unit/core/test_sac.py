@@ -10,7 +10,7 @@ import torch
 from torch.distributions import Normal, TransformedDistribution
 from torch.distributions.transforms import TanhTransform
 
-from ros2_erl_vlm.core.sac import SAC, SACConfig, TwinCritic, soft_update, squashed_gaussian_log_prob
+from ros2_erl_vlm.core.rl.sac import SAC, SACConfig, TwinCritic, soft_update, squashed_gaussian_log_prob
 
 
 def test_log_prob_matches_torch_transformed_distribution() -> None:

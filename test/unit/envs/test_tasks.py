@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from ros2_erl_vlm.core.rating import DEFAULT_CLASS_NAMES
+from ros2_erl_vlm.core.rating.rater import DEFAULT_CLASS_NAMES
 from ros2_erl_vlm.envs.tasks import TaskSpec, available_tasks, load_task
 from ros2_erl_vlm.paths import sim_dir
 

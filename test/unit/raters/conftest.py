@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from ros2_erl_vlm.core.rating import DEFAULT_CLASS_NAMES, RatingQuery
+from ros2_erl_vlm.core.rating.rater import DEFAULT_CLASS_NAMES, RatingQuery
 
 
 @pytest.fixture
@@ -28,7 +28,7 @@ def make_query() -> Callable[..., RatingQuery]:
 @pytest.fixture(scope="session")
 def tiny_vlms() -> Callable[[str], tuple[Any, Any]]:
     """``tiny_vlms(arch)`` -> ``(model, processor)``, built once per architecture and session."""
-    from ros2_erl_vlm.raters.synthetic_vlm import BUILDERS
+    from ros2_erl_vlm.raters.random_weight_vlms import BUILDERS
 
     built: dict[str, tuple[Any, Any]] = {}
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ros2_erl_vlm.core.rating import DEFAULT_CLASS_NAMES
+from ros2_erl_vlm.core.rating.rater import DEFAULT_CLASS_NAMES
 from ros2_erl_vlm.raters.label_tokens import answer_separator, candidate_scores, label_candidates, softmax
-from ros2_erl_vlm.raters.synthetic_vlm import synthetic_tokenizer
+from ros2_erl_vlm.raters.random_weight_vlms import synthetic_tokenizer
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import numpy as np
 import pytest
 
-from ros2_erl_vlm.core.rating import RatingQuery, RatingResult
+from ros2_erl_vlm.core.rating.rater import RatingQuery, RatingResult
 from ros2_erl_vlm.core.record_log import scan
 from ros2_erl_vlm.raters import NOT_IN_LOG, CachedRater, RatingLogRater, ReplayRater
 from ros2_erl_vlm.raters.records import RESULT_KIND, content_key

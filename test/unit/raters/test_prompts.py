@@ -4,38 +4,38 @@ from __future__ import annotations
 
 import pytest
 
-from ros2_erl_vlm.core.rating import DEFAULT_CLASS_NAMES
-from ros2_erl_vlm.raters import prompts as P
+from ros2_erl_vlm.core.rating.rater import DEFAULT_CLASS_NAMES
+from ros2_erl_vlm.raters import prompts
 
 THREE = DEFAULT_CLASS_NAMES[3]
 FIVE = DEFAULT_CLASS_NAMES[5]
 
 
 def test_single_prompt_names_task_scale_and_frames():
-    t = P.PromptTemplate()
-    text = P.single_prompt(t, "Open the drawer.", THREE, 1)
+    t = prompts.PromptTemplate()
+    text = prompts.single_prompt(t, "Open the drawer.", THREE, 1)
     assert "trying to open the drawer." in text
     assert "Bad, Average, Good" in text and "Bad, Average or Good" in text
     assert text.startswith("The image shows a robot arm.")
-    multi = P.single_prompt(t, "open the drawer", DEFAULT_CLASS_NAMES[2], 4)
+    multi = prompts.single_prompt(t, "open the drawer", DEFAULT_CLASS_NAMES[2], 4)
     assert "The 4 images are consecutive camera frames" in multi and "Bad or Good" in multi
 
 
 def test_two_step_prompts():
-    t = P.PromptTemplate()
-    a = P.analysis_prompt(t, "open the drawer", 1)
+    t = prompts.PromptTemplate()
+    a = prompts.analysis_prompt(t, "open the drawer", 1)
     assert "analyse" in a and "Bad" not in a
-    r = P.rate_from_analysis_prompt(t, "open the drawer", THREE, "  The drawer is shut.\n")
+    r = prompts.rate_from_analysis_prompt(t, "open the drawer", THREE, "  The drawer is shut.\n")
     assert "The drawer is shut." in r and "Bad, Average or Good" in r
 
 
 def test_template_overrides_are_checked():
-    t = P.PromptTemplate.from_any({"single": "Task: {instruction}. Pick {choices}."})
-    assert P.single_prompt(t, "open the drawer", THREE, 1) == "Task: open the drawer. Pick Bad, Average or Good."
+    t = prompts.PromptTemplate.from_any({"single": "Task: {instruction}. Pick {choices}."})
+    assert prompts.single_prompt(t, "open the drawer", THREE, 1) == "Task: open the drawer. Pick Bad, Average or Good."
     with pytest.raises(ValueError, match="unknown fields"):
-        P.PromptTemplate.from_any({"single": "{instrution}"})
+        prompts.PromptTemplate.from_any({"single": "{instrution}"})
     with pytest.raises(ValueError, match="unknown prompt keys"):
-        P.PromptTemplate.from_any({"singel": "x"})
+        prompts.PromptTemplate.from_any({"singel": "x"})
 
 
 @pytest.mark.parametrize("text, names, label", [
@@ -55,7 +55,7 @@ def test_template_overrides_are_checked():
     ("- Average: the gripper is at the handle", THREE, 1),
 ])
 def test_parse_accepts(text, names, label):
-    assert P.parse_rating(text, names).label == label
+    assert prompts.parse_rating(text, names).label == label
 
 
 @pytest.mark.parametrize("text, names, kind", [
@@ -75,14 +75,14 @@ def test_parse_accepts(text, names, label):
     ("I would not say it is good", THREE, "unparseable"),
 ])
 def test_parse_rejects(text, names, kind):
-    parsed = P.parse_rating(text, names)
+    parsed = prompts.parse_rating(text, names)
     assert parsed.label is None and parsed.reason.startswith(kind)
 
 
 def test_truncated_reply_counts_only_strict_forms():
     cut = "The robot is making good progress toward the"
-    assert P.parse_rating(cut, THREE).label == 2  # a complete reply would be read by mention
-    parsed = P.parse_rating(cut, THREE, truncated=True)
+    assert prompts.parse_rating(cut, THREE).label == 2  # a complete reply would be read by mention
+    parsed = prompts.parse_rating(cut, THREE, truncated=True)
     assert parsed.label is None and parsed.reason.startswith("truncated")
-    assert P.parse_rating("Rating: Good. Because the drawer", THREE, truncated=True).label == 2
-    assert P.parse_rating("Average, since the gripper", THREE, truncated=True).label == 1
+    assert prompts.parse_rating("Rating: Good. Because the drawer", THREE, truncated=True).label == 2
+    assert prompts.parse_rating("Average, since the gripper", THREE, truncated=True).label == 1

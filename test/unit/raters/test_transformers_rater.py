@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ros2_erl_vlm.raters.synthetic_vlm import BUILDERS, rig_output_head, rig_output_sequence
+from ros2_erl_vlm.raters.random_weight_vlms import BUILDERS, rig_output_head, rig_output_sequence
 from ros2_erl_vlm.raters.transformers_rater import TransformersRater, TransformersRaterConfig
 
 ARCHS = ("idefics3", "qwen2_vl", "qwen2_5_vl", "llava")
@@ -64,15 +64,15 @@ def test_multi_token_names_match_whole_sequence_likelihoods(arch, tiny_vlms, mak
     """Reference: each "prompt + class name" run on its own, its tokens' log-probs summed."""
     import torch
 
-    from ros2_erl_vlm.raters import prompts as P
-    from ros2_erl_vlm.raters.images import to_pil
+    from ros2_erl_vlm.raters import prompts
+    from ros2_erl_vlm.raters.image_encoding import to_pil
     from ros2_erl_vlm.raters.label_tokens import answer_separator, label_candidates
 
     model, proc = tiny_vlms(arch)
     q = make_query(4, n=5, frames=2)
     [res] = rater(model, proc).rate([q])
     assert res.extra["scoring"] == "full"
-    prompt = P.single_prompt(P.PromptTemplate(), q.instruction, q.class_names, 2)
+    prompt = prompts.single_prompt(prompts.PromptTemplate(), q.instruction, q.class_names, 2)
     content = [{"type": "image"}, {"type": "image"}, {"type": "text", "text": prompt}]
     text = proc.apply_chat_template([{"role": "user", "content": content}], add_generation_prompt=True,
                                     tokenize=False)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ros2_erl_vlm.core.rated_points import RatedPoint
+from ros2_erl_vlm.core.rating.rated_points import RatedPoint
 from ros2_erl_vlm.ros.markers import NS_POINTS, NS_TEXT, rating_markers
 
 pytestmark = pytest.mark.ros

@@ -65,8 +65,8 @@ def test_rater_flags_are_checked(tmp_path, capsys) -> None:
 def test_a_vlm_rater_in_process_rates_the_task_cameras_frames(tmp_path) -> None:
     """The in-process loop with a real (tiny, random-weight) transformers VLM and the default
     state reward model: the frames are rendered for the rater, every query gets an answer."""
-    from ros2_erl_vlm.core.ratings import read_ratings
-    from ros2_erl_vlm.raters.synthetic_vlm import BUILDERS, save_vlm
+    from ros2_erl_vlm.core.rating.dataset import read_ratings
+    from ros2_erl_vlm.raters.random_weight_vlms import BUILDERS, save_vlm
 
     model, processor = BUILDERS["idefics3"]()
     path = save_vlm(model, processor, tmp_path / "tiny-idefics3")

@@ -7,10 +7,10 @@ import csv
 import numpy as np
 import pytest
 
-from ros2_erl_vlm.core.ratings import read_ratings
-from ros2_erl_vlm.core.reward_model import RewardModelConfig
-from ros2_erl_vlm.core.sac import SACConfig
-from ros2_erl_vlm.core.trainer import EnvDataError, ErlVlmTrainer, LoopConfig, TaskInfo
+from ros2_erl_vlm.core.loop.trainer import EnvDataError, ErlVlmTrainer, LoopConfig, TaskInfo
+from ros2_erl_vlm.core.rating.dataset import read_ratings
+from ros2_erl_vlm.core.reward.reward_model import RewardModelConfig
+from ros2_erl_vlm.core.rl.sac import SACConfig
 from ros2_erl_vlm.envs import load_task, make_env
 from ros2_erl_vlm.raters.oracle import OracleConfig, OracleRater
 
@@ -156,7 +156,7 @@ class _SilentFirstRound:
         self.inner, self.calls = inner, 0
 
     def rate(self, queries):
-        from ros2_erl_vlm.core.rating import RatingResult
+        from ros2_erl_vlm.core.rating.rater import RatingResult
 
         self.calls += 1
         if self.calls == 1:

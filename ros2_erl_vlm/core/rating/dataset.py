@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from ros2_erl_vlm.core.rating import RatingResult, check_num_classes
+from ros2_erl_vlm.core.rating.rater import RatingResult, check_num_classes
 from ros2_erl_vlm.core.record_log import RecordLog, scan
 
 RECORD_KIND = "rating"

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ros2_erl_vlm.core.episodes import EpisodeStore
+from ros2_erl_vlm.core.episode_store import EpisodeStore
 
 STRATEGIES = ("uniform", "disagreement")
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ros2_erl_vlm.core.frames import FrameCodec
-from ros2_erl_vlm.core.rating import SimTruth
+from ros2_erl_vlm.core.rating.rater import SimTruth
 
 
 def episode_seed(run_seed: int, episode: int) -> int:

@@ -15,8 +15,8 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
+from torch.nn import functional
 
 
 @dataclass
@@ -142,7 +142,7 @@ def squashed_gaussian_log_prob(u: torch.Tensor, mu: torch.Tensor, log_std: torch
     Uses the numerically stable tanh correction ``log(1 - tanh(u)^2) = 2 (log 2 - u - softplus(-2u))``.
     """
     gauss = -0.5 * ((u - mu) / log_std.exp()) ** 2 - log_std - _LOG_SQRT_2PI
-    correction = 2.0 * (math.log(2.0) - u - F.softplus(-2.0 * u))
+    correction = 2.0 * (math.log(2.0) - u - functional.softplus(-2.0 * u))
     return (gauss - correction).sum(-1)
 
 
@@ -227,7 +227,7 @@ class SAC:
             target_v = target_q - self.alpha * next_logp
             target = reward + not_done * c.gamma * target_v
         q = self.critic(obs, action)
-        critic_loss = F.mse_loss(q[0], target) + F.mse_loss(q[1], target)
+        critic_loss = functional.mse_loss(q[0], target) + functional.mse_loss(q[1], target)
         self.critic_opt.zero_grad(set_to_none=True)
         critic_loss.backward()
         self.critic_opt.step()

@@ -18,7 +18,7 @@ and a minibatch whose labels are all equal is well defined.
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
+from torch.nn import functional
 
 DEFAULT_K = 30.0
 LOSSES = ("mae", "ce")
@@ -70,7 +70,7 @@ def mae_loss(logits: torch.Tensor, labels: torch.Tensor,
     With class weights, the average is weighted: ``sum_b w_{y_b} l_b / sum_b w_{y_b}``.
     """
     probs = torch.softmax(logits, dim=1)
-    onehot = F.one_hot(labels, logits.shape[1]).to(probs.dtype)
+    onehot = functional.one_hot(labels, logits.shape[1]).to(probs.dtype)
     per_sample = (probs - onehot).abs().sum(dim=1)
     w = _sample_weights(labels, class_weights)
     if w is None:
@@ -82,7 +82,7 @@ def ce_loss(logits: torch.Tensor, labels: torch.Tensor,
             class_weights: torch.Tensor | None = None) -> torch.Tensor:
     """RbRL's loss: (optionally class-weighted) cross-entropy of the rating logits."""
     w = None if class_weights is None else class_weights.to(logits.dtype).to(logits.device)
-    return F.cross_entropy(logits, labels, weight=w)
+    return functional.cross_entropy(logits, labels, weight=w)
 
 
 def rbrl_loss(returns: torch.Tensor, labels: torch.Tensor, num_classes: int, *, loss: str = "mae",

@@ -31,8 +31,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from ros2_erl_vlm.core.ratings import RatingDataset
-from ros2_erl_vlm.core.rbrl import DEFAULT_K, LOSSES, rbrl_loss
+from ros2_erl_vlm.core.rating.dataset import RatingDataset
+from ros2_erl_vlm.core.reward.rbrl import DEFAULT_K, LOSSES, rbrl_loss
 
 #: ``output_norm`` values: the paper's raw outputs, or members standardised over the rated inputs.
 OUTPUT_NORMS = ("none", "rated")

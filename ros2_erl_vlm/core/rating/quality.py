@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from ros2_erl_vlm.core.rating import SimTruth
+from ros2_erl_vlm.core.rating.rater import SimTruth
 
 #: ``bin_truth(progress, success, n) -> class`` (``TaskSpec.bin_truth``).
 BinFn = Callable[[float, bool, int], int]

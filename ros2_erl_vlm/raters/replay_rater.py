@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ros2_erl_vlm.core.rating import RatingQuery, RatingResult
+from ros2_erl_vlm.core.rating.rater import RatingQuery, RatingResult
 from ros2_erl_vlm.core.record_log import scan
 from ros2_erl_vlm.raters.records import RESULT_KIND, content_key, result_from_meta
 from ros2_erl_vlm.raters.stats import RaterStats

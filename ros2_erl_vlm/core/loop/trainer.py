@@ -29,18 +29,23 @@ import numpy as np
 import torch
 
 from ros2_erl_vlm.core.checkpoint import load_checkpoint, save_checkpoint
-from ros2_erl_vlm.core.entropy import StateEntropyReward
-from ros2_erl_vlm.core.episodes import Episode, EpisodeRecorder, EpisodeStore, episode_seed
-from ros2_erl_vlm.core.evaluation import evaluate_policy
+from ros2_erl_vlm.core.episode_store import Episode, EpisodeRecorder, EpisodeStore, episode_seed
 from ros2_erl_vlm.core.frames import FrameCodec
-from ros2_erl_vlm.core.queries import STRATEGIES, Segment, sample_disagreement, sample_uniform
-from ros2_erl_vlm.core.rating import Rater, RatingQuery, SimTruth, check_num_classes
-from ros2_erl_vlm.core.rating_quality import BinFn, round_quality, truth_meta
-from ros2_erl_vlm.core.ratings import DatasetSpec, RatingDataset
-from ros2_erl_vlm.core.replay import ReplayBuffer
-from ros2_erl_vlm.core.reward_model import RewardEnsemble, RewardModelConfig
-from ros2_erl_vlm.core.sac import SAC, SACConfig
-from ros2_erl_vlm.core.schedule import QuerySchedule, acts_randomly, can_update, sac_phase
+from ros2_erl_vlm.core.loop.schedule import QuerySchedule, acts_randomly, can_update, sac_phase
+from ros2_erl_vlm.core.rating.dataset import DatasetSpec, RatingDataset
+from ros2_erl_vlm.core.rating.quality import BinFn, round_quality, truth_meta
+from ros2_erl_vlm.core.rating.rater import Rater, RatingQuery, SimTruth, check_num_classes
+from ros2_erl_vlm.core.reward.reward_model import RewardEnsemble, RewardModelConfig
+from ros2_erl_vlm.core.reward.segment_selection import (
+    STRATEGIES,
+    Segment,
+    sample_disagreement,
+    sample_uniform,
+)
+from ros2_erl_vlm.core.rl.entropy import StateEntropyReward
+from ros2_erl_vlm.core.rl.evaluation import evaluate_policy
+from ros2_erl_vlm.core.rl.replay_buffer import ReplayBuffer
+from ros2_erl_vlm.core.rl.sac import SAC, SACConfig
 
 REWARD_SOURCES = ("learned", "true")
 
@@ -240,13 +245,13 @@ class ErlVlmTrainer:
     Args:
         config: loop settings (validated).
         env: training env; ``eval_env``: a second instance for evaluation (may be ``None``).
-        rater: any :class:`~ros2_erl_vlm.core.rating.Rater` (oracle, VLM backend, replay).
+        rater: any :class:`~ros2_erl_vlm.core.rating.rater.Rater` (oracle, VLM backend, replay).
         task: instruction and class names sent with every query.
         run_dir: where ratings, checkpoints and logs go (``None``: nothing written).
         progress: callback ``(step, total, postfix)`` for a progress bar.
         bin_truth: the task's truth binning (``TaskSpec.bin_truth``); with it every rating round
             logs its quality against simulator truth (``truth_agreement``, ``truth_above_bottom``
-            in ``reward.csv``; see :func:`~ros2_erl_vlm.core.rating_quality.round_quality`).
+            in ``reward.csv``; see :func:`~ros2_erl_vlm.core.rating.quality.round_quality`).
     """
 
     def __init__(self, config: LoopConfig, env: Env, rater: Rater | None, task: TaskInfo,

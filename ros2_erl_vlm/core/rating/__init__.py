@@ -1,0 +1,1 @@
+"""Ratings: the rater interface, the rating dataset, quality against truth, the rater's inbox."""

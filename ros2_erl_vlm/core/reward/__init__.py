@@ -1,0 +1,1 @@
+"""The learned reward: the ensemble, the RbRL losses, segment selection, the reward learner."""

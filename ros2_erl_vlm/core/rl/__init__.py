@@ -1,0 +1,1 @@
+"""Reinforcement learning: SAC, its replay buffer, PEBBLE's entropy reward, the online agent."""
