@@ -5,7 +5,7 @@ the in-process LoopConfig): the learning benchmark's (drawer-open-v3, paper SAC 
 oracle with 20% label noise, 50 queries every 5k steps). Variants, alternated in ``--rounds`` so
 load changes on the shared machine hit all alike:
 
-* ``in_process``: :class:`~ros2_erl_vlm.core.loop.trainer.ErlVlmTrainer` in this process;
+* ``in_process``: :class:`~ros2_erl_vlm.core.loop.ErlVlmTrainer` in this process;
 * ``graph``: the five node processes over DDS, as shipped (task camera rendered every step and
   stored by camera_capture, ready for a VLM rater);
 * ``graph_no_camera``: the graph without rendering (what the in-process state-reward run does).
@@ -74,7 +74,8 @@ def run_in_process(s: dict[str, Any], run_dir: Path) -> dict[str, Any]:
     """The core runner on the same settings; steps/s over ``run()``."""
     import torch
 
-    from ros2_erl_vlm.core.loop.trainer import ErlVlmTrainer, TaskInfo
+    from ros2_erl_vlm.core.config import TaskInfo
+    from ros2_erl_vlm.core.loop import ErlVlmTrainer
     from ros2_erl_vlm.envs import load_task, make_env
     from ros2_erl_vlm.raters.oracle import OracleConfig, OracleRater
     from ros2_erl_vlm.ros.node_params import REWARD_LEARNER, SAC_AGENT, loop_config

@@ -1,12 +1,12 @@
 """ROS-free ERL-VLM training runner: ``python -m ros2_erl_vlm.train --task drawer-open-v3``.
 
-Runs the full loop of :mod:`ros2_erl_vlm.core.loop.trainer` in one process on a MetaWorld task with a
+Runs the full loop of :mod:`ros2_erl_vlm.core.loop` in one process on a MetaWorld task with a
 rater (the oracle with configurable label noise by default, or any VLM backend), writing to the
 run directory: ``ratings.erlr`` (every rating, persisted before use), ``train.csv``, ``eval.csv``,
 ``reward.csv``, TensorBoard events under ``tb/``, ``checkpoint.pt`` and ``summary.json``.
 
 Settings come from, in increasing priority: the built-in defaults (the paper's, with a short
-budget), ``--config FILE.yaml`` (keys of :class:`~ros2_erl_vlm.core.loop.trainer.LoopConfig`, with
+budget), ``--config FILE.yaml`` (keys of :class:`~ros2_erl_vlm.core.config.LoopConfig`, with
 ``sac:`` and ``reward:`` sections), the named flags and ``--set key=value`` overrides.
 """
 
@@ -27,7 +27,8 @@ from typing import Any
 import yaml
 
 from ros2_erl_vlm.core.checkpoint import CheckpointError
-from ros2_erl_vlm.core.loop.trainer import EnvDataError, ErlVlmTrainer, LoopConfig, TaskInfo
+from ros2_erl_vlm.core.config import LoopConfig, TaskInfo
+from ros2_erl_vlm.core.loop import EnvDataError, ErlVlmTrainer
 from ros2_erl_vlm.core.rating.rater import Rater
 from ros2_erl_vlm.core.record_log import RecordLogError
 from ros2_erl_vlm.core.reward.reward_model import RewardModelConfig

@@ -5,7 +5,7 @@ Subscribes to ``observation`` (builds the recent-episode store) and ``ratings``;
 (erl_vlm/RewardModelUpdate: version, SHA-256, weights inline or a file path; reliable and
 transient-local, so a restarted agent gets the newest model).
 
-The loop follows :mod:`ros2_erl_vlm.core.loop.schedule` (first round after ``num_seed_steps +
+The loop follows :mod:`ros2_erl_vlm.core.schedule` (first round after ``num_seed_steps +
 num_unsup_steps`` env steps, then every ``query_every``, until ``max_feedback``): sample segments,
 persist and send the requests, store each rating as it arrives (persisted first; duplicates
 ignored), train once the round is answered (or after ``rating_timeout_s``), publish the new
@@ -23,7 +23,7 @@ from typing import Any
 
 from erl_vlm.msg import Observation, Rating, RatingRequest, RewardModelUpdate
 
-from ros2_erl_vlm.core.loop.trainer import TaskInfo
+from ros2_erl_vlm.core.config import TaskInfo
 from ros2_erl_vlm.core.rating.quality import describe_round_quality
 from ros2_erl_vlm.core.reward.reward_learner import RewardLearner, TrainedModel
 from ros2_erl_vlm.ros import qos

@@ -28,7 +28,7 @@ import numpy as np
 from erl_vlm.msg import Action, EpisodeSummary, Observation, RewardModelUpdate
 
 from ros2_erl_vlm.core.checkpoint import load_checkpoint, save_checkpoint
-from ros2_erl_vlm.core.loop.trainer import MetricsLogger
+from ros2_erl_vlm.core.metrics import MetricsLogger
 from ros2_erl_vlm.core.rl.evaluation import evaluate_policy
 from ros2_erl_vlm.core.rl.online_agent import EpisodeStats, OnlineAgent
 from ros2_erl_vlm.ros import qos

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from ros2_erl_vlm.core.loop.trainer import TaskInfo
+from ros2_erl_vlm.core.config import TaskInfo
 from ros2_erl_vlm.core.rating.rater import RatingQuery, RatingResult, SimTruth
 from ros2_erl_vlm.core.reward.reward_learner import PendingRequest, TrainedModel
 from ros2_erl_vlm.core.reward.reward_model import RewardEnsemble

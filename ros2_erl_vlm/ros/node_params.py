@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from ros2_erl_vlm.core.loop.trainer import LoopConfig
+from ros2_erl_vlm.core.config import LoopConfig
 from ros2_erl_vlm.core.reward.reward_model import RewardModelConfig
 from ros2_erl_vlm.core.rl.sac import SACConfig
 from ros2_erl_vlm.ros.params import ParamError, ParamSpec

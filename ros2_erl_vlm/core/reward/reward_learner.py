@@ -28,15 +28,15 @@ from typing import Any
 import numpy as np
 
 from ros2_erl_vlm.core.checkpoint import load_checkpoint, save_checkpoint
+from ros2_erl_vlm.core.config import LoopConfig, TaskInfo
 from ros2_erl_vlm.core.episode_store import Episode, EpisodeRecorder, EpisodeStore
-from ros2_erl_vlm.core.loop.schedule import QuerySchedule
-from ros2_erl_vlm.core.loop.trainer import LoopConfig, TaskInfo
 from ros2_erl_vlm.core.rating.dataset import DatasetSpec, RatingDataset, read_ratings
 from ros2_erl_vlm.core.rating.quality import BinFn, round_quality, truth_meta
 from ros2_erl_vlm.core.rating.rater import RatingResult, SimTruth
 from ros2_erl_vlm.core.record_log import RecordLog
 from ros2_erl_vlm.core.reward.reward_model import RewardEnsemble, RewardTrainStats
 from ros2_erl_vlm.core.reward.segment_selection import sample_disagreement, sample_uniform
+from ros2_erl_vlm.core.schedule import QuerySchedule
 
 REQUEST_KIND = "request"
 GAVE_UP_REASON = "no answer from the rater after {n} attempts"

@@ -6,7 +6,7 @@ The env (a simulator bridge or a real arm) publishes one observation per step; t
    into replay transitions (the action stored is the one the env reports it applied), rewarded by
    the newest learned reward model (or the env's reward for the ``true``-reward baseline);
 2. :meth:`OnlineAgent.act`: picks the next action (uniform random during the seed steps);
-3. :meth:`OnlineAgent.learn`: runs the SAC updates due (:mod:`~ros2_erl_vlm.core.loop.schedule`);
+3. :meth:`OnlineAgent.learn`: runs the SAC updates due (:mod:`~ros2_erl_vlm.core.schedule`);
 4. :meth:`OnlineAgent.set_reward_model`: takes each new reward-model version, relabels the whole
    replay buffer and, on the first one, resets the critic (PEBBLE) as the in-process trainer does.
 """
@@ -20,14 +20,14 @@ from typing import Any
 import numpy as np
 import torch
 
-from ros2_erl_vlm.core.loop.schedule import acts_randomly, can_update, sac_phase
-from ros2_erl_vlm.core.loop.trainer import LoopConfig
+from ros2_erl_vlm.core.config import LoopConfig
 from ros2_erl_vlm.core.rating.rater import SimTruth
 from ros2_erl_vlm.core.reward.reward_model import RewardEnsemble
 from ros2_erl_vlm.core.rl.entropy import StateEntropyReward
 from ros2_erl_vlm.core.rl.evaluation import evaluate_policy
 from ros2_erl_vlm.core.rl.replay_buffer import ReplayBuffer
 from ros2_erl_vlm.core.rl.sac import SAC
+from ros2_erl_vlm.core.schedule import acts_randomly, can_update, sac_phase
 
 __all__ = ["EpisodeStats", "Observed", "OnlineAgent", "evaluate_policy"]
 
@@ -175,7 +175,7 @@ class OnlineAgent:
 
     @property
     def phase(self) -> str:
-        """The current SAC phase (see :func:`~ros2_erl_vlm.core.loop.schedule.sac_phase`)."""
+        """The current SAC phase (see :func:`~ros2_erl_vlm.core.schedule.sac_phase`)."""
         return sac_phase(self.config, self.step, self.model_version)
 
     def learn(self) -> dict[str, float] | None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-from ros2_erl_vlm.core.loop.trainer import MetricsLogger
+from ros2_erl_vlm.core.metrics import MetricsLogger
 
 
 def _rows(path: Path) -> list[dict[str, str]]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ros2_erl_vlm.core.loop.trainer import LoopConfig
+from ros2_erl_vlm.core.config import LoopConfig
 from ros2_erl_vlm.core.rating.rater import SimTruth
 from ros2_erl_vlm.core.reward.reward_model import RewardEnsemble, RewardModelConfig
 from ros2_erl_vlm.core.rl.online_agent import OnlineAgent

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ros2_erl_vlm.core.loop.trainer import LoopConfig, TaskInfo
+from ros2_erl_vlm.core.config import LoopConfig, TaskInfo
 from ros2_erl_vlm.core.rating.dataset import read_ratings
 from ros2_erl_vlm.core.rating.rater import RatingResult, SimTruth
 from ros2_erl_vlm.core.reward.reward_learner import EpisodeAssembler, RewardLearner

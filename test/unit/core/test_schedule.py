@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from ros2_erl_vlm.core.loop.schedule import QuerySchedule, acts_randomly, can_update, sac_phase
-from ros2_erl_vlm.core.loop.trainer import LoopConfig
+from ros2_erl_vlm.core.config import LoopConfig
+from ros2_erl_vlm.core.schedule import QuerySchedule, acts_randomly, can_update, sac_phase
 
 
 def _cfg(**kw) -> LoopConfig:

@@ -7,7 +7,8 @@ import csv
 import numpy as np
 import pytest
 
-from ros2_erl_vlm.core.loop.trainer import EnvDataError, ErlVlmTrainer, LoopConfig, TaskInfo
+from ros2_erl_vlm.core.config import LoopConfig, TaskInfo
+from ros2_erl_vlm.core.loop import EnvDataError, ErlVlmTrainer
 from ros2_erl_vlm.core.rating.dataset import read_ratings
 from ros2_erl_vlm.core.reward.reward_model import RewardModelConfig
 from ros2_erl_vlm.core.rl.sac import SACConfig

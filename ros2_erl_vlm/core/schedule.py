@@ -21,7 +21,7 @@ PHASES = ("seed", "unsup", "reward")
 
 
 class ScheduleSettings(Protocol):
-    """The fields of :class:`~ros2_erl_vlm.core.loop.trainer.LoopConfig` the schedule reads."""
+    """The fields of :class:`~ros2_erl_vlm.core.config.LoopConfig` the schedule reads."""
 
     reward_source: str
     num_seed_steps: int

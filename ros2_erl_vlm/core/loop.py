@@ -16,12 +16,11 @@ baseline): no queries, no unsupervised phase.
 
 from __future__ import annotations
 
-import csv
 import json
 import math
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -29,15 +28,15 @@ import numpy as np
 import torch
 
 from ros2_erl_vlm.core.checkpoint import load_checkpoint, save_checkpoint
+from ros2_erl_vlm.core.config import LoopConfig, TaskInfo
 from ros2_erl_vlm.core.episode_store import Episode, EpisodeRecorder, EpisodeStore, episode_seed
 from ros2_erl_vlm.core.frames import FrameCodec
-from ros2_erl_vlm.core.loop.schedule import QuerySchedule, acts_randomly, can_update, sac_phase
+from ros2_erl_vlm.core.metrics import MetricsLogger
 from ros2_erl_vlm.core.rating.dataset import DatasetSpec, RatingDataset
 from ros2_erl_vlm.core.rating.quality import BinFn, round_quality, truth_meta
-from ros2_erl_vlm.core.rating.rater import Rater, RatingQuery, SimTruth, check_num_classes
-from ros2_erl_vlm.core.reward.reward_model import RewardEnsemble, RewardModelConfig
+from ros2_erl_vlm.core.rating.rater import Rater, RatingQuery, SimTruth
+from ros2_erl_vlm.core.reward.reward_model import RewardEnsemble
 from ros2_erl_vlm.core.reward.segment_selection import (
-    STRATEGIES,
     Segment,
     sample_disagreement,
     sample_uniform,
@@ -45,9 +44,8 @@ from ros2_erl_vlm.core.reward.segment_selection import (
 from ros2_erl_vlm.core.rl.entropy import StateEntropyReward
 from ros2_erl_vlm.core.rl.evaluation import evaluate_policy
 from ros2_erl_vlm.core.rl.replay_buffer import ReplayBuffer
-from ros2_erl_vlm.core.rl.sac import SAC, SACConfig
-
-REWARD_SOURCES = ("learned", "true")
+from ros2_erl_vlm.core.rl.sac import SAC
+from ros2_erl_vlm.core.schedule import QuerySchedule, acts_randomly, can_update, sac_phase
 
 
 class Env(Protocol):
@@ -67,172 +65,6 @@ class Env(Protocol):
     def render(self) -> np.ndarray | None:
         """The task camera's frame (None when the env does not render)."""
         ...
-
-
-@dataclass
-class LoopConfig:
-    """Schedule and bookkeeping of the online loop (paper defaults where the paper has one)."""
-
-    total_steps: int = 1_000_000
-    seed: int = 0
-    reward_source: str = "learned"
-    num_classes: int = 3
-    num_seed_steps: int = 1000
-    num_unsup_steps: int = 9000
-    query_every: int = 5000
-    queries_per_round: int = 50
-    max_feedback: int = 10_000
-    query_strategy: str = "uniform"
-    segment_length: int = 1
-    episode_store_size: int = 100
-    reset_updates: int = 100
-    replay_capacity: int = 1_000_000
-    updates_per_step: int = 1
-    #: Render the task camera every step and keep the frames (JPEG) in the episode store so the
-    #: rater sees images: needed by VLM raters when the reward model works on states (an image
-    #: reward model keeps raw frames anyway). The oracle rates from simulator truth and needs none.
-    query_frames: bool = False
-    eval_every: int = 10_000
-    eval_episodes: int = 10
-    checkpoint_every: int = 50_000
-    log_every: int = 1000
-    sac: SACConfig = field(default_factory=SACConfig)
-    reward: RewardModelConfig = field(default_factory=RewardModelConfig)
-
-    @property
-    def learn_start(self) -> int:
-        """Env step of the first reward learning."""
-        return self.num_seed_steps + self.num_unsup_steps
-
-    def validate(self) -> LoopConfig:
-        """Raise ``ValueError`` naming the first bad field."""
-        if self.reward_source not in REWARD_SOURCES:
-            raise ValueError(f"reward_source must be one of {REWARD_SOURCES}, got {self.reward_source!r}")
-        if self.query_strategy not in STRATEGIES:
-            raise ValueError(f"query_strategy must be one of {STRATEGIES}, got {self.query_strategy!r}")
-        check_num_classes(self.num_classes)
-        for name in ("total_steps", "query_every", "queries_per_round", "max_feedback",
-                     "segment_length", "episode_store_size", "replay_capacity", "eval_every",
-                     "checkpoint_every", "log_every", "updates_per_step"):
-            if int(getattr(self, name)) <= 0:
-                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
-        for name in ("num_seed_steps", "num_unsup_steps", "reset_updates", "eval_episodes"):
-            if int(getattr(self, name)) < 0:
-                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
-        if self.num_seed_steps < self.sac.batch_size // 8:
-            raise ValueError("num_seed_steps is too small to fill a first SAC batch")
-        self.sac.validate()
-        self.reward.validate()
-        return self
-
-
-@dataclass
-class TaskInfo:
-    """What the loop tells the rater about the task."""
-
-    name: str
-    instruction: str
-    class_names: tuple[str, ...]
-
-
-class MetricsLogger:
-    """CSV files per stream (``train.csv``, ``eval.csv``, ``reward.csv``) plus optional TensorBoard.
-
-    The logger owns every ``*.csv`` in its directory (:meth:`row_counts`, :meth:`truncate`)."""
-
-    def __init__(self, log_dir: Path | None, tensorboard: bool = True) -> None:
-        self.log_dir = log_dir
-        self._files: dict[str, Any] = {}
-        self._writers: dict[str, csv.DictWriter] = {}
-        self.tb = None
-        if log_dir is not None and tensorboard:
-            try:
-                from torch.utils.tensorboard import SummaryWriter
-                self.tb = SummaryWriter(str(log_dir / "tb"))
-            except ImportError:  # tensorboard is optional
-                self.tb = None
-
-    def log(self, stream: str, step: int, values: dict[str, float]) -> None:
-        """Append one row to ``<stream>.csv`` and TensorBoard.
-
-        A row with keys the file has no column for widens the file (rewritten atomically with the
-        union of the columns, earlier rows blank there): e.g. the SAC losses that first appear
-        after the seed phase, or keys added by a newer version of a resumed run.
-        """
-        if self.log_dir is None:
-            return
-        row = {"step": step, **values}
-        writer = self._writers.get(stream)
-        if writer is None or not set(row) <= set(writer.fieldnames):
-            writer = self._open(stream, row)
-        writer.writerow(row)
-        self._files[stream].flush()
-        if self.tb is not None:
-            for k, v in values.items():
-                if isinstance(v, (int, float)) and math.isfinite(v):
-                    self.tb.add_scalar(f"{stream}/{k}", v, step)
-
-    def _open(self, stream: str, row: dict[str, Any]) -> csv.DictWriter:
-        """(Re)open ``<stream>.csv`` for appending with every column of the file and of ``row``."""
-        assert self.log_dir is not None
-        if stream in self._files:
-            self._files.pop(stream).close()
-        path = self.log_dir / f"{stream}.csv"
-        rows: list[dict[str, str]] = []
-        fields: list[str] = []
-        if path.exists() and path.stat().st_size > 0:
-            fields, rows = self._read(path)
-        missing = [k for k in row if k not in fields]
-        if missing or not fields:
-            self._rewrite(path, fields + missing, rows)
-            fields += missing
-        fh = open(path, "a", newline="")  # noqa: SIM115 - kept open for the run
-        writer = csv.DictWriter(fh, fieldnames=fields, restval="")
-        self._files[stream], self._writers[stream] = fh, writer
-        return writer
-
-    def _csv_files(self) -> list[Path]:
-        return [] if self.log_dir is None else sorted(self.log_dir.glob("*.csv"))
-
-    @staticmethod
-    def _read(path: Path) -> tuple[list[str], list[dict[str, str]]]:
-        with open(path, newline="") as fh:
-            reader = csv.DictReader(fh)
-            return list(reader.fieldnames or []), list(reader)
-
-    @staticmethod
-    def _rewrite(path: Path, fields: list[str], rows: list[dict[str, str]]) -> None:
-        """Replace ``path`` atomically with ``rows`` under the header ``fields``."""
-        tmp = path.with_name(f".{path.name}.tmp")
-        with open(tmp, "w", newline="") as fh:
-            w = csv.DictWriter(fh, fieldnames=fields, restval="")
-            w.writeheader()
-            w.writerows(rows)
-        tmp.replace(path)
-
-    def row_counts(self) -> dict[str, int]:
-        """Rows written so far per stream (every ``*.csv`` in the log directory): stored with a
-        checkpoint so a resumed run can drop what was logged after it (:meth:`truncate`)."""
-        return {p.stem: len(self._read(p)[1]) for p in self._csv_files()}
-
-    def truncate(self, counts: dict[str, int]) -> None:
-        """Keep the first ``counts[stream]`` rows of every stream (none for a stream not in
-        ``counts``): on resume, rows logged after the checkpoint would otherwise appear twice."""
-        for path in self._csv_files():
-            if path.stem in self._files:
-                self._files.pop(path.stem).close()
-                self._writers.pop(path.stem)
-            fields, rows = self._read(path)
-            keep = int(counts.get(path.stem, 0))
-            if len(rows) > keep:
-                self._rewrite(path, fields, rows[:keep])
-
-    def close(self) -> None:
-        """Flush and close everything."""
-        for fh in self._files.values():
-            fh.close()
-        if self.tb is not None:
-            self.tb.close()
 
 
 class EnvDataError(RuntimeError):

@@ -1,1 +1,0 @@
-"""The in-process ERL-VLM loop: its settings, metrics, schedule and the loop itself."""
