@@ -74,6 +74,7 @@ def run_in_process(s: dict[str, Any], run_dir: Path) -> dict[str, Any]:
     """The core runner on the same settings; steps/s over ``run()``."""
     import torch
 
+    from ros2_erl_vlm.core import seeds
     from ros2_erl_vlm.core.config import TaskInfo
     from ros2_erl_vlm.core.loop import ErlVlmTrainer
     from ros2_erl_vlm.envs import load_task, make_env
@@ -84,10 +85,10 @@ def run_in_process(s: dict[str, Any], run_dir: Path) -> dict[str, Any]:
     task = load_task(s["task"])
     known = {p.name for p in (*SAC_AGENT, *REWARD_LEARNER)}
     cfg = loop_config({k: v for k, v in s.items() if k in known}, num_classes=task.num_classes)
-    rater = OracleRater(task.bin_truth, OracleConfig(noise=s["rater.noise"]), seed=s["seed"] + 7)
+    rater = OracleRater(task.bin_truth, OracleConfig(noise=s["rater.noise"]), seed=seeds.oracle_seed(s["seed"]))
     info = TaskInfo(task.name, task.instruction, task.class_names(cfg.num_classes))
     env = make_env(task, seed=cfg.seed, render=False)
-    eval_env = make_env(task, seed=cfg.seed + 12345, render=False) if cfg.eval_episodes else None
+    eval_env = make_env(task, seed=seeds.eval_env_seed(cfg.seed), render=False) if cfg.eval_episodes else None
     marks: list[tuple[int, float]] = []
 
     def progress(step: int, _total: int, _post: dict[str, Any]) -> None:

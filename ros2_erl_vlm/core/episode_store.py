@@ -9,21 +9,12 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
 from ros2_erl_vlm.core.frames import FrameCodec
 from ros2_erl_vlm.core.rating.rater import SimTruth
-
-
-def episode_seed(run_seed: int, episode: int) -> int:
-    """Reset seed of training episode ``episode`` of a run seeded ``run_seed``.
-
-    Runs with different seeds see different task layouts (``run_seed + episode`` would give seed 1
-    the layouts of seed 0 shifted by one episode); seed 0 keeps ``episode`` itself. The simulator
-    bridge and the in-process runner use this same function, so they see the same episodes.
-    """
-    return int(run_seed) * 1_000_003 + int(episode)
 
 
 class EncodedFrames:
@@ -47,6 +38,15 @@ class EncodedFrames:
         """Stored size."""
         return sum(self.codec.nbytes(e) for e in self.encoded)
 
+    def to_state(self) -> dict[str, Any]:
+        """Plain values for a checkpoint (:meth:`from_state` restores them)."""
+        return {"fmt": self.codec.fmt, "quality": self.codec.quality, "encoded": list(self.encoded)}
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> EncodedFrames:
+        """Inverse of :meth:`to_state`."""
+        return cls(FrameCodec(state["fmt"], int(state["quality"])), list(state["encoded"]))
+
 
 @dataclass
 class Episode:
@@ -65,6 +65,32 @@ class Episode:
     def success(self) -> bool | None:
         """Whether the task succeeded at any step (None without truth)."""
         return None if self.truth is None else any(t.success for t in self.truth)
+
+    def to_state(self) -> dict[str, Any]:
+        """Plain values (arrays, numbers, lists) for a checkpoint; :meth:`from_state` restores it."""
+        frames: Any = self.frames
+        if isinstance(frames, EncodedFrames):
+            frames = {"encoded": frames.to_state()}
+        truth = None if self.truth is None else {
+            "reward": np.array([t.reward for t in self.truth], dtype=np.float64),
+            "success": np.array([t.success for t in self.truth], dtype=np.bool_),
+            "progress": np.array([np.nan if t.progress is None else t.progress for t in self.truth],
+                                 dtype=np.float64)}
+        return {"episode_id": int(self.episode_id), "next_obs": self.next_obs, "actions": self.actions,
+                "truth": truth, "frames": frames}
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> Episode:
+        """Inverse of :meth:`to_state`."""
+        truth = None
+        if state["truth"] is not None:
+            tr = state["truth"]
+            truth = tuple(SimTruth(float(r), bool(s), None if np.isnan(p) else float(p))
+                          for r, s, p in zip(tr["reward"], tr["success"], tr["progress"], strict=True))
+        frames = state["frames"]
+        if isinstance(frames, dict):
+            frames = EncodedFrames.from_state(frames["encoded"])
+        return cls(int(state["episode_id"]), state["next_obs"], state["actions"], truth, frames)
 
 
 @dataclass

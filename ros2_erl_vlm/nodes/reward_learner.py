@@ -40,8 +40,7 @@ from ros2_erl_vlm.ros.node_params import loop_config
 class RewardLearnerNode(ErlNode):
     """The node (see module docstring)."""
 
-    COUNTERS = ("bad_observations", "bad_ratings", "unknown_ratings", "duplicate_ratings", "late_ratings",
-                "models_published")
+    COUNTERS = ("bad_observations", "bad_ratings", "models_published")
 
     def __init__(self) -> None:
         super().__init__("reward_learner")
@@ -55,6 +54,7 @@ class RewardLearnerNode(ErlNode):
         self.config = loop_config(p, num_classes=n)
         self.task = TaskInfo(task.name, task.instruction, task.class_names(n))
         self.learner = RewardLearner(self.config, OBS_DIM, self.task, node_dir,
+                                     checkpoint_path=node_dir / "checkpoint.pt",
                                      max_attempts=int(p["max_attempts"]), bin_truth=task.bin_truth)
         self.active = self.config.reward_source == "learned"
         self.pub_requests = self.create_publisher(RatingRequest, qos.RATING_REQUESTS, qos.RATING_QOS)
@@ -107,13 +107,12 @@ class RewardLearnerNode(ErlNode):
         except ValueError as exc:
             self.count("bad_ratings", f"dropped rating {msg.request_id}: {exc}")
             return
+        # The learner counts every status (ratings_<status>); the node only says what it means.
         if status == "unknown":
-            self.count("unknown_ratings", f"dropped a rating for unknown request {msg.request_id}")
-        elif status == "duplicate":
-            self.counters["duplicate_ratings"] += 1
+            self.warn(f"dropped a rating for unknown request {msg.request_id}", "ratings_unknown")
         elif status == "late":
-            self.count("late_ratings", f"rating {msg.request_id} arrived after the request was given up; "
-                       "stored and used (raise max_attempts or request_retry_s for a slow rater)")
+            self.warn(f"rating {msg.request_id} arrived after the request was given up; stored and used "
+                      "(raise max_attempts or request_retry_s for a slow rater)", "ratings_late")
         self.maybe_train()
 
     def tick(self) -> None:

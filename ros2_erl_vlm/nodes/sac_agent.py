@@ -27,6 +27,8 @@ from typing import Any
 import numpy as np
 from erl_vlm.msg import Action, EpisodeSummary, Observation, RewardModelUpdate
 
+from ros2_erl_vlm.core import seeds
+from ros2_erl_vlm.core.atomic_write import write_text_atomic
 from ros2_erl_vlm.core.checkpoint import load_checkpoint, save_checkpoint
 from ros2_erl_vlm.core.metrics import MetricsLogger
 from ros2_erl_vlm.core.rl.evaluation import evaluate_policy
@@ -58,7 +60,7 @@ class SacAgent(ErlNode):
                 task = replace(task, max_episode_steps=int(p["max_episode_steps"]))
             from ros2_erl_vlm.envs import make_env
 
-            self.eval_env = make_env(task, seed=c.seed + 12345, render=False)
+            self.eval_env = make_env(task, seed=seeds.eval_env_seed(c.seed), render=False)
         self.logger = MetricsLogger(self.dir, tensorboard=False)
         self.ckpt = self.dir / "checkpoint.pt"
         self.episodes_done = 0
@@ -188,7 +190,7 @@ class SacAgent(ErlNode):
                    "sac_updates": self.agent.updates, "steps_per_s": self.steps_per_s(),
                    "final_success_rate": self.last_eval.get("success_rate"), "eval": self.history,
                    "counters": dict(self.counters), "config": asdict(self.config)}
-        (self.dir / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
+        write_text_atomic(self.dir / "summary.json", json.dumps(summary, indent=2, default=str))
         self.get_logger().info(f"done: {self.agent.step} env steps, {self.episodes_done} episodes, "
                                f"{summary['steps_per_s']:.1f} steps/s")
         self.finish(0)

@@ -26,6 +26,7 @@ from typing import Any
 import yaml
 from erl_vlm.msg import Rating, RatingRequest
 
+from ros2_erl_vlm.core import seeds
 from ros2_erl_vlm.core.rating.rater import RatingQuery, RatingResult, check_num_classes
 from ros2_erl_vlm.core.rating.request_queue import RequestQueue
 from ros2_erl_vlm.core.record_log import RecordLogError
@@ -52,7 +53,8 @@ def rater_settings(p: dict[str, Any]) -> dict[str, Any]:
     settings["backend"] = p["rater.backend"]
     if p["rater.backend"] == "oracle":
         settings.update(task=p["task"], noise=float(p["rater.noise"]), noise_mode=p["rater.noise_mode"],
-                        abstain_rate=float(p["rater.abstain_rate"]), seed=int(p["seed"]) + 7)
+                        abstain_rate=float(p["rater.abstain_rate"]),
+                        seed=seeds.oracle_seed(int(p["seed"])))
     return settings
 
 

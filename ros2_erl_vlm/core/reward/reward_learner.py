@@ -18,7 +18,6 @@ Durability (everything under ``run_dir``):
 from __future__ import annotations
 
 import hashlib
-import os
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -27,15 +26,18 @@ from typing import Any
 
 import numpy as np
 
+from ros2_erl_vlm.core import seeds
+from ros2_erl_vlm.core.atomic_write import write_bytes_atomic
 from ros2_erl_vlm.core.checkpoint import load_checkpoint, save_checkpoint
 from ros2_erl_vlm.core.config import LoopConfig, TaskInfo
 from ros2_erl_vlm.core.episode_store import Episode, EpisodeRecorder, EpisodeStore
+from ros2_erl_vlm.core.frames import FrameCodec
 from ros2_erl_vlm.core.rating.dataset import DatasetSpec, RatingDataset, read_ratings
 from ros2_erl_vlm.core.rating.quality import BinFn, round_quality, truth_meta
-from ros2_erl_vlm.core.rating.rater import RatingResult, SimTruth
+from ros2_erl_vlm.core.rating.rater import RatingQuery, RatingResult, SimTruth
 from ros2_erl_vlm.core.record_log import RecordLog
 from ros2_erl_vlm.core.reward.reward_model import RewardEnsemble, RewardTrainStats
-from ros2_erl_vlm.core.reward.segment_selection import sample_disagreement, sample_uniform
+from ros2_erl_vlm.core.reward.segment_selection import select_segments
 from ros2_erl_vlm.core.schedule import QuerySchedule
 
 REQUEST_KIND = "request"
@@ -56,15 +58,18 @@ class EpisodeAssembler:
     an end: the episode is dropped, memory stays bounded) or ``"complete"``.
     """
 
-    def __init__(self, max_steps: int = 100_000) -> None:
+    def __init__(self, max_steps: int = 100_000, frame_codec: FrameCodec | None = None) -> None:
         self._rec: EpisodeRecorder | None = None
+        self.frame_codec = frame_codec
         self._last: tuple[int, int] | None = None
         self.max_steps = int(max_steps)
         self.dropped = 0
 
     def add(self, episode: int, step: int, state: np.ndarray, action: np.ndarray,
-            truth: SimTruth | None, done: bool) -> tuple[str, Episode | None]:
-        """Feed one observation; returns ``(status, finished episode or None)``."""
+            truth: SimTruth | None, done: bool,
+            frame: np.ndarray | None = None) -> tuple[str, Episode | None]:
+        """Feed one observation (``frame``: the camera frame after the step, kept when given);
+        returns ``(status, finished episode or None)``."""
         episode, step = int(episode), int(step)
         if self._last == (episode, step):
             return "duplicate", None
@@ -72,7 +77,7 @@ class EpisodeAssembler:
         if step == 0:
             if self._rec is not None and len(self._rec) > 0:
                 self.dropped += 1  # an unfinished episode was cut short
-            self._rec = EpisodeRecorder(episode)
+            self._rec = EpisodeRecorder(episode, self.frame_codec)
             return "start", None
         rec = self._rec
         if rec is None or rec.episode_id != episode or len(rec) != step - 1:
@@ -84,7 +89,7 @@ class EpisodeAssembler:
             self.dropped += 1
             self._rec = None
             return "too_long", None
-        rec.add(state, action, truth)
+        rec.add(state, action, truth, frame)
         if done:
             self._rec = None
             return "complete", rec.finish()
@@ -98,11 +103,14 @@ class PendingRequest:
     request_id: str
     episode: int
     steps: tuple[int, ...]
-    inputs: np.ndarray  # the reward model's input for the segment, (T, obs_dim)
+    inputs: np.ndarray  # the reward model's input for the segment: (T, obs_dim) or (T, H, W, 3)
     truth: tuple[SimTruth, ...] | None
     round: int
     attempts: int = 0
     last_sent: float = field(default=-1e18)
+    #: The segment's camera frames for the rater, when the episode store keeps frames (not
+    #: persisted: in the graph ``camera_capture`` attaches them on the way to the rater).
+    frames: np.ndarray | None = None
 
 
 @dataclass
@@ -124,31 +132,45 @@ class RewardLearner:
         config: loop settings (schedule, ``reward``, ``segment_length``, ``episode_store_size``).
         obs_dim: state size.
         task: instruction and class names (``config.num_classes`` of them) sent with every query.
-        run_dir: where the logs, checkpoint and model files live (resumed when present).
+        run_dir: where the request and rating logs and the model files live (``None``: in memory).
+        checkpoint_path: the learner's own checkpoint, loaded when present and rewritten at every
+            round start and training (a process of its own); ``None`` when its owner checkpoints
+            :meth:`state_dict` with everything else (the in-process loop).
         max_attempts: sends of one request before the learner records an abstention itself.
         bin_truth: the task's truth binning (``TaskSpec.bin_truth``); with it each round's ratings
             are scored against simulator truth (``last_round_quality``, see
             :func:`~ros2_erl_vlm.core.rating.quality.round_quality`).
+        rng: generator for segment selection and reward training (default
+            :func:`~ros2_erl_vlm.core.seeds.learner_rng`; the in-process loop shares the agent's).
+        frame_codec: how episode frames are kept (``None``: raw); frames are kept only when
+            :meth:`observe` is given them.
+        frame_shape: ``(H, W, 3)`` of the frames an image reward model (``reward.input_kind``
+            ``image``) reads.
     """
 
-    def __init__(self, config: LoopConfig, obs_dim: int, task: TaskInfo, run_dir: str | Path,
-                 *, max_attempts: int = 30, bin_truth: BinFn | None = None) -> None:
+    def __init__(self, config: LoopConfig, obs_dim: int, task: TaskInfo, run_dir: str | Path | None,
+                 *, checkpoint_path: str | Path | None = None, max_attempts: int = 30,
+                 bin_truth: BinFn | None = None, rng: np.random.Generator | None = None,
+                 frame_codec: FrameCodec | None = None,
+                 frame_shape: tuple[int, int, int] | None = None) -> None:
         self.config = c = config.validate()
-        if c.reward.input_kind != "state":
-            raise ValueError("the reward learner node supports state reward models only "
-                             "(reward.input_kind must be 'state')")
+        self.use_frames = c.reward.input_kind == "image"
+        if self.use_frames and frame_shape is None:
+            raise ValueError("an image reward model (reward.input_kind 'image') needs frame_shape")
         if len(task.class_names) != c.num_classes:
             raise ValueError(f"task has {len(task.class_names)} class names, config says {c.num_classes}")
         if max_attempts < 1:
             raise ValueError(f"max_attempts must be >= 1, got {max_attempts}")
         self.obs_dim, self.task, self.max_attempts = int(obs_dim), task, int(max_attempts)
-        self.run_dir = Path(run_dir)
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        self.rng = np.random.default_rng(c.seed + 3)
-        self.model = RewardEnsemble(c.reward, obs_dim=self.obs_dim, seed=c.seed + 1)
+        self.run_dir = None if run_dir is None else Path(run_dir)
+        if self.run_dir is not None:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.checkpoint_path = None if checkpoint_path is None else Path(checkpoint_path)
+        self.rng = seeds.learner_rng(c.seed) if rng is None else rng
+        self.model = RewardEnsemble(c.reward, obs_dim=self.obs_dim, seed=seeds.reward_model_seed(c.seed))
         self.schedule = QuerySchedule()
         self.env_steps = 0
-        self.assembler = EpisodeAssembler()
+        self.assembler = EpisodeAssembler(frame_codec=frame_codec)
         self.episodes = EpisodeStore(c.episode_store_size)
         self.counters: dict[str, int] = {}
         self.last_train: RewardTrainStats | None = None
@@ -161,27 +183,20 @@ class RewardLearner:
         self.current_round = 0
         self.resumed = False
         # Answers already stored (dedupe) and the dataset itself.
-        ratings_path = self.run_dir / "ratings.erlr"
-        stored = read_ratings(ratings_path) if ratings_path.exists() else []
+        ratings_path = None if self.run_dir is None else self.run_dir / "ratings.erlr"
+        stored = read_ratings(ratings_path) if ratings_path is not None and ratings_path.exists() else []
         self.answered: set[str] = {str(m.get("query_id")) for m in stored}
         gave_up = {str(m["query_id"]) for m in stored if m.get("backend") == GAVE_UP_BACKEND}
         gave_up -= {str(m["query_id"]) for m in stored if m.get("label") is not None}
         # Requests the learner gave up on, kept (bounded) so a late rating can still be stored.
         self.late_ok: dict[str, PendingRequest] = {}
-        self.dataset = RatingDataset(
-            DatasetSpec(c.num_classes, "state", (c.segment_length, self.obs_dim)),
-            capacity=c.max_feedback, path=ratings_path)
-        ckpt = self.run_dir / "checkpoint.pt"
-        if ckpt.exists():
-            state = load_checkpoint(ckpt)
-            self.model.load_state_dict(state["reward_model"])
-            self.schedule.load_state_dict(state["schedule"])
-            self.env_steps = int(state["env_steps"])
-            self.rng.bit_generator.state = state["rng"]
-            self.resumed = True
-        self.requests = RecordLog(self.run_dir / "requests.erlr")
+        input_shape = ((c.segment_length, *frame_shape) if self.use_frames and frame_shape
+                       else (c.segment_length, self.obs_dim))
+        self.dataset = RatingDataset(DatasetSpec(c.num_classes, c.reward.input_kind, input_shape),
+                                     capacity=c.max_feedback, path=ratings_path)
+        self.requests = None if self.run_dir is None else RecordLog(self.run_dir / "requests.erlr")
         self.pending: dict[str, PendingRequest] = {}
-        for rec in self.requests.records:
+        for rec in [] if self.requests is None else self.requests.records:
             m = rec.meta
             if m.get("kind") != REQUEST_KIND:
                 continue
@@ -200,10 +215,17 @@ class RewardLearner:
                 self._keep_for_late(req)
             else:
                 self.pending[m["request_id"]] = req
-        self.requests.forget_arrays()  # the pending ones are held above
-        # Requests persisted after the last checkpoint were asked: count them.
-        asked = sum(1 for r in self.requests.records if r.meta.get("kind") == REQUEST_KIND)
-        self.schedule.queries_asked = max(self.schedule.queries_asked, asked)
+        if self.requests is not None:
+            self.requests.forget_arrays()  # the pending ones are held above
+        self._count_logged_requests()
+        if self.checkpoint_path is not None and self.checkpoint_path.exists():
+            self.load_state_dict(load_checkpoint(self.checkpoint_path))
+
+    def _count_logged_requests(self) -> None:
+        """Requests persisted after the last checkpoint were asked: count them."""
+        if self.requests is not None:
+            asked = sum(1 for r in self.requests.records if r.meta.get("kind") == REQUEST_KIND)
+            self.schedule.queries_asked = max(self.schedule.queries_asked, asked)
 
     def count(self, name: str, n: int = 1) -> None:
         """Bump a named counter (reported in the node's status)."""
@@ -216,8 +238,9 @@ class RewardLearner:
 
     # -- observations ---------------------------------------------------------------------------
     def observe(self, episode: int, step: int, state: Any, action: Any, truth: SimTruth | None,
-                done: bool) -> str:
-        """Feed one observation; returns the assembler's status.
+                done: bool, frame: np.ndarray | None = None) -> str:
+        """Feed one observation (``frame``: the camera frame after the step, when the episode
+        store keeps frames); returns the assembler's status.
 
         Raises:
             ValueError: wrong-size or non-finite state/action (nothing recorded).
@@ -228,7 +251,7 @@ class RewardLearner:
         a = np.asarray(action, dtype=np.float32).reshape(-1)
         if int(step) > 0 and (a.size == 0 or not np.all(np.isfinite(a))):
             raise ValueError("action_taken must be finite and non-empty after step 0")
-        status, ep = self.assembler.add(episode, step, s, a, truth, done)
+        status, ep = self.assembler.add(episode, step, s, a, truth, done, frame)
         if status in ("step", "complete"):
             self.env_steps += 1
         if ep is not None:
@@ -248,12 +271,8 @@ class RewardLearner:
         n = self.schedule.budget(c)
         if n <= 0 or len(self.episodes) == 0:
             return []
-        if c.query_strategy == "uniform" or self.model.num_ratings_seen == 0:
-            segments = sample_uniform(self.episodes, n, self.rng, c.segment_length)
-        else:
-            segments = sample_disagreement(self.episodes, n, self.rng,
-                                           lambda x: self.model.member_rewards(x).numpy(),
-                                           c.segment_length)
+        segments = select_segments(c.query_strategy, self.episodes, n, self.rng, self.model,
+                                   c.segment_length, use_frames=self.use_frames)
         self.current_round += 1
         self.round_answers = []
         tag = uuid.uuid4().hex[:8]
@@ -262,15 +281,21 @@ class RewardLearner:
             ep = self.episodes[seg.index]
             sl = slice(seg.start, seg.start + seg.length)
             truth = None if ep.truth is None else ep.truth[sl]
+            frames = None if ep.frames is None else ep.frames[sl]
+            if self.use_frames:
+                assert frames is not None, "an image reward model's episodes keep their frames"
+                inputs = frames
+            else:
+                inputs = ep.next_obs[sl].copy()
             req = PendingRequest(f"r{self.current_round:05d}-{tag}-{i:03d}", ep.episode_id, seg.steps,
-                                 ep.next_obs[sl].copy(), truth, self.current_round)
+                                 inputs, truth, self.current_round, frames=frames)
             arrays: dict[str, np.ndarray] = {"input": req.inputs}
             if truth is not None:
                 arrays["true_rewards"] = np.array([t.reward for t in truth], dtype=np.float32)
                 arrays["successes"] = np.array([t.success for t in truth], dtype=np.bool_)
                 arrays["progress"] = np.array([np.nan if t.progress is None else t.progress
                                                for t in truth], dtype=np.float32)
-            self.requests.append({"kind": REQUEST_KIND, "request_id": req.request_id,
+            self._log_request({"kind": REQUEST_KIND, "request_id": req.request_id,
                                   "episode": req.episode, "steps": list(req.steps),
                                   "round": req.round, "env_step": self.env_steps,
                                   "time": time.time()}, arrays)
@@ -281,6 +306,17 @@ class RewardLearner:
         self.count("rounds_started")
         self.save()
         return out
+
+    def _log_request(self, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
+        if self.requests is not None:
+            self.requests.append(meta, arrays)
+
+    def query(self, req: PendingRequest) -> RatingQuery:
+        """The rater's view of a request (frames when the episode store keeps them)."""
+        return RatingQuery(episode=req.episode, steps=req.steps, instruction=self.task.instruction,
+                           class_names=self.task.class_names, frames=req.frames,
+                           states=None if self.use_frames else req.inputs, truth=req.truth,
+                           query_id=req.request_id)
 
     def due_for_sending(self, now: float, retry_s: float) -> list[PendingRequest]:
         """Pending requests never sent or unanswered for ``retry_s``; each is marked as sent.
@@ -371,13 +407,12 @@ class RewardLearner:
         if self.bin_truth is not None:
             self.last_round_quality = round_quality(self.round_answers, self.bin_truth,
                                                     self.config.num_classes)
-        if len(self.dataset) == 0:
-            self.count("rounds_without_ratings")
-            self.save()
-            return None
-        stats = self.model.train_on(self.dataset, self.rng)
+        stats = self.model.train_on(self.dataset, self.rng)  # a no-op without ratings
         self.last_train = stats
         self.save()
+        if len(self.dataset) == 0:
+            self.count("rounds_without_ratings")
+            return None
         if stats.diverged:
             self.count("training_diverged")
             return None
@@ -391,23 +426,36 @@ class RewardLearner:
         sha = hashlib.sha256(blob).hexdigest()
         path = self.run_dir / "models" / f"reward_model_v{self.model.version:05d}.pt"
         if not path.exists() or hashlib.sha256(path.read_bytes()).hexdigest() != sha:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(".tmp")
-            with open(tmp, "wb") as fh:
-                fh.write(blob)
-                fh.flush()
-                os.fsync(fh.fileno())
-            tmp.replace(path)
+            write_bytes_atomic(path, blob)
         stats = self.last_train or RewardTrainStats(num_ratings=len(self.dataset))
         return TrainedModel(self.model.version, blob, sha, path, stats, len(self.dataset))
 
     # -- persistence ----------------------------------------------------------------------------
-    def save(self) -> Path:
-        """Atomic checkpoint of the model, schedule, counters and RNG."""
-        return save_checkpoint(self.run_dir / "checkpoint.pt", {
-            "reward_model": self.model.state_dict(), "schedule": self.schedule.state_dict(),
-            "env_steps": self.env_steps, "rng": self.rng.bit_generator.state,
-        })
+    def state_dict(self) -> dict[str, Any]:
+        """Model (weights, optimiser, version), schedule, step count, RNG and episode store."""
+        return {"reward_model": self.model.state_dict(), "schedule": self.schedule.state_dict(),
+                "env_steps": self.env_steps, "rng": self.rng.bit_generator.state,
+                "current_round": self.current_round,
+                "episodes": [ep.to_state() for ep in self.episodes.episodes]}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore :meth:`state_dict` output (requests and ratings logged after it are kept: the
+        logs are the source of truth)."""
+        self.model.load_state_dict(state["reward_model"])
+        self.schedule.load_state_dict(state["schedule"])
+        self.env_steps = int(state["env_steps"])
+        self.rng.bit_generator.state = state["rng"]
+        self.current_round = max(self.current_round, int(state.get("current_round", 0)))
+        for ep in state.get("episodes", []):
+            self.episodes.add(Episode.from_state(ep))
+        self._count_logged_requests()
+        self.resumed = True
+
+    def save(self) -> Path | None:
+        """Atomic checkpoint of :meth:`state_dict` at ``checkpoint_path`` (None: not configured)."""
+        if self.checkpoint_path is None:
+            return None
+        return save_checkpoint(self.checkpoint_path, self.state_dict())
 
     def status(self) -> dict[str, Any]:
         """Counters and sizes for status reports."""
@@ -424,4 +472,5 @@ class RewardLearner:
         """Checkpoint and close the logs."""
         self.save()
         self.dataset.close()
-        self.requests.close()
+        if self.requests is not None:
+            self.requests.close()

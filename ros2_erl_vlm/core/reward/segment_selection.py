@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -76,3 +77,29 @@ def sample_disagreement(store: EpisodeStore, n: int, rng: np.random.Generator,
     score = returns.std(axis=0)
     order = np.argsort(-score, kind="stable")[:n]
     return [pool[int(i)] for i in order]
+
+
+class MemberRewards(Protocol):
+    """A reward ensemble as segment selection sees it."""
+
+    @property
+    def num_ratings_seen(self) -> int:
+        """Ratings the ensemble was trained on (0: untrained)."""
+        ...
+
+    def member_rewards(self, inputs: np.ndarray) -> Any:
+        """Per-member rewards ``(E, B)`` of per-step inputs ``(B, ...)`` (a tensor or array)."""
+        ...
+
+
+def select_segments(strategy: str, store: EpisodeStore, n: int, rng: np.random.Generator,
+                    model: MemberRewards, segment_length: int = 1, *,
+                    use_frames: bool = False) -> list[Segment]:
+    """The segments of one query round under ``strategy`` (one of :data:`STRATEGIES`);
+    ``disagreement`` falls back to ``uniform`` while the ensemble is untrained."""
+    if strategy not in STRATEGIES:
+        raise ValueError(f"query strategy must be one of {STRATEGIES}, got {strategy!r}")
+    if strategy == "uniform" or model.num_ratings_seen == 0:
+        return sample_uniform(store, n, rng, segment_length)
+    return sample_disagreement(store, n, rng, lambda x: np.asarray(model.member_rewards(x)),
+                               segment_length, use_frames=use_frames)

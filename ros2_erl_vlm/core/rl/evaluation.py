@@ -6,6 +6,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from ros2_erl_vlm.core.seeds import eval_seed
+
 
 class PolicyEnv(Protocol):
     """What :func:`evaluate_policy` needs from an env (``info`` may carry truth)."""
@@ -25,11 +27,6 @@ class Policy(Protocol):
     def act(self, obs: np.ndarray, deterministic: bool = False) -> np.ndarray:
         """The action for ``obs`` (the distribution's mode when ``deterministic``)."""
         ...
-
-
-def eval_seed(seed: int, i: int) -> int:
-    """Reset seed of evaluation episode ``i`` of a run with ``seed``."""
-    return 10_000_000 + seed * 1000 + i
 
 
 def evaluate_policy(agent: Policy, env: PolicyEnv, episodes: int, seed: int) -> dict[str, float]:

@@ -1,6 +1,7 @@
-"""The agent half of the ERL-VLM loop for a process that does not own its env (``sac_agent``).
+"""The agent half of the ERL-VLM loop: SAC, its replay buffer and the schedule's agent side.
 
-The env (a simulator bridge or a real arm) publishes one observation per step; the agent
+The ``sac_agent`` node drives it from the observations a simulator bridge or a real arm publishes;
+the in-process loop (:mod:`ros2_erl_vlm.core.loop`) drives it from its own env. Per step the agent
 
 1. :meth:`OnlineAgent.observe`: turns consecutive observations ``(episode, t-1) -> (episode, t)``
    into replay transitions (the action stored is the one the env reports it applied), rewarded by
@@ -8,7 +9,7 @@ The env (a simulator bridge or a real arm) publishes one observation per step; t
 2. :meth:`OnlineAgent.act`: picks the next action (uniform random during the seed steps);
 3. :meth:`OnlineAgent.learn`: runs the SAC updates due (:mod:`~ros2_erl_vlm.core.schedule`);
 4. :meth:`OnlineAgent.set_reward_model`: takes each new reward-model version, relabels the whole
-   replay buffer and, on the first one, resets the critic (PEBBLE) as the in-process trainer does.
+   replay buffer and, on the first one, resets the critic (PEBBLE).
 """
 
 from __future__ import annotations
@@ -18,8 +19,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import torch
 
+from ros2_erl_vlm.core import seeds
 from ros2_erl_vlm.core.config import LoopConfig
 from ros2_erl_vlm.core.rating.rater import SimTruth
 from ros2_erl_vlm.core.reward.reward_model import RewardEnsemble
@@ -54,11 +55,13 @@ class Observed:
             again: answer with :attr:`OnlineAgent.last_action`).
         needs_action: the episode goes on, so the env waits for an action.
         episode_end: the finished episode's totals when this observation ended it.
+        reward: the reward stored with the transition (None unless ``kind == "transition"``).
     """
 
     kind: str
     needs_action: bool
     episode_end: EpisodeStats | None = None
+    reward: float | None = None
 
 
 class OnlineAgent:
@@ -71,18 +74,24 @@ class OnlineAgent:
         action_dim: action size.
     """
 
-    def __init__(self, config: LoopConfig, obs_dim: int, action_dim: int) -> None:
+    def __init__(self, config: LoopConfig, obs_dim: int, action_dim: int, *,
+                 rng: np.random.Generator | None = None,
+                 frame_shape: tuple[int, int, int] | None = None) -> None:
         self.config = c = config.validate()
-        if c.reward.input_kind != "state":
-            raise ValueError("the online agent supports state reward models only "
-                             "(reward.input_kind must be 'state')")
+        self.use_frames = c.reward.input_kind == "image"
+        if self.use_frames and frame_shape is None:
+            raise ValueError("an image reward model (reward.input_kind 'image') needs frame_shape")
         self.obs_dim, self.action_dim = int(obs_dim), int(action_dim)
-        self.rng = np.random.default_rng(c.seed)
-        torch.manual_seed(c.seed)
-        self.sac = SAC(self.obs_dim, self.action_dim, c.sac, seed=c.seed)
-        self.replay = ReplayBuffer(self.obs_dim, self.action_dim, c.replay_capacity, seed=c.seed)
+        self.rng = seeds.agent_rng(c.seed) if rng is None else rng
+        seeds.seed_torch(c.seed)
+        self.sac = SAC(self.obs_dim, self.action_dim, c.sac, seed=seeds.sac_seed(c.seed))
+        self.replay = ReplayBuffer(self.obs_dim, self.action_dim, c.replay_capacity,
+                                   frame_shape if self.use_frames else None, seed=seeds.sac_seed(c.seed))
         self.entropy = StateEntropyReward()
+        #: The reward model stored rewards come from (:meth:`set_reward_model`,
+        #: :meth:`share_reward_model`).
         self.reward_model: RewardEnsemble | None = None
+        self._shares_model = False
         self.model_version = 0
         self.step = 0
         self.relabels = 0
@@ -91,6 +100,11 @@ class OnlineAgent:
         self._last: tuple[int, int] | None = None
         self._last_state: np.ndarray | None = None
         self.current: EpisodeStats | None = None
+
+    def share_reward_model(self, model: RewardEnsemble) -> None:
+        """Reward with ``model``, a live ensemble owned (trained and checkpointed) by a reward
+        learner in the same process; new versions still come through :meth:`set_reward_model`."""
+        self.reward_model, self._shares_model = model, True
 
     # -- observations -> transitions ------------------------------------------------------------
     def _check(self, name: str, x: Any, dim: int) -> np.ndarray:
@@ -101,35 +115,45 @@ class OnlineAgent:
             raise ValueError(f"{name} contains NaN or inf")
         return a
 
-    def reward_for(self, next_obs: np.ndarray, truth: SimTruth | None) -> float:
-        """The reward stored with a transition ending in ``next_obs``."""
+    def reward_for(self, next_obs: np.ndarray, truth: SimTruth | None,
+                   frame: np.ndarray | None = None) -> float:
+        """The reward stored with a transition ending in ``next_obs`` (``frame`` for image models)."""
         if self.config.reward_source == "true":
             if truth is None:
                 raise ValueError("reward_source 'true' needs simulator truth in every observation")
             return float(truth.reward)
         if self.reward_model is None:
             return 0.0  # relabelled when the first reward model arrives
-        return float(self.reward_model.predict(next_obs[None])[0])
+        x = frame[None] if self.use_frames else next_obs[None]
+        return float(self.reward_model.predict(x)[0])
 
     def observe(self, episode: int, step: int, state: Any, action_taken: Any, *,
                 terminated: bool = False, truncated: bool = False,
-                truth: SimTruth | None = None) -> Observed:
-        """Take one observation of the env (see :class:`Observed`).
+                truth: SimTruth | None = None, frame: np.ndarray | None = None) -> Observed:
+        """Take one observation of the env (see :class:`Observed`); ``frame``: the camera frame
+        after the step (needed by an image reward model, ignored otherwise).
 
         Raises:
-            ValueError: the state (or, for a transition, the applied action) has the wrong size or
-                holds NaN/inf; nothing is stored and the agent's chain is unchanged.
+            ValueError: the state (or, for a transition, the applied action or the frame an image
+                reward model needs) is missing, has the wrong size or holds NaN/inf; nothing is
+                stored and the agent's chain is unchanged.
         """
         episode, step = int(episode), int(step)
         s = self._check("state", state, self.obs_dim)
         if self._last == (episode, step):
             return Observed("duplicate", not (terminated or truncated))
         kind = "start"
+        r = None
         if (step > 0 and self._last == (episode, step - 1) and self._last_state is not None
                 and len(action_taken) > 0):
             a = self._check("action_taken", action_taken, self.action_dim)
-            r = self.reward_for(s, truth)
-            self.replay.add(self._last_state, a, r, s, bool(terminated))
+            model_frame = None
+            if self.use_frames:
+                if frame is None:
+                    raise ValueError("an image reward model needs the frame of every step")
+                model_frame = np.asarray(frame, dtype=np.uint8)
+            r = self.reward_for(s, truth, model_frame)
+            self.replay.add(self._last_state, a, r, s, bool(terminated), model_frame)
             self.step += 1
             kind = "transition"
             st = self.current
@@ -152,7 +176,7 @@ class OnlineAgent:
             if not end.has_truth:
                 end.true_return = math.nan
             self.current = None
-        return Observed(kind, not done, end)
+        return Observed(kind, not done, end, r)
 
     # -- acting and learning --------------------------------------------------------------------
     def act(self, state: Any) -> np.ndarray:
@@ -191,29 +215,39 @@ class OnlineAgent:
 
     def set_reward_model(self, model: RewardEnsemble, version: int) -> dict[str, Any] | None:
         """Adopt reward model ``version`` (ignored unless newer): relabel the replay buffer and,
-        for the first model, reset the critic and run ``reset_updates`` SAC updates."""
+        for the first model, reset the critic and run ``reset_updates`` SAC updates (PEBBLE).
+
+        Returns ``{"version", "relabelled", "first", "metrics"}`` (``metrics``: the last reset
+        update's, None when none ran), or None when the version is not newer.
+        """
         if version <= self.model_version:
             return None
-        if model.config.input_kind != "state" or model.obs_dim != self.obs_dim:
+        kind = self.config.reward.input_kind
+        if model.config.input_kind != kind or (kind == "state" and model.obs_dim != self.obs_dim):
             raise ValueError(f"reward model v{version} takes {model.config.input_kind} inputs of size "
-                             f"{model.obs_dim}; the agent's observations have size {self.obs_dim}")
+                             f"{model.obs_dim}; the agent rewards {kind} inputs (observations of "
+                             f"size {self.obs_dim})")
         first = self.model_version == 0
         relabelled = self.replay.relabel(model.predict)  # ValueError (buffer untouched) on NaN
         self.reward_model, self.model_version = model, int(version)
         self.relabels += 1
+        metrics = None
         if first and self.config.reward_source == "learned":
             self.sac.reset_critic()
             if can_update(self.config.sac.batch_size, len(self.replay)):
                 for _ in range(self.config.reset_updates):
-                    self._sac_update("reward")
-        return {"version": self.model_version, "relabelled": relabelled, "first": first}
+                    metrics = self._sac_update("reward")
+        return {"version": self.model_version, "relabelled": relabelled, "first": first,
+                "metrics": metrics}
 
     # -- checkpoints ----------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
         """Agent, replay, reward model, counters and RNG state."""
         return {
             "sac": self.sac.state_dict(), "replay": self.replay.state_dict(),
-            "reward_model": None if self.reward_model is None else self.reward_model.to_bytes(),
+            # A shared model is the learner's to checkpoint.
+            "reward_model": (None if self.reward_model is None or self._shares_model
+                             else self.reward_model.to_bytes()),
             "model_version": self.model_version, "step": self.step, "relabels": self.relabels,
             "updates": self.updates, "rng": self.rng.bit_generator.state,
             "entropy": vars(self.entropy.stats),
@@ -223,8 +257,9 @@ class OnlineAgent:
         """Restore :meth:`state_dict` output (the next observation starts a new chain)."""
         self.sac.load_state_dict(state["sac"])
         self.replay.load_state_dict(state["replay"])
-        blob = state.get("reward_model")
-        self.reward_model = None if blob is None else RewardEnsemble.from_bytes(blob)
+        if not self._shares_model:
+            blob = state.get("reward_model")
+            self.reward_model = None if blob is None else RewardEnsemble.from_bytes(blob)
         self.model_version = int(state["model_version"])
         self.step, self.relabels = int(state["step"]), int(state["relabels"])
         self.updates = int(state.get("updates", 0))

@@ -49,7 +49,7 @@ def test_loop_queries_trains_relabels_and_resumes(tmp_path) -> None:
         truth_class = spec.bin_truth(rec["truth_progress"], rec["truth_success"], 3)
         assert rec["rationale"] == f"truth class {truth_class}"
         assert isinstance(rec["truth_reward"], float)
-    assert trainer.reward_model.version == summary["reward_rounds"]
+    assert trainer.learner.model.version == summary["reward_rounds"]
     # Every round's quality against truth, as logged, is what its records say.
     rounds = list(csv.DictReader(open(run / "reward.csv")))
     assert len(rounds) == summary["reward_rounds"]
@@ -60,9 +60,9 @@ def test_loop_queries_trains_relabels_and_resumes(tmp_path) -> None:
         assert float(row["truth_agreement"]) == pytest.approx(np.mean(truth == labels))
         assert float(row["truth_above_bottom"]) == pytest.approx(np.mean(truth > 0))
     # relabelled: stored rewards equal the current ensemble mean on next_obs
-    expect = trainer.reward_model.predict(trainer.replay.next_obs[: len(trainer.replay)])
-    stored = trainer.replay.reward[: len(trainer.replay)]
-    last_round_step = trainer.last_query_step
+    expect = trainer.learner.model.predict(trainer.agent.replay.next_obs[: len(trainer.agent.replay)])
+    stored = trainer.agent.replay.reward[: len(trainer.agent.replay)]
+    last_round_step = trainer.learner.schedule.last_query_step
     assert np.allclose(stored[:last_round_step].numpy(), expect[:last_round_step].numpy(), atol=1e-5)
     rows = list(csv.DictReader(open(run / "eval.csv")))
     assert [int(r["step"]) for r in rows] == [600, 1200]
@@ -73,7 +73,7 @@ def test_loop_queries_trains_relabels_and_resumes(tmp_path) -> None:
     t2 = ErlVlmTrainer(cfg2, make_env(spec, seed=0, render=False), rater, info, run_dir=run,
                        tensorboard=False)
     t2.load(run / "checkpoint.pt")
-    assert t2.step == 1200 and len(t2.dataset) == summary["ratings"]
+    assert t2.step == 1200 and len(t2.learner.dataset) == summary["ratings"]
     out = t2.run()
     assert out["steps"] == 1500 and out["ratings"] == summary["ratings"] + 20
 
@@ -117,7 +117,7 @@ def test_non_finite_env_data_is_a_clear_error_and_nothing_is_stored(what: str, n
     trainer = ErlVlmTrainer(_config(total_steps=10), _BadEnv(spec, what, at=5), OracleRater(spec.bin_truth), info)
     with pytest.raises(EnvDataError, match=needle):
         trainer.run()
-    assert trainer.step == 5 and len(trainer.replay) == 5  # the bad transition was not stored
+    assert trainer.step == 5 and len(trainer.agent.replay) == 5  # the bad transition was not stored
 
 
 def test_a_requested_stop_ends_between_steps_with_a_checkpoint(tmp_path) -> None:
@@ -136,8 +136,8 @@ def test_a_requested_stop_ends_between_steps_with_a_checkpoint(tmp_path) -> None
     t2 = ErlVlmTrainer(_config(), make_env(spec, seed=0, render=False), OracleRater(spec.bin_truth), info,
                        run_dir=run, tensorboard=False)
     t2.load(run / "checkpoint.pt")
-    assert t2.step == 700 and len(t2.replay) == 700 and len(t2.dataset) == len(trainer.dataset) > 0
-    assert t2.reward_model.version == trainer.reward_model.version
+    assert t2.step == 700 and len(t2.agent.replay) == 700 and len(t2.learner.dataset) == len(trainer.learner.dataset) > 0
+    assert t2.learner.model.version == trainer.learner.model.version
 
 
 def test_config_validation_names_field() -> None:
@@ -173,8 +173,8 @@ def test_critic_reset_waits_for_the_first_real_reward_model(tmp_path, monkeypatc
     trainer = ErlVlmTrainer(_config(eval_episodes=0), make_env(spec, seed=0, render=False), rater, info,
                             run_dir=tmp_path / "run", tensorboard=False)
     resets: list[int] = []
-    real_reset = trainer.agent.reset_critic
-    monkeypatch.setattr(trainer.agent, "reset_critic", lambda: (resets.append(trainer.step), real_reset()))
+    real_reset = trainer.agent.sac.reset_critic
+    monkeypatch.setattr(trainer.agent.sac, "reset_critic", lambda: (resets.append(trainer.step), real_reset()))
     trainer.run()
     rows = list(csv.DictReader(open(tmp_path / "run" / "reward.csv")))
     assert [int(r["model_version"]) for r in rows][:2] == [0, 1]  # round 1: abstentions only
