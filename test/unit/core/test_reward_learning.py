@@ -52,7 +52,7 @@ def test_assembler_keeps_only_gap_free_episodes() -> None:
 
 def test_rounds_persist_dedupe_and_resume(tmp_path) -> None:
     cfg = _cfg()
-    lr = RewardLearner(cfg, OBS, TASK, tmp_path)
+    lr = RewardLearner(cfg, OBS, TASK, tmp_path, checkpoint_path=tmp_path / "checkpoint.pt")
     _feed(lr, 0)
     _feed(lr, 1)
     assert lr.env_steps == 20 and len(lr.episodes) == 2 and lr.round_due()
@@ -77,7 +77,7 @@ def test_rounds_persist_dedupe_and_resume(tmp_path) -> None:
     lr.close()
 
     # A restarted learner: same model version, the two unanswered requests pending, no duplicates.
-    lr2 = RewardLearner(cfg, OBS, TASK, tmp_path)
+    lr2 = RewardLearner(cfg, OBS, TASK, tmp_path, checkpoint_path=tmp_path / "checkpoint.pt")
     assert lr2.resumed and lr2.version == 1 and lr2.env_steps == 20
     assert set(lr2.pending) == {reqs[2].request_id, reqs[3].request_id}
     assert lr2.schedule.queries_asked == 4
@@ -99,7 +99,8 @@ def test_rounds_persist_dedupe_and_resume(tmp_path) -> None:
 
 
 def test_requests_are_given_up_after_max_attempts(tmp_path) -> None:
-    lr = RewardLearner(_cfg(), OBS, TASK, tmp_path, max_attempts=2)
+    lr = RewardLearner(_cfg(), OBS, TASK, tmp_path,
+                       checkpoint_path=tmp_path / "checkpoint.pt", max_attempts=2)
     _feed(lr, 0, length=20)
     lr.start_round(now=0.0)
     for t in (0.0, 10.0, 20.0):
@@ -112,7 +113,8 @@ def test_requests_are_given_up_after_max_attempts(tmp_path) -> None:
 
 
 def test_a_late_rating_after_giving_up_is_stored_and_used_once(tmp_path) -> None:
-    lr = RewardLearner(_cfg(), OBS, TASK, tmp_path, max_attempts=1)
+    lr = RewardLearner(_cfg(), OBS, TASK, tmp_path,
+                       checkpoint_path=tmp_path / "checkpoint.pt", max_attempts=1)
     _feed(lr, 0, length=20)
     reqs = lr.start_round(now=0.0)
     lr.due_for_sending(now=0.0, retry_s=5.0)
@@ -125,7 +127,8 @@ def test_a_late_rating_after_giving_up_is_stored_and_used_once(tmp_path) -> None
     assert lr.on_rating(b, RatingResult.abstain(_q(b), "slow-vlm", "timeout: x")) == "duplicate"
     lr.close()
     # A restarted learner still accepts a late rating for a request given up before the restart.
-    lr2 = RewardLearner(_cfg(), OBS, TASK, tmp_path, max_attempts=1)
+    lr2 = RewardLearner(_cfg(), OBS, TASK, tmp_path,
+                        checkpoint_path=tmp_path / "checkpoint.pt", max_attempts=1)
     assert not lr2.pending and set(lr2.late_ok) == {b, c, reqs[3].request_id}
     assert lr2.on_rating(c, RatingResult(c, 0, 3, "slow-vlm")) == "late"
     assert lr2.on_rating(a, RatingResult(a, 1, 3, "slow-vlm")) == "duplicate"
@@ -143,7 +146,7 @@ def _q(query_id: str):
 
 
 def test_rejects_bad_observations(tmp_path) -> None:
-    lr = RewardLearner(_cfg(), OBS, TASK, tmp_path)
+    lr = RewardLearner(_cfg(), OBS, TASK, tmp_path, checkpoint_path=tmp_path / "checkpoint.pt")
     with pytest.raises(ValueError):
         lr.observe(0, 0, [np.nan] * OBS, [], None, False)
     with pytest.raises(ValueError):
@@ -155,7 +158,8 @@ def test_each_round_is_scored_against_simulator_truth(tmp_path) -> None:
     def bin_truth(progress: float, success: bool, n: int) -> int:
         return n - 1 if success else int(progress >= 0.5)
 
-    lr = RewardLearner(_cfg(), OBS, TASK, tmp_path, bin_truth=bin_truth)
+    lr = RewardLearner(_cfg(), OBS, TASK, tmp_path,
+                       checkpoint_path=tmp_path / "checkpoint.pt", bin_truth=bin_truth)
     _feed(lr, 0)
     _feed(lr, 1)
     reqs = lr.start_round(now=0.0)
@@ -171,7 +175,8 @@ def test_each_round_is_scored_against_simulator_truth(tmp_path) -> None:
                                      "truth_above_bottom": pytest.approx(np.mean(np.array(truth) > 0))}
     assert lr.status()["last_round_quality"] == lr.last_round_quality
     # A round without simulator truth on its observations is not scored.
-    lr2 = RewardLearner(_cfg(), OBS, TASK, tmp_path / "robot", bin_truth=bin_truth)
+    lr2 = RewardLearner(_cfg(), OBS, TASK, tmp_path / "robot",
+                        checkpoint_path=tmp_path / "robot" / "checkpoint.pt", bin_truth=bin_truth)
     rng = np.random.default_rng(5)
     for ep in (0, 1):
         for t in range(11):
