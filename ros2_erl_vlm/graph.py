@@ -18,6 +18,7 @@ from typing import Any
 
 import yaml
 
+from ros2_erl_vlm.core.atomic_write import write_text_atomic
 from ros2_erl_vlm.paths import config_dir
 from ros2_erl_vlm.ros.node_params import NODE_PARAMS, all_param_names, loop_config
 from ros2_erl_vlm.ros.params import ParamError, ParamSpec, is_builtin
@@ -289,9 +290,8 @@ def write_overrides(node: NodeSpec, values: dict[str, str], overrides: dict[str,
     (``-p name:=value`` would not: rcl ranks it as a ``/**`` entry). launch_ros does the same.
     """
     path = Path(directory) / f"{node.name}.yaml"
-    path.parent.mkdir(parents=True, exist_ok=True)
     data = {fqn(values.get("namespace", ""), node.name): {"ros__parameters": dict(overrides)}}
-    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    write_text_atomic(path, yaml.safe_dump(data, sort_keys=False))
     return path
 
 

@@ -26,6 +26,7 @@ from typing import Any
 
 import yaml
 
+from ros2_erl_vlm.core.atomic_write import write_text_atomic
 from ros2_erl_vlm.core.checkpoint import CheckpointError
 from ros2_erl_vlm.core.config import LoopConfig, TaskInfo
 from ros2_erl_vlm.core.loop import EnvDataError, ErlVlmTrainer
@@ -260,7 +261,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     render = cfg.reward.input_kind == "image" or cfg.query_frames
     run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / RUN_SETTINGS_FILE).write_text(json.dumps(settings, indent=1))
+    write_text_atomic(run_dir / RUN_SETTINGS_FILE, json.dumps(settings, indent=1))
     env = make_env(args.task, seed=cfg.seed, render=render, image_size=cfg.reward.image_size)
     eval_env = make_env(args.task, seed=cfg.seed + 12345, render=False)
     bar = None

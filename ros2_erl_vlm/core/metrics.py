@@ -7,6 +7,8 @@ import math
 from pathlib import Path
 from typing import Any
 
+from ros2_erl_vlm.core.atomic_write import atomic_open
+
 
 class MetricsLogger:
     """CSV files per stream (``train.csv``, ``eval.csv``, ``reward.csv``) plus optional TensorBoard.
@@ -76,12 +78,10 @@ class MetricsLogger:
     @staticmethod
     def _rewrite(path: Path, fields: list[str], rows: list[dict[str, str]]) -> None:
         """Replace ``path`` atomically with ``rows`` under the header ``fields``."""
-        tmp = path.with_name(f".{path.name}.tmp")
-        with open(tmp, "w", newline="") as fh:
+        with atomic_open(path, "w", newline="") as fh:
             w = csv.DictWriter(fh, fieldnames=fields, restval="")
             w.writeheader()
             w.writerows(rows)
-        tmp.replace(path)
 
     def row_counts(self) -> dict[str, int]:
         """Rows written so far per stream (every ``*.csv`` in the log directory): stored with a

@@ -42,6 +42,7 @@ from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import Image
 from std_srvs.srv import Trigger
 
+from ros2_erl_vlm.core.atomic_write import write_text_atomic
 from ros2_erl_vlm.core.episode_store import episode_seed
 from ros2_erl_vlm.ros import qos
 from ros2_erl_vlm.ros.convert import f32
@@ -144,9 +145,7 @@ class SimBridge(ErlNode):
         path = self._position_path()
         if path is None:
             return
-        tmp = path.with_name(f".{POSITION_FILE}.{os.getpid()}")
-        tmp.write_text(json.dumps({"episode": self.episode, "sim_ns": self.sim_ns}))
-        tmp.replace(path)
+        write_text_atomic(path, json.dumps({"episode": self.episode, "sim_ns": self.sim_ns}))
 
     def _waiting_for_graph(self) -> bool:
         """Lock-step start condition not met yet (too few subscribers connected)."""

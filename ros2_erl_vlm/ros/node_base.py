@@ -23,6 +23,7 @@ from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.signals import SignalHandlerOptions
 
+from ros2_erl_vlm.core.atomic_write import write_text_atomic
 from ros2_erl_vlm.core.checkpoint import CheckpointError
 from ros2_erl_vlm.core.record_log import RecordLogError
 from ros2_erl_vlm.ros.node_params import NODE_PARAMS, all_param_names
@@ -91,9 +92,7 @@ class ErlNode(Node):
                 "uptime_s": time.monotonic() - self._t0, "counters": dict(self.counters),
                 **self.status()}
         path = self.node_dir / "status.json"
-        tmp = path.with_name(f".status.json.{os.getpid()}")
-        tmp.write_text(json.dumps(data, indent=1, default=str))
-        tmp.replace(path)
+        write_text_atomic(path, json.dumps(data, indent=1, default=str))
 
     def finish(self, code: int = 0) -> None:
         """Ask :func:`run_node` to stop this node with exit code ``code``."""
