@@ -87,16 +87,18 @@ def score_run(run_dir: Path, threshold: float, bin_truth: Any = None) -> dict[st
     import torch
 
     from ros2_erl_vlm.core.checkpoint import load_checkpoint
+    from ros2_erl_vlm.core.episode_store import Episode
     from ros2_erl_vlm.core.reward.reward_model import RewardEnsemble
 
     path = run_dir / "checkpoint.pt"
     if not path.exists():
         return None
     state = load_checkpoint(path)
-    if not state.get("reward_model") or int(state["reward_model"].get("version", 0)) == 0:
+    learner = state.get("learner")  # the in-process loop's checkpoint layout
+    if not learner or int(learner["reward_model"].get("version", 0)) == 0:
         return None
-    model = RewardEnsemble.from_state_dict(state["reward_model"])
-    episodes = [e for e in state["episodes"] if e.truth is not None]
+    model = RewardEnsemble.from_state_dict(learner["reward_model"])
+    episodes = [e for e in map(Episode.from_state, learner["episodes"]) if e.truth is not None]
     if not episodes:
         return None
     obs_np = np.concatenate([e.next_obs for e in episodes]).astype(np.float32)
@@ -107,7 +109,7 @@ def score_run(run_dir: Path, threshold: float, bin_truth: Any = None) -> dict[st
     above = progress >= threshold
     top = reward >= np.quantile(reward, 0.95)
     return {
-        "run": run_dir.name, "steps": int(state.get("counters", {}).get("step", 0)) or None,
+        "run": run_dir.name, "steps": int(state["agent"]["step"]) or None,
         "model_version": model.version, "output_norm": model.config.output_norm,
         "episodes": len(episodes), "states": len(progress),
         "spearman": spearman(reward, progress),

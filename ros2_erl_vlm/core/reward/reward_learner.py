@@ -10,7 +10,7 @@ Durability (everything under ``run_dir``):
   whose request id is already there is a duplicate and is ignored, so a rating is never stored
   twice and, with the rater answering re-sent requests from its own log, never lost. One
   exception: a rating that arrives after the learner gave up on its request (a slow rater) is
-  stored after the learner's own abstention and trained on (``late_ratings``);
+  stored after the learner's own abstention and trained on (``ratings_late``);
 * ``checkpoint.pt``: reward model (weights, optimiser, version), schedule and step counters,
   written atomically at every round start and after every training.
 """

@@ -143,8 +143,8 @@ def test_observations_and_actions_flow_and_episodes_complete(run: dict[str, Any]
     assert run["status"]["sim_bridge"]["counters"]["steps"] >= TOTAL_STEPS
     rows = _csv(run["dir"] / "sac_agent" / "train.csv")
     assert len(rows) == TOTAL_STEPS // 100
-    assert all(int(r["length"]) == 100 for r in rows)
-    assert all(math.isfinite(float(r["true_return"])) for r in rows)
+    assert [r["length"] for r in rows if int(r["length"]) != 100] == []
+    assert [r["true_return"] for r in rows if not math.isfinite(float(r["true_return"]))] == []
     assert len(_csv(run["dir"] / "sac_agent" / "eval.csv")) == TOTAL_STEPS // 1000
     assert run["status"]["reward_learner"]["obs_complete"] >= TOTAL_STEPS // 100 - 1
     cam = run["status"]["camera_capture"]
@@ -178,7 +178,8 @@ def test_ratings_arrive_and_are_on_disk(run: dict[str, Any]) -> None:
     assert all(m["backend"] == "transformers:tiny-idefics3" for m in rated), rated[0]
     # rating_viz drew every answer the learner got (the same requests and ratings topics)
     viz = run["status"]["rating_viz"]
-    assert viz["points"] >= len(learner_ids) - pending and viz["counters"]["markers_published"] >= 2
+    assert viz["points"] >= len(learner_ids) - pending
+    assert viz["counters"]["markers_published"] >= 2
     assert sum(viz["classes"].values()) == viz["points"]
 
 
@@ -188,11 +189,14 @@ def test_reward_model_versions_increase_and_agent_relabels(run: dict[str, Any]) 
     assert len(list((run["dir"] / "reward_learner" / "models").glob("*.pt"))) == learner["version"]
     relabels = _csv(run["dir"] / "sac_agent" / "relabel.csv")
     versions = [int(r["version"]) for r in relabels]
-    assert versions == sorted(set(versions)) and versions[0] == 1 and len(versions) >= 4
+    assert versions == sorted(set(versions))
+    assert versions[0] == 1
+    assert len(versions) >= 4
     assert relabels[0]["first"] == "True"
-    assert all(int(r["relabelled"]) > 0 for r in relabels)
+    assert [r for r in relabels if not int(r["relabelled"]) > 0] == []
     agent = run["status"]["sac_agent"]
-    assert agent["model_version"] >= 4 and agent["phase"] == "reward"
+    assert agent["model_version"] >= 4
+    assert agent["phase"] == "reward"
 
 
 def test_bad_inputs_are_counted_and_dropped(run: dict[str, Any]) -> None:
@@ -203,7 +207,7 @@ def test_bad_inputs_are_counted_and_dropped(run: dict[str, Any]) -> None:
     assert st["reward_learner"].get("bad_observations", 0) >= 2
     assert st["sim_bridge"].get("bad_actions", 0) >= 2
     assert st["vlm_rater"].get("bad_requests", 0) >= 1
-    assert st["reward_learner"].get("unknown_ratings", 0) >= 2  # injected + the rater's answers
+    assert st["reward_learner"].get("ratings_unknown", 0) >= 2  # injected + the rater's answers
     assert st["reward_learner"].get("bad_ratings", 0) >= 1
     assert st["sac_agent"].get("bad_models", 0) >= 1
     # the rater answered the malformed request with an abstention and the reason, on disk

@@ -163,10 +163,10 @@ def test_a_bad_env_step_saves_everything_before_it_and_the_run_resumes(tmp_path,
     assert main([*SMALL, "--steps", "600", "--run-dir", str(run)]) == 2
     err = capsys.readouterr().err
     assert "non-finite observation at step 450" in err and "checkpoint saved at step 450" in err, err
-    assert load_checkpoint(run / "checkpoint.pt")["counters"]["step"] == 450
+    assert load_checkpoint(run / "checkpoint.pt")["agent"]["step"] == 450
     monkeypatch.setattr(envs, "make_env", real_make_env)
     assert main([*SMALL, "--steps", "1000", "--run-dir", str(run), "--resume"]) == 0
-    assert load_checkpoint(run / "checkpoint.pt")["counters"]["step"] == 1000
+    assert load_checkpoint(run / "checkpoint.pt")["agent"]["step"] == 1000
     # the broken episode is dropped; the resumed run starts a new one (500 steps) at step 450
     steps = [int(line.split(",")[0]) for line in (run / "train.csv").read_text().splitlines()[1:]]
     assert steps == [950]
@@ -201,9 +201,9 @@ def test_ctrl_c_stops_between_steps_and_checkpoints(tmp_path) -> None:
     m = re.search(r"interrupted at step (\d+); checkpoint saved", err)
     assert m, err
     step = int(m.group(1))
-    assert load_checkpoint(run / "checkpoint.pt")["counters"]["step"] == step > 300
+    assert load_checkpoint(run / "checkpoint.pt")["agent"]["step"] == step > 300
     assert main([*SMALL, "--steps", str(step + 100), "--run-dir", str(run), "--resume"]) == 0
-    assert load_checkpoint(run / "checkpoint.pt")["counters"]["step"] == step + 100
+    assert load_checkpoint(run / "checkpoint.pt")["agent"]["step"] == step + 100
 
 
 def test_a_second_ctrl_c_a_second_later_stops_at_once() -> None:
@@ -224,3 +224,34 @@ def test_a_second_ctrl_c_a_second_later_stops_at_once() -> None:
         time.sleep(1.05)
         signal.raise_signal(signal.SIGINT)
     assert signal.getsignal(signal.SIGINT) is before
+
+
+def test_both_starters_take_total_steps_with_steps_as_an_alias() -> None:
+    from ros2_erl_vlm.graph import load_graph
+    from ros2_erl_vlm.runner import build_parser as runner_parser
+    from ros2_erl_vlm.train import build_parser
+
+    for flag in ("--total-steps", "--steps"):
+        assert build_parser().parse_args([flag, "1234"]).steps == 1234
+        assert runner_parser(load_graph()).parse_args([flag, "1234"]).total_steps == "1234"
+
+
+def test_the_graph_and_the_in_process_runner_share_the_short_run() -> None:
+    """The LoopConfig the graph's learning nodes build from config/train_sim.yaml is the one the
+    in-process command builds with no flags (same task, so the same class count)."""
+    import dataclasses
+
+    from ros2_erl_vlm.graph import node_params_from_file, read_params_file
+    from ros2_erl_vlm.paths import config_dir
+    from ros2_erl_vlm.ros.node_params import NODE_PARAMS, loop_config
+    from ros2_erl_vlm.train import build_parser, make_config
+
+    sections = read_params_file(config_dir() / "train_sim.yaml")
+    values: dict = {}
+    for node in ("reward_learner", "sac_agent"):
+        declared = {s.name: s.default for s in NODE_PARAMS[node]}
+        values.update({**declared, **node_params_from_file(sections, f"/{node}")})
+    graph = dataclasses.asdict(loop_config(values, num_classes=3))
+    in_process = dataclasses.asdict(make_config(build_parser().parse_args([]), 3))
+    assert graph == in_process
+    assert in_process["eval_every"] == 10_000 and in_process["total_steps"] == 30_000
