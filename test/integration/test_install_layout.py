@@ -72,7 +72,8 @@ def check_prefix(prefix: Path) -> None:
         assert os.access(exe, os.X_OK), f"not executable: {exe}"
         lines = exe.read_text().splitlines()
         interpreter = lines[0].removeprefix("#!").strip()
-        assert lines[0].startswith("#!") and os.access(interpreter, os.X_OK), lines[0]
+        assert lines[0].startswith("#!"), f"{exe}: {lines[0]}"
+        assert os.access(interpreter, os.X_OK), f"{exe}: {lines[0]}"
         assert any(line.startswith("from ros2_erl_vlm.") for line in lines), exe
 
 

@@ -361,7 +361,8 @@ def test_messages_round_trip_between_processes(tmp_path: Path) -> None:
         assert received[key] == msg, key
     # Spot checks that are easy to get wrong in transport/type support.
     rating = received["Rating-1"]
-    assert rating.label == -1 and math.isclose(rating.latency_s, 30.0)
+    assert rating.label == -1
+    assert math.isclose(rating.latency_s, 30.0)
     assert received["Observation-0"].episode == 2**40 + 7
     assert len(received["StepFrame-1"].image.data) == 480 * 640 * 3
 

@@ -56,14 +56,17 @@ def test_ratings_become_coloured_markers(small_params: Any, tmp_path: Path, node
 
         pr.spin_until(lambda: spheres() is not None, 30, "markers with three rated points")
         m, arr = spheres()
-        assert [round(p.x, 3) for p in m.points] == [0.0, 0.1, 0.2] and m.header.frame_id == "world"
-        assert (m.colors[0].r, m.colors[0].g) == (1.0, 0.0) and (m.colors[1].r, m.colors[1].g) == (0.0, 1.0)
+        assert [round(p.x, 3) for p in m.points] == [0.0, 0.1, 0.2]
+        assert m.header.frame_id == "world"
+        assert (m.colors[0].r, m.colors[0].g) == (1.0, 0.0)
+        assert (m.colors[1].r, m.colors[1].g) == (0.0, 1.0)
         assert m.colors[2].r == m.colors[2].g == m.colors[2].b  # grey: abstained
         texts = sorted(x.text for x in arr.markers if x.type == Marker.TEXT_VIEW_FACING)
         assert texts == ["Bad (0.00)", "Good (0.30)", "abstained (0.60)"]
         time.sleep(1.0)  # status file
         status = json.loads((tmp_path / "rating_viz" / "status.json").read_text())
-        assert status["points"] == 3 and status["counters"]["bad_requests"] == 1
+        assert status["points"] == 3
+        assert status["counters"]["bad_requests"] == 1
         assert status["counters"]["unmatched_ratings"] == 1
     assert pr.proc.returncode == 0, pr.output[-3000:]
     assert "Traceback" not in pr.output, pr.output[-3000:]

@@ -51,19 +51,24 @@ def test_normal_reply_uses_structured_output_and_data_urls(fake_openai, make):
     fake_openai.script({"echo_enum": 2})
     q = query(0, frames=2)
     [res] = make().rate([q])
-    assert res.label == 2 and res.attempts == 1 and res.backend == "openai:fake-vlm"
+    assert res.label == 2
+    assert res.attempts == 1
+    assert res.backend == "openai:fake-vlm"
     [req] = fake_openai.requests()
     body = req["body"]
     assert req["authorization"] == f"Bearer {SECRET}"  # the key is sent, to the server only
     assert body["response_format"]["json_schema"]["schema"]["properties"]["rating"]["enum"] == [
         "Bad", "Average", "Good"]
-    assert body["temperature"] == 0.0 and body["max_tokens"] == 64
+    assert body["temperature"] == 0.0
+    assert body["max_tokens"] == 64
     parts = body["messages"][0]["content"]
     images = [p["image_url"]["url"] for p in parts if p["type"] == "image_url"]
-    assert len(images) == 2 and all(u.startswith("data:image/png;base64,") for u in images)
+    assert len(images) == 2
+    assert [u.startswith("data:image/png;base64,") for u in images] == [True, True]
     decoded = np.asarray(Image.open(io.BytesIO(base64.b64decode(images[1].split(",", 1)[1]))))
     np.testing.assert_array_equal(decoded, q.frames[1])
-    assert "open the drawer" in parts[-1]["text"] and "Bad, Average or Good" in parts[-1]["text"]
+    assert "open the drawer" in parts[-1]["text"]
+    assert "Bad, Average or Good" in parts[-1]["text"]
 
 
 def test_reasoning_model_settings(fake_openai, make):
@@ -71,7 +76,9 @@ def test_reasoning_model_settings(fake_openai, make):
     [res] = make(temperature=None, max_tokens_param="max_completion_tokens", max_tokens=2000).rate([query()])
     assert res.label == 0
     body = fake_openai.requests()[0]["body"]
-    assert "temperature" not in body and "max_tokens" not in body and body["max_completion_tokens"] == 2000
+    assert "temperature" not in body
+    assert "max_tokens" not in body
+    assert body["max_completion_tokens"] == 2000
 
 
 def test_429_retry_after_is_honoured(fake_openai, make):
@@ -79,78 +86,109 @@ def test_429_retry_after_is_honoured(fake_openai, make):
     rater = make()
     t0 = time.perf_counter()
     [res] = rater.rate([query()])
-    assert res.label == 0 and res.attempts == 2
+    assert res.label == 0
+    assert res.attempts == 2
     assert time.perf_counter() - t0 >= 1.0
-    assert rater.stats.errors["rate_limited"] == 1 and rater.stats.retries == 1
+    assert rater.stats.errors["rate_limited"] == 1
+    assert rater.stats.retries == 1
 
 
 def test_retry_after_beyond_cap_gives_up(fake_openai, make):
     fake_openai.script({"status": 429, "headers": {"Retry-After": "3600"}})
     [res] = make(max_retry_after_s=5).rate([query()])
-    assert res.abstained and res.abstain_reason.startswith("rate_limited:") and res.attempts == 1
+    assert res.abstained
+    assert res.abstain_reason.startswith("rate_limited:")
+    assert res.attempts == 1
 
 
 def test_server_errors_retried_then_rating(fake_openai, make):
     fake_openai.script({"status": 500}, {"status": 503}, {"echo_enum": 1})
     rater = make()
     [res] = rater.rate([query()])
-    assert res.label == 1 and res.attempts == 3
-    assert rater.stats.errors["http_error"] == 2 and rater.stats.retries == 2
+    assert res.label == 1
+    assert res.attempts == 3
+    assert rater.stats.errors["http_error"] == 2
+    assert rater.stats.retries == 2
 
 
 def test_persistent_server_errors_abstain(fake_openai, make):
     fake_openai.script({"status": 500})
     rater = make(max_attempts=3)
     [res] = rater.rate([query()])
-    assert res.abstained and res.label is None
-    assert res.abstain_reason.startswith("http_error:") and res.attempts == 3
+    assert res.abstained
+    assert res.label is None
+    assert res.abstain_reason.startswith("http_error:")
+    assert res.attempts == 3
     assert len(fake_openai.requests()) == 3
-    assert rater.stats.abstain_reasons["http_error"] == 1 and rater.stats.ratings == 0
+    assert rater.stats.abstain_reasons["http_error"] == 1
+    assert rater.stats.ratings == 0
 
 
 def test_client_error_is_not_retried(fake_openai, make):
     fake_openai.script({"status": 401, "message": "bad key"})
     [res] = make(mode="text").rate([query()])
-    assert res.abstained and "HTTP 401" in res.abstain_reason and res.attempts == 1
+    assert res.abstained
+    assert "HTTP 401" in res.abstain_reason
+    assert res.attempts == 1
 
 
-def test_timeout_then_success_and_persistent_timeout(fake_openai, make):
+def test_timeout_is_retried_then_rating(fake_openai, make):
     fake_openai.script({"delay": 1.5, "echo_enum": 2}, {"echo_enum": 2})
     [res] = make(timeout_s=0.4).rate([query()])
-    assert res.label == 2 and res.attempts == 2
+    assert res.label == 2
+    assert res.attempts == 2
+
+
+def test_persistent_timeout_abstains(fake_openai, make):
     fake_openai.script({"delay": 1.5, "echo_enum": 2})
     rater = make(timeout_s=0.3, max_attempts=2)
     [res] = rater.rate([query()])
-    assert res.abstained and res.abstain_reason.startswith("timeout:")
+    assert res.abstained
+    assert res.abstain_reason.startswith("timeout:")
     assert rater.stats.abstain_reasons["timeout"] == 1
 
 
-def test_malformed_json_retried_then_abstains(fake_openai, make):
+def test_malformed_json_is_retried_then_rating(fake_openai, make):
     fake_openai.script({"raw": "{not json"}, {"echo_enum": 1})
     [res] = make().rate([query()])
-    assert res.label == 1 and res.attempts == 2
+    assert res.label == 1
+    assert res.attempts == 2
+
+
+def test_persistent_malformed_json_abstains(fake_openai, make):
     fake_openai.script({"raw": "{not json"})
     rater = make(max_attempts=2)
     [res] = rater.rate([query()])
-    assert res.abstained and res.abstain_reason.startswith("bad_response:")
+    assert res.abstained
+    assert res.abstain_reason.startswith("bad_response:")
 
 
 def test_non_class_reply_is_abstention_never_a_class(fake_openai, make):
     fake_openai.script({"reply": "purple"}, {"reply": "It is somewhere between bad and good"})
     rater = make(mode="text", answer_retries=1)
     [res] = rater.rate([query()])
-    assert res.abstained and res.abstain_reason.startswith("unparseable:")
+    assert res.abstained
+    assert res.abstain_reason.startswith("unparseable:")
     assert len(fake_openai.requests()) == 2  # asked once more, then gave up
-    assert rater.stats.errors["unparseable"] == 2 and rater.stats.abstain_reasons["unparseable"] == 1
+    assert rater.stats.errors["unparseable"] == 2
+    assert rater.stats.abstain_reasons["unparseable"] == 1
 
 
-def test_hedged_or_cut_off_reply_is_abstention(fake_openai, make):
+def test_hedged_reply_is_abstention(fake_openai, make):
     fake_openai.script({"reply": "I'm sorry, I can't tell whether the robot did a good job."})
     [res] = make(mode="text", answer_retries=0).rate([query()])
-    assert res.abstained and res.abstain_reason.startswith("refused:")
+    assert res.abstained
+    assert res.abstain_reason.startswith("refused:")
+
+
+def test_cut_off_reply_is_abstention(fake_openai, make):
     fake_openai.script({"reply": "The robot is making good progress toward the", "finish_reason": "length"})
     [res] = make(mode="text", answer_retries=0).rate([query()])
-    assert res.abstained and res.abstain_reason.startswith("truncated:")
+    assert res.abstained
+    assert res.abstain_reason.startswith("truncated:")
+
+
+def test_cut_off_reply_starting_with_a_class_is_a_rating(fake_openai, make):
     fake_openai.script({"reply": "Good. The drawer is open and", "finish_reason": "length"})
     [res] = make(mode="text", answer_retries=0).rate([query()])
     assert res.label == 2
@@ -159,7 +197,8 @@ def test_hedged_or_cut_off_reply_is_abstention(fake_openai, make):
 def test_refusal_is_abstention(fake_openai, make):
     fake_openai.script({"refusal": "I can't help with that."})
     [res] = make(answer_retries=0).rate([query()])
-    assert res.abstained and res.abstain_reason.startswith("refusal:")
+    assert res.abstained
+    assert res.abstain_reason.startswith("refusal:")
 
 
 def test_structured_output_rejected_falls_back_to_text(fake_openai, make):
@@ -180,19 +219,24 @@ def test_logprobs_give_class_probabilities(fake_openai, make):
     [res] = make(mode="logprobs").rate([query()])
     assert res.label == 2
     p = np.asarray(res.probabilities)
-    assert p.shape == (3,) and abs(p.sum() - 1) < 1e-9 and p.argmax() == 2
+    assert p.shape == (3,)
+    assert abs(p.sum() - 1) < 1e-9
+    assert p.argmax() == 2
     body = fake_openai.requests()[0]["body"]
-    assert body["logprobs"] is True and body["top_logprobs"] == 10 and "response_format" not in body
+    assert body["logprobs"] is True
+    assert body["top_logprobs"] == 10
+    assert "response_format" not in body
 
 
 def test_two_step_analysis_then_text_only_rating(fake_openai, make):
     fake_openai.script({"reply": "The drawer is half open."}, {"echo_enum": 1})
     [res] = make(two_step=True).rate([query()])
-    assert res.label == 1 and res.rationale == "The drawer is half open."
+    assert res.label == 1
+    assert res.rationale == "The drawer is half open."
     first, second = (r["body"] for r in fake_openai.requests())
     assert "response_format" not in first
     assert any(p["type"] == "image_url" for p in first["messages"][0]["content"])
-    assert all(p["type"] == "text" for p in second["messages"][0]["content"])
+    assert [p["type"] for p in second["messages"][0]["content"] if p["type"] != "text"] == []
     assert "The drawer is half open." in second["messages"][0]["content"][0]["text"]
 
 
@@ -200,7 +244,7 @@ def test_concurrency_is_bounded(fake_openai, make):
     fake_openai.script({"delay": 0.25, "echo_enum": 2})
     results = make(max_concurrency=2).rate([query(i) for i in range(6)])
     assert [r.query_id for r in results] == [f"q{i}" for i in range(6)]
-    assert all(r.label == 2 for r in results)
+    assert [r.label for r in results] == [2] * 6
     assert fake_openai.log()["max_in_flight"] == 2
 
 
@@ -221,8 +265,9 @@ def test_api_key_never_logged_or_persisted(fake_openai, make, tmp_path, caplog, 
     assert SECRET not in caplog.text
     for f in tmp_path.iterdir():
         assert SECRET.encode() not in f.read_bytes(), f
-    assert all(SECRET not in repr(r) for r in results)
-    assert SECRET not in rater.fingerprint and SECRET not in repr(rater.inner.inner.config)
+    assert [i for i, r in enumerate(results) if SECRET in repr(r)] == [], "results whose repr leaks the key"
+    assert SECRET not in rater.fingerprint
+    assert SECRET not in repr(rater.inner.inner.config)
 
 
 def test_fingerprint_url_drops_credentials_and_query():
@@ -233,10 +278,13 @@ def test_fingerprint_url_drops_credentials_and_query():
     assert _public_url(None) is None
 
 
-def test_missing_or_empty_key_variable_is_a_config_error(monkeypatch):
+def test_missing_key_variable_is_a_config_error(monkeypatch):
     monkeypatch.delenv("ERL_TEST_NO_SUCH_KEY", raising=False)
     with pytest.raises(ValueError, match="ERL_TEST_NO_SUCH_KEY is not set or empty"):
         make_rater({"backend": "openai", "model": "m", "api_key_env": "ERL_TEST_NO_SUCH_KEY"})
+
+
+def test_empty_key_variable_is_a_config_error(monkeypatch):
     monkeypatch.setenv("ERL_TEST_NO_SUCH_KEY", "  ")
     with pytest.raises(ValueError, match="not set or empty"):
         make_rater({"backend": "openai", "model": "m", "api_key_env": "ERL_TEST_NO_SUCH_KEY"})

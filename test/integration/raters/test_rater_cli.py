@@ -49,18 +49,29 @@ def write_bag(path: Path, frames: np.ndarray) -> None:
             w.write(conn, i * 10**9, ts.serialize_cdr(msg, img_t.__msgtype__))
 
 
-def test_episode_readers(tmp_path):
+def test_episode_reader_of_a_directory_of_frame_directories(tmp_path):
     a = write_frames(tmp_path / "eps" / "ep_a", 3, 0)
     write_frames(tmp_path / "eps" / "ep_b", 2, 1)
-    write_bag(tmp_path / "bag", a)
-    np.save(tmp_path / "arr.npy", a)
     eps = read_episodes(tmp_path / "eps")
     assert [(e.name, len(e)) for e in eps] == [("ep_a", 3), ("ep_b", 2)]
     np.testing.assert_array_equal(eps[0].frames, a)
+
+
+def test_episode_reader_of_an_mcap_bag(tmp_path):
+    a = np.random.default_rng(0).integers(0, 256, (3, 24, 24, 3), dtype=np.uint8)
+    write_bag(tmp_path / "bag", a)
     [bag] = read_episodes(tmp_path / "bag")
     np.testing.assert_array_equal(bag.frames, a)  # bgr8 decoded to RGB
     assert bag.stamps_s.tolist() == [0.0, 1.0, 2.0]
+
+
+def test_episode_reader_of_an_npy_array(tmp_path):
+    a = np.random.default_rng(0).integers(0, 256, (3, 24, 24, 3), dtype=np.uint8)
+    np.save(tmp_path / "arr.npy", a)
     np.testing.assert_array_equal(read_episodes(tmp_path / "arr.npy")[0].frames, a)
+
+
+def test_episode_reader_of_a_directory_without_images_is_an_error(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(ValueError, match="no image files"):
         read_episodes(tmp_path / "empty")
@@ -79,14 +90,18 @@ def test_cli_rates_frames_and_bag_then_replays(tmp_path, monkeypatch, capsys):
                  "--instruction", "open the drawer", "--num-classes", "3", "--segment-length", "2"])
     assert code == 0
     summary = json.loads(capsys.readouterr().out)
-    assert summary["queries"] == 3 + 2 and sum(summary["classes"].values()) == 5
+    assert summary["queries"] == 3 + 2
+    assert sum(summary["classes"].values()) == 5
     rows = list(csv.DictReader(open(out / "ratings.csv", encoding="utf-8")))
     assert [r["query_id"] for r in rows] == ["ep_a:0", "ep_a:1", "ep_a:2", "run:0", "run:1"]
-    assert all(r["class_name"] in ("Bad", "Average", "Good") for r in rows)
-    assert all(abs(sum(map(float, r["probabilities"].split())) - 1) < 1e-5 for r in rows)
+    assert {r["class_name"] for r in rows} <= {"Bad", "Average", "Good"}
+    not_normalised = [r["probabilities"] for r in rows
+                      if not abs(sum(map(float, r["probabilities"].split())) - 1) < 1e-5]
+    assert not_normalised == []
     assert len(scan(out / "ratings.log").records) == 5
     # the bag shows the same first frames as the directory: same content, same answer
-    assert rows[3]["label"] == rows[0]["label"] and rows[3]["probabilities"] == rows[0]["probabilities"]
+    assert rows[3]["label"] == rows[0]["label"]
+    assert rows[3]["probabilities"] == rows[0]["probabilities"]
 
     # replay the run from its log, in a fresh process, through the module entry point
     env = {**os.environ, "PYTHONPATH": f"{REPO}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
@@ -100,11 +115,17 @@ def test_cli_rates_frames_and_bag_then_replays(tmp_path, monkeypatch, capsys):
     assert [r["label"] for r in replayed] == [r["label"] for r in rows[:3]]
 
 
-def test_cli_bad_config_exits_2(tmp_path, capsys):
+def test_cli_without_a_model_exits_2(tmp_path, capsys):
     write_frames(tmp_path / "ep", 1, 0)
     code = main([str(tmp_path / "ep"), "--out", str(tmp_path / "o"), "--backend", "transformers",
                  "--instruction", "open the drawer"])
-    assert code == 2 and "'model'" in capsys.readouterr().err
+    assert code == 2
+    assert "'model'" in capsys.readouterr().err
+
+
+def test_cli_without_a_task_or_instruction_exits_2(tmp_path, capsys):
+    write_frames(tmp_path / "ep", 1, 0)
     code = main([str(tmp_path / "ep"), "--out", str(tmp_path / "o"), "--backend", "replay",
                  "--set", "paths=/nonexistent.log"])
-    assert code == 2 and "--task or --instruction" in capsys.readouterr().err
+    assert code == 2
+    assert "--task or --instruction" in capsys.readouterr().err

@@ -13,24 +13,36 @@ def _rows(path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(fh))
 
 
-def test_keys_that_appear_later_widen_the_file_and_resumes_append(tmp_path: Path) -> None:
-    log = MetricsLogger(tmp_path, tensorboard=False)
+def _log_three_rows(log_dir: Path) -> None:
+    log = MetricsLogger(log_dir, tensorboard=False)
     log.log("train", 500, {"episode_return": 1.5})  # seed phase: no SAC losses yet
     log.log("train", 1000, {"episode_return": 2.0, "critic_loss": 0.25, "alpha": 0.1})
     log.log("train", 1500, {"critic_loss": 0.5})  # a key missing later: blank, not shifted
     log.close()
+
+
+def test_keys_that_appear_later_widen_the_file(tmp_path: Path) -> None:
+    _log_three_rows(tmp_path)
     rows = _rows(tmp_path / "train.csv")
     assert list(rows[0]) == ["step", "episode_return", "critic_loss", "alpha"]
     assert [r["step"] for r in rows] == ["500", "1000", "1500"]
-    assert rows[0]["critic_loss"] == "" and rows[1]["critic_loss"] == "0.25" and rows[1]["alpha"] == "0.1"
-    assert rows[2]["episode_return"] == "" and rows[2]["critic_loss"] == "0.5"
+    assert rows[0]["critic_loss"] == ""
+    assert rows[1]["critic_loss"] == "0.25"
+    assert rows[1]["alpha"] == "0.1"
+    assert rows[2]["episode_return"] == ""
+    assert rows[2]["critic_loss"] == "0.5"
 
+
+def test_a_resumed_run_appends_to_the_same_files(tmp_path: Path) -> None:
+    _log_three_rows(tmp_path)
     resumed = MetricsLogger(tmp_path, tensorboard=False)  # a resumed run appends to the same file
     resumed.log("train", 2000, {"alpha": 0.05, "entropy": -3.0})
     resumed.log("eval", 2000, {"success_rate": 0.4})
     resumed.close()
     rows = _rows(tmp_path / "train.csv")
-    assert len(rows) == 4 and rows[3]["entropy"] == "-3.0" and rows[1]["entropy"] == ""
+    assert len(rows) == 4
+    assert rows[3]["entropy"] == "-3.0"
+    assert rows[1]["entropy"] == ""
     assert rows[1]["critic_loss"] == "0.25"
     assert _rows(tmp_path / "eval.csv") == [{"step": "2000", "success_rate": "0.4"}]
     assert not list(tmp_path.glob(".*.tmp"))
@@ -60,5 +72,6 @@ def test_truncate_drops_rows_logged_after_a_checkpoint(tmp_path: Path) -> None:
     resumed.close()
     rows = _rows(tmp_path / "train.csv")
     assert [(r["step"], r["ret"]) for r in rows] == [("500", "5.0"), ("1000", "10.0"), ("1500", "16.0")]
-    assert _rows(tmp_path / "reward.csv") == [] and len(_rows(tmp_path / "eval.csv")) == 1
+    assert _rows(tmp_path / "reward.csv") == []
+    assert len(_rows(tmp_path / "eval.csv")) == 1
     assert not list(tmp_path.glob(".*.tmp"))

@@ -23,18 +23,28 @@ def _bin(progress: float, success: bool, n: int) -> int:
     return n - 1 if success else int(progress >= 0.3) + int(progress >= 0.7)
 
 
-def test_truth_meta_takes_the_segments_last_step_and_drops_non_finite_values() -> None:
-    assert truth_meta(None) == {} and truth_meta(()) == {}
+def test_truth_meta_of_no_segment_is_empty() -> None:
+    assert truth_meta(None) == {}
+    assert truth_meta(()) == {}
+
+
+def test_truth_meta_takes_the_segments_last_step() -> None:
     seg = (SimTruth(1.0, False, 0.1), SimTruth(4.5, True, 0.9))
     assert truth_meta(seg) == {"truth_progress": 0.9, "truth_success": True, "truth_reward": 4.5}
+
+
+def test_truth_meta_drops_non_finite_values() -> None:
     odd = truth_meta((SimTruth(math.nan, False, None),))
     assert odd == {"truth_progress": None, "truth_success": False, "truth_reward": None}
 
 
-def test_record_truth_class_from_stored_truth_or_the_oracles_rationale() -> None:
+def test_record_truth_class_from_stored_truth() -> None:
     assert record_truth_class({"truth_success": True, "truth_progress": 0.0}, _bin, 3) == 2
     assert record_truth_class({"truth_success": False, "truth_progress": 0.5}, _bin, 3) == 1
     assert record_truth_class({"truth_success": False, "truth_progress": None}, _bin, 3) is None
+
+
+def test_record_truth_class_from_the_oracles_rationale() -> None:
     # Older logs: the oracle's rationale names its noiseless class; other backends' text is not truth.
     assert record_truth_class({"backend": "oracle", "rationale": "truth class 1"}, _bin, 3) == 1
     assert record_truth_class({"backend": "oracle", "rationale": "truth class 7"}, _bin, 3) is None
@@ -47,12 +57,15 @@ def test_agreement_by_hand() -> None:
     success = np.array([0, 0, 0, 0, 0, 0, 1, 1], dtype=bool)
     out = agreement(truth, rated, success, 3)
     assert out["confusion"] == [[2, 1, 0], [1, 1, 0], [0, 0, 2]]
-    assert out["abstentions_by_truth"] == [1, 0, 0] and out["answered"] == 7 and out["abstained"] == 1
+    assert out["abstentions_by_truth"] == [1, 0, 0]
+    assert out["answered"] == 7
+    assert out["abstained"] == 1
     assert out["accuracy"] == pytest.approx(5 / 7, abs=1e-4)
     # kappa: p_e = (3*3 + 2*2 + 2*2) / 49 = 17/49
     assert out["cohen_kappa"] == pytest.approx((5 / 7 - 17 / 49) / (1 - 17 / 49), abs=1e-4)
     assert out["recall_per_class"] == [pytest.approx(2 / 3, abs=1e-4), 0.5, 1.0]
-    assert out["truth_class_counts"] == [4, 2, 2] and out["truly_above_bottom"] == 0.5
+    assert out["truth_class_counts"] == [4, 2, 2]
+    assert out["truly_above_bottom"] == 0.5
     assert out["top_class_vs_success"] == {"precision": 1.0, "recall": 1.0}
 
 
@@ -66,8 +79,10 @@ def test_ratings_agreement_over_log_records_skips_records_without_truth() -> Non
     ]
     out = ratings_agreement(records, _bin, 3)
     assert out["confusion"] == [[1, 0, 1], [0, 1, 0], [0, 0, 0]]
-    assert out["abstentions_by_truth"] == [0, 0, 1] and out["without_truth"] == 1
-    assert out["truly_above_bottom"] == 0.5 and out["accuracy"] == pytest.approx(2 / 3, abs=1e-4)
+    assert out["abstentions_by_truth"] == [0, 0, 1]
+    assert out["without_truth"] == 1
+    assert out["truly_above_bottom"] == 0.5
+    assert out["accuracy"] == pytest.approx(2 / 3, abs=1e-4)
     assert out["top_class_vs_success"] == {"precision": 0.0, "recall": None}
 
 
@@ -91,6 +106,12 @@ def test_round_quality_by_hand() -> None:
     assert q == {"truth_above_bottom": pytest.approx(2 / 5), "truth_agreement": pytest.approx(3 / 4)}
     assert describe_round_quality(q) == ("rater agreed with simulator truth on 75%, "
                                          "40% truly above the bottom class")
-    # all abstained: above-bottom only; no truth at all: nothing
-    assert round_quality([(seg(0.9), None)], _bin, 3) == {"truth_above_bottom": 1.0}
-    assert round_quality([(None, 1)], _bin, 3) == {} and describe_round_quality({}) == ""
+
+
+def test_round_quality_when_all_abstained_is_above_bottom_only() -> None:
+    assert round_quality([(_segment(0.9), None)], _bin, 3) == {"truth_above_bottom": 1.0}
+
+
+def test_round_quality_without_truth_is_empty() -> None:
+    assert round_quality([(None, 1)], _bin, 3) == {}
+    assert describe_round_quality({}) == ""

@@ -54,7 +54,8 @@ def test_stratified_batches_spread_every_class() -> None:
     allidx = np.concatenate(batches)
     assert sorted(allidx.tolist()) == list(range(1000))  # a partition
     sizes = [len(b) for b in batches]
-    assert max(sizes) - min(sizes) <= 1 and max(sizes) <= 128
+    assert max(sizes) - min(sizes) <= 1
+    assert max(sizes) <= 128
     for c in range(3):
         per_batch = [int((labels[b] == c).sum()) for b in batches]
         assert max(per_batch) - min(per_batch) <= 1, (c, per_batch)
@@ -64,26 +65,45 @@ def test_random_vs_stratified_minority_presence() -> None:
     rng = np.random.default_rng(1)
     labels = np.array([0] * 1000 + [1] * 8)
     strat = stratified_batches(labels, 128, 2, rng)
-    assert all((labels[b] == 1).sum() == 1 for b in strat)
+    assert [int((labels[b] == 1).sum()) for b in strat] == [1] * len(strat)
 
 
-def test_dataset_persists_and_resumes(tmp_path) -> None:
-    spec = DatasetSpec(3, "state", (1, 4))
-    path = tmp_path / "ratings.erlr"
-    ds = RatingDataset(spec, path=path)
+SPEC4 = DatasetSpec(3, "state", (1, 4))
+
+
+def _ten_ratings_and_an_abstention(path) -> RatingDataset:
+    ds = RatingDataset(SPEC4, path=path)
     for i in range(10):
         ds.add(np.full((1, 4), i, np.float32), _result(i % 3, qid=f"q{i}"), episode=i)
     ds.add(np.zeros((1, 4), np.float32), _result(None))
-    assert len(ds) == 10 and ds.num_abstentions == 1
+    return ds
+
+
+def test_dataset_counts_ratings_and_abstentions_apart(tmp_path) -> None:
+    ds = _ten_ratings_and_an_abstention(tmp_path / "ratings.erlr")
+    assert len(ds) == 10
+    assert ds.num_abstentions == 1
     ds.close()
-    again = RatingDataset(spec, path=path)
-    assert len(again) == 10 and again.num_abstentions == 1
+
+
+def test_dataset_resumes_from_its_log(tmp_path) -> None:
+    path = tmp_path / "ratings.erlr"
+    _ten_ratings_and_an_abstention(path).close()
+    again = RatingDataset(SPEC4, path=path)
+    assert len(again) == 10
+    assert again.num_abstentions == 1
     assert again.labels.tolist() == [i % 3 for i in range(10)]
     assert np.allclose(again.inputs[:, 0, 0], np.arange(10))
-    metas = read_ratings(path)
-    assert metas[-1]["label"] is None and metas[-1]["abstain_reason"] == "timeout"
-    assert metas[3]["episode"] == 3
     again.close()
+
+
+def test_rating_log_keeps_abstentions_and_episodes(tmp_path) -> None:
+    path = tmp_path / "ratings.erlr"
+    _ten_ratings_and_an_abstention(path).close()
+    metas = read_ratings(path)
+    assert metas[-1]["label"] is None
+    assert metas[-1]["abstain_reason"] == "timeout"
+    assert metas[3]["episode"] == 3
 
 
 def test_dataset_capacity_keeps_newest() -> None:
@@ -107,7 +127,8 @@ def test_truncated_tail_is_backed_up_and_cut(tmp_path) -> None:
     assert len(ds2) == 3
     assert ds2.recovered_tail_bytes > 0
     backups = list(tmp_path.glob("r.erlr.bak-*"))
-    assert len(backups) == 1 and backups[0].read_bytes() == whole[:-7]  # nothing lost
+    assert len(backups) == 1
+    assert backups[0].read_bytes() == whole[:-7]  # nothing lost
     ds2.add(np.ones((1, 3), np.float32), _result(1, n=2))
     ds2.close()
     assert len(RatingDataset(spec, path=path)) == 4
@@ -148,7 +169,8 @@ def test_damaged_last_record_is_a_recoverable_tail(tmp_path, damage) -> None:
     path.write_bytes(data)
     with RecordLog(path) as log:
         kept = [r.meta["i"] for r in log.records]
-        assert log.recovered_tail_bytes > 0 and log.backup_path is not None
+        assert log.recovered_tail_bytes > 0
+        assert log.backup_path is not None
         assert log.backup_path.read_bytes() == data  # nothing lost
         log.append({"kind": "x", "i": 9})
     assert kept == ([0, 1] if damage != "garbage_tail" else [0, 1, 2])
@@ -219,34 +241,33 @@ def test_a_log_record_that_cannot_be_a_rating_is_refused_on_load(tmp_path, meta,
     size = path.stat().st_size
     with pytest.raises(RatingDatasetError, match=needle) as err:
         RatingDataset(DatasetSpec(3, "state", (1, 2)), path=path)
-    assert "record 1" in str(err.value) and path.stat().st_size == size  # named, nothing cut
+    assert "record 1" in str(err.value)
+    assert path.stat().st_size == size  # named, nothing cut
 
 
-def test_rejects_bad_inputs() -> None:
+@pytest.mark.parametrize(("x", "result", "match"), [
+    (np.array([[np.nan, 0.0]]), _result(1), "NaN"),
+    (np.zeros((1, 3)), _result(1), "shape"),
+    (np.zeros((1, 2)), _result(1, n=2), "classes"),
+], ids=["nan", "shape", "classes"])
+def test_rejects_bad_inputs(x, result, match) -> None:
     ds = RatingDataset(DatasetSpec(3, "state", (1, 2)))
-    with pytest.raises(RatingDatasetError, match="NaN"):
-        ds.add(np.array([[np.nan, 0.0]]), _result(1))
-    with pytest.raises(RatingDatasetError, match="shape"):
-        ds.add(np.zeros((1, 3)), _result(1))
-    with pytest.raises(RatingDatasetError, match="classes"):
-        ds.add(np.zeros((1, 2)), _result(1, n=2))
+    with pytest.raises(RatingDatasetError, match=match):
+        ds.add(x, result)
     assert len(ds) == 0
 
 
-def test_rating_types_validate() -> None:
-    with pytest.raises(ValueError, match="num_classes"):
-        RatingQuery(0, (1,), "x", ("a",))
-    with pytest.raises(ValueError, match="empty"):
-        RatingQuery(0, (1,), "x", ("Bad", " "))
-    with pytest.raises(ValueError, match="distinct"):
-        RatingQuery(0, (1,), "x", ("Good", "good "))
-    with pytest.raises(ValueError, match="num_classes must be in"):
-        DatasetSpec(6, "state", (1, 2))
-    with pytest.raises(ValueError, match="outside"):
-        RatingResult("q", 3, 3, "b")
-    with pytest.raises(ValueError, match="reason"):
-        RatingResult("q", None, 3, "b")
-    with pytest.raises(ValueError, match="NaN"):
-        RatingQuery(0, (1,), "x", ("a", "b"), states=np.array([[np.nan]]))
-    with pytest.raises(ValueError, match="uint8"):
-        RatingQuery(0, (1,), "x", ("a", "b"), frames=np.zeros((1, 4, 4, 3), np.float32))
+@pytest.mark.parametrize(("make", "match"), [
+    (lambda: RatingQuery(0, (1,), "x", ("a",)), "num_classes"),
+    (lambda: RatingQuery(0, (1,), "x", ("Bad", " ")), "empty"),
+    (lambda: RatingQuery(0, (1,), "x", ("Good", "good ")), "distinct"),
+    (lambda: DatasetSpec(6, "state", (1, 2)), "num_classes must be in"),
+    (lambda: RatingResult("q", 3, 3, "b"), "outside"),
+    (lambda: RatingResult("q", None, 3, "b"), "reason"),
+    (lambda: RatingQuery(0, (1,), "x", ("a", "b"), states=np.array([[np.nan]])), "NaN"),
+    (lambda: RatingQuery(0, (1,), "x", ("a", "b"), frames=np.zeros((1, 4, 4, 3), np.float32)), "uint8"),
+], ids=["query_one_class", "query_empty_name", "query_duplicate_names", "spec_num_classes",
+        "result_label_outside", "result_abstain_without_reason", "query_nan_states", "query_float_frames"])
+def test_rating_types_validate(make, match) -> None:
+    with pytest.raises(ValueError, match=match):
+        make()

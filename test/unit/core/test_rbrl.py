@@ -51,6 +51,9 @@ def test_boundaries_all_labels_equal() -> None:
     pred = torch.tensor([0.0, 0.4, 1.0])
     b = class_boundaries(pred, torch.tensor([1, 1, 1]), 3)
     assert torch.allclose(b, torch.tensor([0.0, 0.0, 1.0, 1.0]))
+
+
+def test_rbrl_loss_is_finite_when_all_labels_are_equal() -> None:
     loss, _correct = rbrl_loss(torch.tensor([1.0, 2.0, 3.0], requires_grad=True), torch.tensor([1, 1, 1]), 3)
     assert torch.isfinite(loss)
 
@@ -63,11 +66,17 @@ def test_logits_hand_computed() -> None:
     assert torch.allclose(q, torch.tensor([[1.875, -5.625]]))
 
 
-def test_mae_loss_hand_computed_and_weighted() -> None:
-    logits = torch.tensor([[0.0, math.log(3.0)], [0.0, 0.0]])  # softmax: (.25,.75), (.5,.5)
-    labels = torch.tensor([1, 0])
+LOGITS = torch.tensor([[0.0, math.log(3.0)], [0.0, 0.0]])  # softmax: (.25,.75), (.5,.5)
+LABELS = torch.tensor([1, 0])
+
+
+def test_mae_loss_hand_computed() -> None:
     # per-sample sum |p - onehot|: (.25 + .25) = .5 ; (.5 + .5) = 1.0
-    assert mae_loss(logits, labels).item() == pytest.approx(0.75)
+    assert mae_loss(LOGITS, LABELS).item() == pytest.approx(0.75)
+
+
+def test_mae_loss_weighted() -> None:
+    logits, labels = LOGITS, LABELS
     w = torch.tensor([3.0, 1.0])  # sample 0 has label 1 -> weight 1, sample 1 label 0 -> weight 3
     assert mae_loss(logits, labels, w).item() == pytest.approx((1 * 0.5 + 3 * 1.0) / 4)
 

@@ -47,15 +47,25 @@ def test_member_rewards_shape_and_disagreement() -> None:
     assert torch.all(m.abs() <= 1)
     assert torch.allclose(model.predict(x), m.mean(0))
     assert torch.all(model.disagreement(x) >= 0)
+
+
+def test_predict_refuses_inputs_of_the_wrong_width() -> None:
+    model = RewardEnsemble(RewardModelConfig(hidden_dim=16), obs_dim=4, seed=0)
     with pytest.raises(ValueError, match=r"\(B, 4\)"):
         model.predict(np.zeros((2, 5), np.float32))
 
 
-def test_empty_dataset_and_single_class_are_safe() -> None:
+def test_training_on_an_empty_dataset_is_safe() -> None:
+    model = RewardEnsemble(RewardModelConfig(hidden_dim=16), obs_dim=3, seed=0)
+    ds = RatingDataset(DatasetSpec(2, "state", (1, 3)))
+    assert model.train_on(ds, np.random.default_rng(0)).num_ratings == 0
+
+
+def test_training_on_a_single_class_is_safe() -> None:
     rng = np.random.default_rng(0)
     model = RewardEnsemble(RewardModelConfig(hidden_dim=16), obs_dim=3, seed=0)
     ds = RatingDataset(DatasetSpec(2, "state", (1, 3)))
-    assert model.train_on(ds, rng).num_ratings == 0
+    model.train_on(ds, rng)  # as before: an empty round first
     for _ in range(20):
         ds.add(rng.normal(size=(1, 3)), RatingResult("q", 0, 2, "t"))
     stats = model.train_on(ds, rng, epochs=2)
@@ -63,15 +73,22 @@ def test_empty_dataset_and_single_class_are_safe() -> None:
     assert torch.isfinite(model.predict(np.zeros((2, 3), np.float32))).all()
 
 
-def test_serialisation_roundtrip_and_checksum() -> None:
+def test_serialisation_roundtrip_with_checksum() -> None:
     model = RewardEnsemble(RewardModelConfig(hidden_dim=16), obs_dim=3, seed=0)
     blob = model.to_bytes()
     sha = hashlib.sha256(blob).hexdigest()
     clone = RewardEnsemble.from_bytes(blob, sha)
     x = np.ones((2, 3), np.float32)
     assert torch.allclose(clone.predict(x), model.predict(x))
+
+
+def test_a_wrong_checksum_is_rejected() -> None:
+    blob = RewardEnsemble(RewardModelConfig(hidden_dim=16), obs_dim=3, seed=0).to_bytes()
     with pytest.raises(ValueError, match="sha256"):
         RewardEnsemble.from_bytes(blob, "0" * 64)
+
+
+def test_garbage_bytes_are_rejected() -> None:
     with pytest.raises(ValueError, match="cannot decode"):
         RewardEnsemble.from_bytes(b"garbage")
 
@@ -95,16 +112,20 @@ def test_diverged_training_keeps_the_previous_model(monkeypatch) -> None:
 
     monkeypatch.setattr(rm, "rbrl_loss", nan_on_third_step)
     stats = model.train_on(ds, rng)
-    assert stats.diverged and model.version == version
+    assert stats.diverged
+    assert model.version == version
     assert torch.equal(model.predict(x), before)  # weights restored, not half-trained
 
 
-def test_nan_or_wrongly_shaped_weights_are_rejected() -> None:
+def test_nan_weights_are_rejected() -> None:
     model = RewardEnsemble(RewardModelConfig(hidden_dim=16), obs_dim=3, seed=0)
     with torch.no_grad():
         next(model.members.parameters())[0, 0] = float("nan")
     with pytest.raises(ValueError, match="NaN or inf"):
         RewardEnsemble.from_bytes(model.to_bytes())
+
+
+def test_weights_missing_a_part_are_rejected() -> None:
     fresh = RewardEnsemble(RewardModelConfig(hidden_dim=16), obs_dim=3, seed=0)
     state = torch.load(io.BytesIO(fresh.to_bytes()), weights_only=True)
     state.pop("members")
@@ -123,7 +144,8 @@ def test_image_cnn_trains_on_frames() -> None:
         frame = np.full((1, 64, 64, 3), 40 if i % 2 == 0 else 200, np.uint8)
         ds.add(frame, RatingResult("q", i % 2, 2, "t"))
     stats = model.train_on(ds, rng)
-    assert stats.steps > 0 and np.isfinite(stats.loss)
+    assert stats.steps > 0
+    assert np.isfinite(stats.loss)
     r = model.predict(np.zeros((3, 64, 64, 3), np.uint8))
     assert r.shape == (3,)
 
@@ -133,13 +155,14 @@ def test_paper_cnn_accepts_224_frames() -> None:
     assert model.predict(np.zeros((2, 224, 224, 3), np.uint8)).shape == (2,)
 
 
-def test_bad_config_names_field() -> None:
-    with pytest.raises(ValueError, match="reward.loss"):
-        RewardModelConfig(loss="hinge").validate()
-    with pytest.raises(ValueError, match="reward.ensemble_size"):
-        RewardModelConfig(ensemble_size=0).validate()
-    with pytest.raises(ValueError, match="reward.output_norm"):
-        RewardModelConfig(output_norm="zscore").validate()
+@pytest.mark.parametrize(("kw", "match"), [
+    ({"loss": "hinge"}, "reward.loss"),
+    ({"ensemble_size": 0}, "reward.ensemble_size"),
+    ({"output_norm": "zscore"}, "reward.output_norm"),
+])
+def test_bad_config_names_field(kw: dict, match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        RewardModelConfig(**kw).validate()
 
 
 def test_rated_output_norm_standardises_each_member_over_the_rated_inputs() -> None:
@@ -170,18 +193,32 @@ def test_rated_output_norm_standardises_each_member_over_the_rated_inputs() -> N
     assert torch.allclose(clone.predict(x), norm.predict(x))
 
 
-def test_rated_output_norm_floors_a_constant_member_and_rejects_bad_stats() -> None:
-    rng = np.random.default_rng(0)
+def _trained_on_one_constant_input(rng: np.random.Generator) -> RewardEnsemble:
     model = RewardEnsemble(RewardModelConfig(hidden_dim=16, output_norm="rated"), obs_dim=3, seed=0)
     ds = RatingDataset(DatasetSpec(2, "state", (1, 3)))
     for _ in range(20):
         ds.add(np.zeros((1, 3), np.float32), RatingResult("q", 0, 2, "t"))  # one input, one class
     model.train_on(ds, rng, epochs=2)
+    return model
+
+
+def test_rated_output_norm_floors_a_constant_member() -> None:
+    rng = np.random.default_rng(0)
+    model = _trained_on_one_constant_input(rng)
     assert torch.all(model.norm_stats[:, 1] == NORM_MIN_STD)  # zero spread: the floor, not a division by 0
     assert torch.isfinite(model.predict(rng.normal(size=(4, 3)).astype(np.float32))).all()
+
+
+def test_rated_output_norm_rejects_bad_stats() -> None:
+    model = _trained_on_one_constant_input(np.random.default_rng(0))
     state = model.state_dict()
     state["norm_stats"] = torch.tensor([[0.0, 0.0]] * 3)
     with pytest.raises(ValueError, match="norm_stats"):
         model.load_state_dict(state)
+
+
+def test_weights_saved_before_output_norm_existed_load() -> None:
+    model = _trained_on_one_constant_input(np.random.default_rng(0))
+    state = model.state_dict()
     del state["norm_stats"]  # saved before output_norm existed: accepted, statistics unchanged
     model.load_state_dict(state)

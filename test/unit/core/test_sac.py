@@ -54,7 +54,8 @@ def test_target_updates_every_n_steps() -> None:
     assert any(not torch.equal(x, y) for x, y in zip(before, after0, strict=True))
     agent.update(*batch)  # num_updates 1 -> not updated
     after1 = list(agent.critic_target.parameters())
-    assert all(torch.equal(x, y) for x, y in zip(after0, after1, strict=True))
+    changed = [i for i, (x, y) in enumerate(zip(after0, after1, strict=True)) if not torch.equal(x, y)]
+    assert changed == [], "critic target parameters changed by an update that should not touch them"
 
 
 def test_sac_learns_a_continuous_bandit() -> None:
@@ -72,14 +73,22 @@ def test_sac_learns_a_continuous_bandit() -> None:
     assert abs(float(act[0]) - 0.5) < 0.15, act
 
 
-def test_act_rejects_nan_and_checkpoint_roundtrip() -> None:
+def test_act_rejects_nan() -> None:
     agent = SAC(3, 2, SACConfig(hidden_dim=8, hidden_layers=1), seed=1)
     with pytest.raises(ValueError, match="NaN"):
         agent.act(np.array([np.nan, 0, 0], np.float32))
+
+
+def test_checkpoint_roundtrip() -> None:
+    agent = SAC(3, 2, SACConfig(hidden_dim=8, hidden_layers=1), seed=1)
     other = SAC(3, 2, SACConfig(hidden_dim=8, hidden_layers=1), seed=2)
     other.load_state_dict(agent.state_dict())
     o = np.ones(3, np.float32)
     assert np.allclose(other.act(o, True), agent.act(o, True))
+
+
+def test_checkpoint_of_another_obs_dim_is_refused() -> None:
+    agent = SAC(3, 2, SACConfig(hidden_dim=8, hidden_layers=1), seed=1)
     with pytest.raises(ValueError, match="obs_dim"):
         SAC(4, 2, SACConfig(hidden_dim=8, hidden_layers=1)).load_state_dict(agent.state_dict())
 
@@ -89,14 +98,18 @@ def test_reset_critic_changes_critic_only() -> None:
     actor_w = [p.clone() for p in agent.actor.parameters()]
     critic_w = [p.clone() for p in agent.critic.parameters()]
     agent.reset_critic()
-    assert all(torch.equal(a, b) for a, b in zip(actor_w, agent.actor.parameters(), strict=True))
+    changed = [i for i, (a, b) in enumerate(zip(actor_w, agent.actor.parameters(), strict=True))
+               if not torch.equal(a, b)]
+    assert changed == [], "reset_critic changed actor parameters"
     assert any(not torch.equal(a, b) for a, b in zip(critic_w, agent.critic.parameters(), strict=True))
     for a, b in zip(agent.critic.parameters(), agent.critic_target.parameters(), strict=True):
         assert torch.equal(a, b)
 
 
-def test_bad_sac_config() -> None:
-    with pytest.raises(ValueError, match="sac.gamma"):
-        SACConfig(gamma=1.0).validate()
-    with pytest.raises(ValueError, match="sac.actor_lr"):
-        SACConfig(actor_lr=float("nan")).validate()
+@pytest.mark.parametrize(("kw", "match"), [
+    ({"gamma": 1.0}, "sac.gamma"),
+    ({"actor_lr": float("nan")}, "sac.actor_lr"),
+])
+def test_bad_sac_config(kw: dict, match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        SACConfig(**kw).validate()

@@ -50,14 +50,17 @@ def test_compile_step_render(task: str) -> None:
     env = make_env(task, seed=0)
     try:
         obs, info = env.reset()
-        assert obs.shape == (39,) and obs.dtype == np.float32
+        assert obs.shape == (39,)
+        assert obs.dtype == np.float32
         assert env.observation_space.contains(obs)
-        assert info["episode_step"] == 0 and 0.0 <= info["progress"] <= 1.0
+        assert info["episode_step"] == 0
+        assert 0.0 <= info["progress"] <= 1.0
         rng = np.random.default_rng(0)
         for i in range(20):
             obs, reward, terminated, truncated, info = env.step(rng.uniform(-1, 1, 4))
             assert env.observation_space.contains(obs)
-            assert not terminated and not truncated
+            assert not terminated
+            assert not truncated
             assert info["episode_step"] == i + 1
             assert isinstance(info["success"], bool)
             assert info["true_reward"] == reward
@@ -66,7 +69,8 @@ def test_compile_step_render(task: str) -> None:
         assert (truth.reward, truth.success, truth.progress) == (
             info["true_reward"], info["success"], info["progress"])
         frame = env.render()
-        assert frame.shape == (224, 224, 3) and frame.dtype == np.uint8
+        assert frame.shape == (224, 224, 3)
+        assert frame.dtype == np.uint8
         assert frame.std() > 10, "frame nearly uniform"
 
         # Upright and not mirrored: a marker placed (through our camera model) in the upper-left
@@ -77,13 +81,14 @@ def test_compile_step_render(task: str) -> None:
             expected = env.project(point)[0]
             col, row = _marker_centroid(env, point)
             assert (col, row) == pytest.approx(tuple(expected), abs=2.0)
-            assert (row < 112) == (du > 0) and (col < 112) == (dr < 0)
+            assert (row < 112) == (du > 0)
+            assert (col < 112) == (dr < 0)
     finally:
         env.close()
 
 
 @pytest.mark.render
-def test_render_size_blank_frame_and_no_render_mode(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_render_size_and_blank_frame(monkeypatch: pytest.MonkeyPatch) -> None:
     env = make_env("reach-v3", seed=1, image_size=96)
     env.reset()
     assert env.render().shape == (96, 96, 3)
@@ -93,6 +98,8 @@ def test_render_size_blank_frame_and_no_render_mode(monkeypatch: pytest.MonkeyPa
     env.close()
     env.close()  # idempotent
 
+
+def test_no_render_mode_never_renders() -> None:
     quiet = make_env("reach-v3", render=False)
     quiet.reset(seed=0)
     quiet.step(np.zeros(4))
@@ -101,17 +108,36 @@ def test_render_size_blank_frame_and_no_render_mode(monkeypatch: pytest.MonkeyPa
     assert quiet._renderer is None  # stepping never renders
 
 
+def _seeded_pair() -> tuple[MetaWorldTaskEnv, MetaWorldTaskEnv]:
+    return make_env("sweep-into-v3", seed=7, render=False), make_env("sweep-into-v3", render=False)
+
+
 def test_seeding_is_reproducible() -> None:
-    a, b = make_env("sweep-into-v3", seed=7, render=False), make_env("sweep-into-v3", render=False)
+    a, b = _seeded_pair()
     first_a, _ = a.reset()
     first_b, _ = b.reset(seed=7)
     np.testing.assert_array_equal(first_a, first_b)
     second_a, _ = a.reset()
     second_b, _ = b.reset()
     np.testing.assert_array_equal(second_a, second_b)
+
+
+def test_each_reset_re_randomises_the_object() -> None:
+    a, _ = _seeded_pair()
+    first_a, _ = a.reset()
+    second_a, _ = a.reset()
     assert not np.array_equal(first_a[4:7], second_a[4:7]), "object not re-randomised on reset"
+
+
+def test_another_seed_gives_another_start() -> None:
+    a, b = _seeded_pair()
+    first_a, _ = a.reset()
     other, _ = b.reset(seed=8)
     assert not np.array_equal(first_a, other)
+
+
+def test_stepping_is_reproducible() -> None:
+    a, b = _seeded_pair()
     actions = np.random.default_rng(3).uniform(-1, 1, (30, 4))
     a.reset(seed=11)
     b.reset(seed=11)
@@ -122,24 +148,41 @@ def test_seeding_is_reproducible() -> None:
     assert ra == rb
 
 
-def test_truncation_at_500_and_step_after_end() -> None:
+def test_step_before_reset_is_an_error() -> None:
     env = make_env("reach-v3", seed=0, render=False)
     with pytest.raises(RuntimeError, match="reset"):
         env.step(np.zeros(4))
+
+
+def _run_500_steps(env: MetaWorldTaskEnv) -> tuple[bool, bool, dict]:
     env.reset()
     zero = np.zeros(4)
     for _ in range(499):
         _, _, terminated, truncated, _ = env.step(zero)
-        assert not terminated and not truncated
+        assert not terminated
+        assert not truncated
     _, _, terminated, truncated, info = env.step(zero)
-    assert truncated and not terminated and info["episode_step"] == 500
+    return terminated, truncated, info
+
+
+def test_truncation_at_500() -> None:
+    terminated, truncated, info = _run_500_steps(make_env("reach-v3", seed=0, render=False))
+    assert truncated
+    assert not terminated
+    assert info["episode_step"] == 500
+
+
+def test_step_after_truncation_is_an_error_until_reset() -> None:
+    env = make_env("reach-v3", seed=0, render=False)
+    _run_500_steps(env)
+    zero = np.zeros(4)
     with pytest.raises(RuntimeError, match="truncated after 500 steps"):
         env.step(zero)
     env.reset()
     assert not env.step(zero)[3]
 
 
-def test_action_checks_and_clipping() -> None:
+def test_bad_actions_are_rejected_before_mujoco() -> None:
     env = make_env("reach-v3", seed=0, render=False)
     env.reset()
     for bad in ([np.nan, 0, 0, 0], [0, 0, np.inf, 0]):
@@ -148,6 +191,11 @@ def test_action_checks_and_clipping() -> None:
     with pytest.raises(ValueError, match="shape"):
         env.step(np.zeros(3))
     assert env.episode_step == 0  # rejected actions never reached MuJoCo
+
+
+def test_actions_are_clipped_to_the_unit_box() -> None:
+    env = make_env("reach-v3", seed=0, render=False)
+    env.reset()
     other = make_env("reach-v3", seed=0, render=False)
     other.reset()
     big = env.step(np.array([5.0, -9.0, 3.0, 2.0]))[0]
@@ -168,22 +216,30 @@ def test_expert_reaches_success(task: str) -> None:
     assert env.task.bin_truth(info["progress"], info["success"]) == env.task.num_classes - 1
 
 
-def test_gymnasium_registration() -> None:
+def test_gymnasium_make_passes_the_env_checker() -> None:
     env = gymnasium.make("erl_vlm/reach-v3")  # includes Gymnasium's passive env checker
     obs, _ = env.reset(seed=0)
     obs, *_ = env.step(env.action_space.sample())
     assert env.observation_space.contains(obs)
     env.close()
+
+
+def test_every_task_is_registered_with_gymnasium() -> None:
     assert {f"erl_vlm/{t}" for t in TASKS} <= set(gymnasium.registry)
 
 
-def test_unknown_names() -> None:
+def test_unknown_task_is_an_error() -> None:
     with pytest.raises(ValueError, match="unknown task"):
         make_env("no-such-task", render=False)
-    spec = load_task("reach-v3")
+
+
+def test_unknown_metaworld_env_is_an_error() -> None:
     from dataclasses import replace
 
     with pytest.raises(ValueError, match="unknown MetaWorld v3 environment"):
-        MetaWorldTaskEnv(replace(spec, metaworld_env="reach-v9"), render_mode=None)
+        MetaWorldTaskEnv(replace(load_task("reach-v3"), metaworld_env="reach-v9"), render_mode=None)
+
+
+def test_unknown_render_mode_is_an_error() -> None:
     with pytest.raises(ValueError, match="render_mode"):
-        MetaWorldTaskEnv(spec, render_mode="human")
+        MetaWorldTaskEnv(load_task("reach-v3"), render_mode="human")

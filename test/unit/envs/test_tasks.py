@@ -35,18 +35,28 @@ def _edit(sim: Path, name: str, change) -> None:
     path.write_text(yaml.safe_dump(data))
 
 
-def test_shipped_tasks_load() -> None:
-    names = available_tasks()
-    assert {"drawer-open-v3", "sweep-into-v3", "soccer-v3", "reach-v3", "door-open-v3"} <= set(names)
-    for name in names:
-        spec = load_task(name)
-        assert isinstance(spec, TaskSpec)
-        assert spec.name == name
-        assert spec.image_size == 224 and spec.max_episode_steps == 500
-        for n in range(2, 6):
-            t = spec.oracle.thresholds(n)
-            assert len(t) == n - 1 and t[0] > 0 and t[-1] < 1
-            assert all(a < b for a, b in itertools.pairwise(t))
+def test_the_expected_tasks_are_shipped() -> None:
+    assert {"drawer-open-v3", "sweep-into-v3", "soccer-v3", "reach-v3", "door-open-v3"} <= set(available_tasks())
+
+
+@pytest.mark.parametrize("name", available_tasks())
+def test_shipped_task_loads(name: str) -> None:
+    spec = load_task(name)
+    assert isinstance(spec, TaskSpec)
+    assert spec.name == name
+    assert spec.image_size == 224
+    assert spec.max_episode_steps == 500
+
+
+@pytest.mark.parametrize("name", available_tasks())
+def test_shipped_task_thresholds_increase_inside_0_1(name: str) -> None:
+    spec = load_task(name)
+    for n in range(2, 6):
+        t = spec.oracle.thresholds(n)
+        assert len(t) == n - 1, n
+        assert t[0] > 0, n
+        assert t[-1] < 1, n
+        assert all(a < b for a, b in itertools.pairwise(t)), f"thresholds({n}) = {t} not increasing"
 
 
 @pytest.mark.parametrize("name", sorted(PAPER_TASKS))
@@ -56,13 +66,19 @@ def test_paper_instructions_and_class_counts(name: str) -> None:
     assert spec.metaworld_env == name
 
 
-def test_class_names_defaults_and_overrides(tmp_sim: Path) -> None:
+def test_class_names_default() -> None:
     spec = load_task("drawer-open-v3")
     assert spec.class_names() == ("Bad", "Average", "Good")
     for n, names in DEFAULT_CLASS_NAMES.items():
         assert spec.class_names(n) == names
+
+
+def test_class_names_beyond_five_classes_are_an_error() -> None:
     with pytest.raises(ValueError):
-        spec.class_names(6)
+        load_task("drawer-open-v3").class_names(6)
+
+
+def test_class_names_overridden_by_the_task_file(tmp_sim: Path) -> None:
     _edit(tmp_sim, "drawer-open-v3",
           lambda d: d.update(class_names={3: ["Closed", "Ajar", "Open"]}))
     custom = load_task("drawer-open-v3", sim_dir=tmp_sim)
@@ -70,25 +86,51 @@ def test_class_names_defaults_and_overrides(tmp_sim: Path) -> None:
     assert custom.class_names(2) == ("Bad", "Good")
 
 
-def test_bin_truth_math() -> None:
-    spec = load_task("drawer-open-v3")  # 3 classes: thresholds (0.25, 0.8)
+def _drawer() -> TaskSpec:
+    return load_task("drawer-open-v3")  # 3 classes: thresholds (0.25, 0.8)
+
+
+def test_bin_truth_thresholds_belong_to_the_upper_class() -> None:
+    spec = _drawer()
     t2, t3 = spec.oracle.thresholds(2), spec.oracle.thresholds(3)
     assert spec.bin_truth(0.0, False) == 0
     assert spec.bin_truth(math.nextafter(t3[0], 0), False, 3) == 0
     assert spec.bin_truth(t3[0], False, 3) == 1  # a threshold belongs to the upper class
     assert spec.bin_truth(t3[1], False, 3) == 2
-    assert spec.bin_truth(0.0, True, 3) == 2  # success is always the top class
     assert spec.bin_truth(t2[0] - 1e-6, False, 2) == 0
     assert spec.bin_truth(t2[0], False, 2) == 1
-    assert spec.bin_truth(-3.0, False, 5) == 0 and spec.bin_truth(7.0, False, 5) == 4  # clipped
+
+
+def test_bin_truth_success_is_always_the_top_class() -> None:
+    spec = _drawer()
+    assert spec.bin_truth(0.0, True, 3) == 2
+    for n in range(2, 6):
+        assert spec.bin_truth(0.0, True, n) == n - 1
+
+
+def test_bin_truth_clips_progress_outside_0_1() -> None:
+    spec = _drawer()
+    assert spec.bin_truth(-3.0, False, 5) == 0
+    assert spec.bin_truth(7.0, False, 5) == 4  # clipped
+
+
+def test_bin_truth_rises_with_progress_over_every_class() -> None:
+    spec = _drawer()
     for n in range(2, 6):
         labels = [spec.bin_truth(p, False, n) for p in (i / 100 for i in range(101))]
-        assert labels == sorted(labels) and labels[0] == 0 and labels[-1] == n - 1
-        assert spec.bin_truth(0.0, True, n) == n - 1
+        assert labels == sorted(labels), n
+        assert labels[0] == 0, n
+        assert labels[-1] == n - 1, n
+
+
+def test_bin_truth_of_nan_progress_is_an_error() -> None:
     with pytest.raises(ValueError, match="finite"):
-        spec.bin_truth(float("nan"), False, 3)
+        _drawer().bin_truth(float("nan"), False, 3)
+
+
+def test_bin_truth_into_one_class_is_an_error() -> None:
     with pytest.raises(ValueError):
-        spec.bin_truth(0.5, False, 1)
+        _drawer().bin_truth(0.5, False, 1)
 
 
 def test_unknown_task_lists_known() -> None:
@@ -96,20 +138,24 @@ def test_unknown_task_lists_known() -> None:
         load_task("nope-v3")
 
 
-def test_available_tasks_of_other_dir(tmp_path: Path) -> None:
+def test_available_tasks_of_a_dir_without_tasks_is_empty(tmp_path: Path) -> None:
     assert available_tasks(tmp_path) == []
+
+
+def test_available_tasks_of_other_dir_are_sorted(tmp_path: Path) -> None:
     (tmp_path / "tasks").mkdir()
     (tmp_path / "tasks" / "b.yaml").write_text("x: 1\n")
     (tmp_path / "tasks" / "a.yaml").write_text("x: 1\n")
     assert available_tasks(tmp_path) == ["a", "b"]
 
 
-def test_corrupt_yaml(tmp_sim: Path) -> None:
-    (tmp_sim / "tasks" / "reach-v3.yaml").write_text("name: [unclosed\n  camera: {")
-    with pytest.raises(ValueError, match=r"reach-v3\.yaml: not valid YAML"):
-        load_task("reach-v3", sim_dir=tmp_sim)
-    (tmp_sim / "tasks" / "reach-v3.yaml").write_text("- just\n- a list\n")
-    with pytest.raises(ValueError, match="must be a mapping"):
+@pytest.mark.parametrize(("text", "match"), [
+    ("name: [unclosed\n  camera: {", r"reach-v3\.yaml: not valid YAML"),
+    ("- just\n- a list\n", "must be a mapping"),
+], ids=["invalid_yaml", "not_a_mapping"])
+def test_corrupt_yaml(tmp_sim: Path, text: str, match: str) -> None:
+    (tmp_sim / "tasks" / "reach-v3.yaml").write_text(text)
+    with pytest.raises(ValueError, match=match):
         load_task("reach-v3", sim_dir=tmp_sim)
 
 

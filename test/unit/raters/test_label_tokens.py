@@ -23,7 +23,9 @@ def test_separator_follows_the_prompt_ending():
 def test_single_token_names_after_both_endings(tok):
     for prompt, prefix in (("...Assistant:", "Ġ"), ("<|im_start|>assistant\n", "")):
         c = label_candidates(tok, prompt, DEFAULT_CLASS_NAMES[3])
-        assert c.single_token and c.prefixes == ((),) and c.prefix_texts == ("",)
+        assert c.single_token
+        assert c.prefixes == ((),)
+        assert c.prefix_texts == ("",)
         assert [tok.convert_ids_to_tokens(list(t))[0] for t in c.tokens] == [
             f"{prefix}Bad", f"{prefix}Average", f"{prefix}Good"]
 
@@ -32,16 +34,19 @@ def test_multi_token_names_need_their_prefixes(tok):
     c = label_candidates(tok, "Assistant:", DEFAULT_CLASS_NAMES[5])
     assert not c.single_token
     very = tok(" Very", add_special_tokens=False)["input_ids"]
-    assert c.prefixes[0] == () and tuple(very) in c.prefixes
+    assert c.prefixes[0] == ()
+    assert tuple(very) in c.prefixes
     assert c.prefix_texts[c.prefixes.index(tuple(very))] == " Very"
 
 
-def test_prefix_names_get_an_end_token(tok):
-    names = ("Good", "Good Good")
+def test_prefix_names_without_an_end_token_are_an_error(tok):
     with pytest.raises(ValueError, match="prefix"):
-        label_candidates(tok, "Assistant:", names)
-    c = label_candidates(tok, "Assistant:", names, end_token_id=7)
-    assert all(t[-1] == 7 for t in c.tokens)
+        label_candidates(tok, "Assistant:", ("Good", "Good Good"))
+
+
+def test_prefix_names_get_an_end_token(tok):
+    c = label_candidates(tok, "Assistant:", ("Good", "Good Good"), end_token_id=7)
+    assert [t[-1] for t in c.tokens] == [7] * len(c.tokens)
 
 
 def test_indistinguishable_names(tok):

@@ -11,29 +11,46 @@ THREE = DEFAULT_CLASS_NAMES[3]
 FIVE = DEFAULT_CLASS_NAMES[5]
 
 
-def test_single_prompt_names_task_scale_and_frames():
+def test_single_prompt_names_task_and_scale():
     t = prompts.PromptTemplate()
     text = prompts.single_prompt(t, "Open the drawer.", THREE, 1)
     assert "trying to open the drawer." in text
-    assert "Bad, Average, Good" in text and "Bad, Average or Good" in text
+    assert "Bad, Average, Good" in text
+    assert "Bad, Average or Good" in text
     assert text.startswith("The image shows a robot arm.")
-    multi = prompts.single_prompt(t, "open the drawer", DEFAULT_CLASS_NAMES[2], 4)
-    assert "The 4 images are consecutive camera frames" in multi and "Bad or Good" in multi
 
 
-def test_two_step_prompts():
+def test_single_prompt_over_several_frames_says_so():
     t = prompts.PromptTemplate()
-    a = prompts.analysis_prompt(t, "open the drawer", 1)
-    assert "analyse" in a and "Bad" not in a
+    multi = prompts.single_prompt(t, "open the drawer", DEFAULT_CLASS_NAMES[2], 4)
+    assert "The 4 images are consecutive camera frames" in multi
+    assert "Bad or Good" in multi
+
+
+def test_analysis_prompt_asks_for_an_analysis_without_the_scale():
+    a = prompts.analysis_prompt(prompts.PromptTemplate(), "open the drawer", 1)
+    assert "analyse" in a
+    assert "Bad" not in a
+
+
+def test_rate_from_analysis_prompt_quotes_the_analysis_and_the_scale():
+    t = prompts.PromptTemplate()
     r = prompts.rate_from_analysis_prompt(t, "open the drawer", THREE, "  The drawer is shut.\n")
-    assert "The drawer is shut." in r and "Bad, Average or Good" in r
+    assert "The drawer is shut." in r
+    assert "Bad, Average or Good" in r
 
 
-def test_template_overrides_are_checked():
+def test_template_override_is_used():
     t = prompts.PromptTemplate.from_any({"single": "Task: {instruction}. Pick {choices}."})
     assert prompts.single_prompt(t, "open the drawer", THREE, 1) == "Task: open the drawer. Pick Bad, Average or Good."
+
+
+def test_template_override_with_unknown_fields_is_an_error():
     with pytest.raises(ValueError, match="unknown fields"):
         prompts.PromptTemplate.from_any({"single": "{instrution}"})
+
+
+def test_template_override_with_unknown_keys_is_an_error():
     with pytest.raises(ValueError, match="unknown prompt keys"):
         prompts.PromptTemplate.from_any({"singel": "x"})
 
@@ -76,13 +93,15 @@ def test_parse_accepts(text, names, label):
 ])
 def test_parse_rejects(text, names, kind):
     parsed = prompts.parse_rating(text, names)
-    assert parsed.label is None and parsed.reason.startswith(kind)
+    assert parsed.label is None
+    assert parsed.reason.startswith(kind)
 
 
 def test_truncated_reply_counts_only_strict_forms():
     cut = "The robot is making good progress toward the"
     assert prompts.parse_rating(cut, THREE).label == 2  # a complete reply would be read by mention
     parsed = prompts.parse_rating(cut, THREE, truncated=True)
-    assert parsed.label is None and parsed.reason.startswith("truncated")
+    assert parsed.label is None
+    assert parsed.reason.startswith("truncated")
     assert prompts.parse_rating("Rating: Good. Because the drawer", THREE, truncated=True).label == 2
     assert prompts.parse_rating("Average, since the gripper", THREE, truncated=True).label == 1

@@ -20,8 +20,10 @@ def _obs(state, reward=1.0, progress=0.5, has_truth=True):
 
 def test_valid_observation() -> None:
     step = read_observation(_obs([0.0, 1.0, 2.0]))
-    assert (step.episode, step.step) == (3, 7) and step.state.tolist() == [0.0, 1.0, 2.0]
-    assert step.truth is not None and step.truth.progress == 0.5
+    assert (step.episode, step.step) == (3, 7)
+    assert step.state.tolist() == [0.0, 1.0, 2.0]
+    assert step.truth is not None
+    assert step.truth.progress == 0.5
 
 
 @pytest.mark.parametrize("state", [[], [0.0, math.nan], [math.inf, 1.0]])
@@ -32,10 +34,16 @@ def test_bad_state_is_rejected(state) -> None:
 
 def test_unknown_progress_keeps_the_step() -> None:
     step = read_observation(_obs([0.0, 1.0], progress=math.nan))
-    assert step.truth is not None and step.truth.progress is None and step.truth.reward == 1.0
+    assert step.truth is not None
+    assert step.truth.progress is None
+    assert step.truth.reward == 1.0
 
 
 def test_non_finite_reward_drops_only_the_truth() -> None:
     step = read_observation(_obs([0.0, 1.0], reward=math.inf))
-    assert step.truth is None and step.state.tolist() == [0.0, 1.0]
+    assert step.truth is None
+    assert step.state.tolist() == [0.0, 1.0]
+
+
+def test_observation_flagged_without_truth_has_none() -> None:
     assert read_observation(_obs([0.0, 1.0], has_truth=False)).truth is None

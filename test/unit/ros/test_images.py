@@ -25,20 +25,30 @@ def test_rgb_round_trip_and_stamp() -> None:
     assert np.array_equal(image_to_rgb(msg), f)
 
 
-def test_bgr_rgba_bgra_mono_and_padded_rows() -> None:
-    f = np.random.default_rng(1).integers(0, 256, (4, 6, 3), dtype=np.uint8)
-    bgr = f[..., ::-1]
-    assert np.array_equal(image_to_rgb(_img(4, 6, "bgr8", 18, bgr.tobytes())), f)
-    rgba = np.concatenate([f, np.full((4, 6, 1), 9, np.uint8)], axis=2)
-    assert np.array_equal(image_to_rgb(_img(4, 6, "rgba8", 24, rgba.tobytes())), f)
-    bgra = np.concatenate([bgr, np.full((4, 6, 1), 9, np.uint8)], axis=2)
-    assert np.array_equal(image_to_rgb(_img(4, 6, "bgra8", 24, bgra.tobytes())), f)
-    mono = f[..., 0]
+F = np.random.default_rng(1).integers(0, 256, (4, 6, 3), dtype=np.uint8)
+ALPHA = np.full((4, 6, 1), 9, np.uint8)
+
+
+@pytest.mark.parametrize(("enc", "step", "pixels"), [
+    ("bgr8", 18, F[..., ::-1]),
+    ("rgba8", 24, np.concatenate([F, ALPHA], axis=2)),
+    ("bgra8", 24, np.concatenate([F[..., ::-1], ALPHA], axis=2)),
+])
+def test_colour_encodings_convert_to_rgb(enc: str, step: int, pixels: np.ndarray) -> None:
+    assert np.array_equal(image_to_rgb(_img(4, 6, enc, step, pixels.tobytes())), F)
+
+
+def test_mono_becomes_grey_rgb() -> None:
+    mono = F[..., 0]
     out = image_to_rgb(_img(4, 6, "mono8", 6, mono.tobytes()))
-    assert out.shape == (4, 6, 3) and np.array_equal(out[..., 2], mono)
+    assert out.shape == (4, 6, 3)
+    assert np.array_equal(out[..., 2], mono)
+
+
+def test_padded_rows_are_cut_to_the_width() -> None:
     padded = np.zeros((4, 20), np.uint8)
-    padded[:, :18] = f.reshape(4, 18)
-    assert np.array_equal(image_to_rgb(_img(4, 6, "rgb8", 20, padded.tobytes())), f)
+    padded[:, :18] = F.reshape(4, 18)
+    assert np.array_equal(image_to_rgb(_img(4, 6, "rgb8", 20, padded.tobytes())), F)
 
 
 @pytest.mark.parametrize(("h", "w", "enc", "step", "n", "match"), [

@@ -22,13 +22,25 @@ def test_markers_redraw_spheres_by_class_and_caption_the_newest() -> None:
     arr = rating_markers([_pt(0, 0), _pt(1, 2), _pt(2, None)], "world", Time(sec=3), 0.02, text_labels=2)
     clear, spheres, *texts = arr.markers
     assert clear.action == Marker.DELETEALL
-    assert spheres.ns == NS_POINTS and spheres.type == Marker.SPHERE_LIST and spheres.header.frame_id == "world"
+    assert spheres.ns == NS_POINTS
+    assert spheres.type == Marker.SPHERE_LIST
+    assert spheres.header.frame_id == "world"
     assert [round(p.x, 3) for p in spheres.points] == [0.0, 0.1, 0.2]
     assert (spheres.colors[0].r, spheres.colors[0].g) == (1.0, 0.0)  # Bad: red
     assert (spheres.colors[1].r, spheres.colors[1].g) == (0.0, 1.0)  # Good: green
     assert spheres.scale.x == pytest.approx(0.02)
     assert [t.text for t in texts] == ["Good (0.50)", "abstained (0.50)"]
-    assert all(t.ns == NS_TEXT and t.type == Marker.TEXT_VIEW_FACING for t in texts)
-    assert len(rating_markers([], "world", Time(), 0.02, 5).markers) == 1  # just the clear
-    # more captions allowed than points: every point gets one
+    assert [t.ns for t in texts] == [NS_TEXT] * len(texts)
+    assert [t.type for t in texts] == [Marker.TEXT_VIEW_FACING] * len(texts)
+
+
+def test_no_points_is_just_the_clear() -> None:
+    from builtin_interfaces.msg import Time
+
+    assert len(rating_markers([], "world", Time(), 0.02, 5).markers) == 1
+
+
+def test_more_captions_allowed_than_points_gives_every_point_one() -> None:
+    from builtin_interfaces.msg import Time
+
     assert len(rating_markers([_pt(0, 1)], "world", Time(), 0.02, 5).markers) == 3
