@@ -43,7 +43,7 @@ from sensor_msgs.msg import Image
 from std_srvs.srv import Trigger
 
 from ros2_erl_vlm.core.atomic_write import write_text_atomic
-from ros2_erl_vlm.core.episode_store import episode_seed
+from ros2_erl_vlm.core.seeds import episode_seed
 from ros2_erl_vlm.ros import qos
 from ros2_erl_vlm.ros.convert import f32
 from ros2_erl_vlm.ros.images import rgb_to_image

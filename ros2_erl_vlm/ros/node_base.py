@@ -74,6 +74,10 @@ class ErlNode(Node):
             self.get_logger().warning(f"{warning} [{key}: {self.counters[key]}]",
                                       throttle_duration_sec=5.0)
 
+    def warn(self, message: str, key: str) -> None:
+        """Log ``message`` (throttled per ``key``) without counting: for events a core object counts."""
+        self.get_logger().warning(f"{message} [{key}]", throttle_duration_sec=5.0)
+
     def require_run_dir(self) -> Path:
         """The node's directory; ParamError when ``run_dir`` is empty."""
         if self.node_dir is None:
