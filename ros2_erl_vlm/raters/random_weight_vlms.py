@@ -101,8 +101,9 @@ def _finish(model: Any, tok: Any, eos: str, seed: int) -> Any:
     return model.eval()
 
 
-def tiny_idefics3(seed: int = 0) -> tuple[Any, Any]:
-    """A tiny Idefics3 (SmolVLM's architecture): 4 image tokens per frame, 32 px frames."""
+def _idefics3(seed: int, dtype: torch.dtype | None, vision: dict[str, int], text: dict[str, Any],
+              scale_factor: int, image_seq_len: int, **config: Any) -> tuple[Any, Any]:
+    """An Idefics3 model and processor of the given dimensions (one untiled frame per image)."""
     from transformers import (
         Idefics3Config,
         Idefics3ForConditionalGeneration,
@@ -113,18 +114,31 @@ def tiny_idefics3(seed: int = 0) -> tuple[Any, Any]:
     torch.manual_seed(seed)
     eos = "<end_of_utterance>"
     tok = synthetic_tokenizer(eos_token=eos)
-    cfg = Idefics3Config(
-        vision_config={"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2,
-                       "num_attention_heads": 2, "image_size": 32, "patch_size": 8},
-        text_config={"model_type": "llama", **_text_config(tok, eos)},
-        scale_factor=2, image_token_id=tok.convert_tokens_to_ids("<image>"),
-    )
-    model = Idefics3ForConditionalGeneration(cfg)
-    ip = Idefics3ImageProcessorPil(do_image_splitting=False, size={"longest_edge": 32},
-                                   max_image_size={"longest_edge": 32})
-    proc = Idefics3Processor(image_processor=ip, tokenizer=tok, image_seq_len=4,
+    cfg = Idefics3Config(vision_config=vision,
+                         text_config={"model_type": "llama", **_text_config(tok, eos, **text)},
+                         scale_factor=scale_factor, image_token_id=tok.convert_tokens_to_ids("<image>"),
+                         **config)
+    prev = torch.get_default_dtype()
+    if dtype is not None:
+        torch.set_default_dtype(dtype)
+    try:
+        model = Idefics3ForConditionalGeneration(cfg)
+    finally:
+        torch.set_default_dtype(prev)
+    size = {"longest_edge": vision["image_size"]}
+    ip = Idefics3ImageProcessorPil(do_image_splitting=False, size=size, max_image_size=size)
+    proc = Idefics3Processor(image_processor=ip, tokenizer=tok, image_seq_len=image_seq_len,
                              chat_template=IDEFICS_TEMPLATE)
+    if dtype is not None:
+        model = model.to(dtype)
     return _finish(model, tok, eos, seed), proc
+
+
+def tiny_idefics3(seed: int = 0) -> tuple[Any, Any]:
+    """A tiny Idefics3 (SmolVLM's architecture): 4 image tokens per frame, 32 px frames."""
+    return _idefics3(seed, None, {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2,
+                                  "num_attention_heads": 2, "image_size": 32, "patch_size": 8},
+                     {}, scale_factor=2, image_seq_len=4)
 
 
 def smolvlm_256m_like(dtype: torch.dtype = torch.bfloat16, seed: int = 0,
@@ -135,38 +149,13 @@ def smolvlm_256m_like(dtype: torch.dtype = torch.bfloat16, seed: int = 0,
     The image processor does not split frames into tiles (one 512 px tile = 64 image tokens per
     frame), which is how one would run it on 224 px camera frames.
     """
-    from transformers import (
-        Idefics3Config,
-        Idefics3ForConditionalGeneration,
-        Idefics3ImageProcessorPil,
-        Idefics3Processor,
-    )
-
-    torch.manual_seed(seed)
-    eos = "<end_of_utterance>"
-    tok = synthetic_tokenizer(eos_token=eos)
-    text = _text_config(tok, eos, hidden_size=576, intermediate_size=1536, num_hidden_layers=30,
-                        num_attention_heads=9, num_key_value_heads=3, vocab_size=49280,
-                        max_position_embeddings=8192, rope_theta=100000.0, rms_norm_eps=1e-5,
-                        tie_word_embeddings=True)
-    cfg = Idefics3Config(
-        vision_config={"hidden_size": 768, "intermediate_size": 3072, "num_hidden_layers": 12,
-                       "num_attention_heads": 12, "image_size": image_size, "patch_size": 16},
-        text_config={"model_type": "llama", **text}, scale_factor=4, tie_word_embeddings=True,
-        image_token_id=tok.convert_tokens_to_ids("<image>"),
-    )
-    prev = torch.get_default_dtype()
-    torch.set_default_dtype(dtype)
-    try:
-        model = Idefics3ForConditionalGeneration(cfg)
-    finally:
-        torch.set_default_dtype(prev)
-    ip = Idefics3ImageProcessorPil(do_image_splitting=False, size={"longest_edge": image_size},
-                                   max_image_size={"longest_edge": image_size})
-    seq = (image_size // 16) ** 2 // 16
-    proc = Idefics3Processor(image_processor=ip, tokenizer=tok, image_seq_len=seq,
-                             chat_template=IDEFICS_TEMPLATE)
-    return _finish(model.to(dtype), tok, eos, seed), proc
+    text = dict(hidden_size=576, intermediate_size=1536, num_hidden_layers=30, num_attention_heads=9,
+                num_key_value_heads=3, vocab_size=49280, max_position_embeddings=8192,
+                rope_theta=100000.0, rms_norm_eps=1e-5, tie_word_embeddings=True)
+    vision = {"hidden_size": 768, "intermediate_size": 3072, "num_hidden_layers": 12,
+              "num_attention_heads": 12, "image_size": image_size, "patch_size": 16}
+    return _idefics3(seed, dtype, vision, text, scale_factor=4,
+                     image_seq_len=(image_size // 16) ** 2 // 16, tie_word_embeddings=True)
 
 
 def tiny_qwen2_vl(seed: int = 0, version: str = "2") -> tuple[Any, Any]:
