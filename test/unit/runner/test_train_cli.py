@@ -255,3 +255,20 @@ def test_the_graph_and_the_in_process_runner_share_the_short_run() -> None:
     in_process = dataclasses.asdict(make_config(build_parser().parse_args([]), 3))
     assert graph == in_process
     assert in_process["eval_every"] == 10_000 and in_process["total_steps"] == 30_000
+
+
+def test_a_run_directory_in_the_old_checkpoint_format_is_refused_and_left_as_it_is(tmp_path, capsys) -> None:
+    """Checkpoints before format v2 pickled numpy objects (loading one could run code): refused
+    with a message saying so, not converted."""
+    import numpy as np
+    import torch
+
+    run = tmp_path / "r"
+    run.mkdir()
+    torch.save({"format": "erl_vlm.checkpoint.v1", "replay": np.zeros(3)}, run / "checkpoint.pt")
+    before = (run / "checkpoint.pt").read_bytes()
+    assert main([*SMALL, "--run-dir", str(run), "--resume"]) == 2
+    err = capsys.readouterr().err
+    assert "older erl_vlm release" in err, err
+    assert "start a new run directory" in err, err
+    assert (run / "checkpoint.pt").read_bytes() == before
