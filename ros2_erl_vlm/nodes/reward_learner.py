@@ -56,6 +56,7 @@ class RewardLearnerNode(ErlNode):
         self.learner = RewardLearner(self.config, OBS_DIM, self.task, node_dir,
                                      checkpoint_path=node_dir / "checkpoint.pt",
                                      max_attempts=int(p["max_attempts"]), bin_truth=task.bin_truth)
+        self.close_at_exit(self.learner)  # checkpoints and closes the logs
         self.active = self.config.reward_source == "learned"
         self.pub_requests = self.create_publisher(RatingRequest, qos.RATING_REQUESTS, qos.RATING_QOS)
         self.pub_model = self.create_publisher(RewardModelUpdate, qos.REWARD_MODEL, qos.REWARD_MODEL_QOS)
@@ -147,11 +148,6 @@ class RewardLearnerNode(ErlNode):
     def status(self) -> dict[str, Any]:
         """The learner's counters."""
         return self.learner.status()
-
-    def close(self) -> None:
-        """Checkpoint and close the logs."""
-        super().close()
-        self.learner.close()
 
 
 def main(args: list[str] | None = None) -> int:

@@ -76,6 +76,7 @@ class SimBridge(ErlNode):
         self.camera = bool(p["camera.enabled"])
         size = int(p["camera.image_size"]) or task.image_size
         self.env = make_env(task, seed=int(p["seed"]), render=self.camera, image_size=size)
+        self.close_at_exit(self.env)
         self.seed = int(p["seed"])
         self.lockstep = p["mode"] == "lockstep"
         self.dt_ns = round(float(getattr(self.env.metaworld, "dt", 0.0125)) * 1e9)
@@ -292,11 +293,6 @@ class SimBridge(ErlNode):
         """Episode and step counters."""
         return {"episode": self.episode, "step": self.step_idx, "steps_total": self.steps_total,
                 "mode": self.p["mode"], "started": self.started}
-
-    def close(self) -> None:
-        """Close the env."""
-        super().close()
-        self.env.close()
 
 
 def main(args: list[str] | None = None) -> int:

@@ -15,7 +15,7 @@ import traceback
 from collections import Counter
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import rclpy
 from rclpy.clock import Clock, ClockType
@@ -29,6 +29,14 @@ from ros2_erl_vlm.core.record_log import RecordLogError
 from ros2_erl_vlm.ros.node_params import NODE_PARAMS, all_param_names
 from ros2_erl_vlm.ros.params import ParamError, ParamSpec, declare_parameters, fail
 from ros2_erl_vlm.stop_signals import StopSignals
+
+
+class Closable(Protocol):
+    """Anything a node closes at shutdown."""
+
+    def close(self) -> None:
+        """Release the resource."""
+        ...
 
 
 class ErlNode(Node):
@@ -47,6 +55,7 @@ class ErlNode(Node):
         self.p: dict[str, Any] = declare_parameters(
             self, specs if specs is not None else NODE_PARAMS[name], known_elsewhere=all_param_names())
         self.counters: Counter[str] = Counter(dict.fromkeys(self.COUNTERS, 0))
+        self._closables: list[Closable] = []
         self.done = False
         self.exit_code = 0
         self._steady = Clock(clock_type=ClockType.STEADY_TIME)
@@ -102,9 +111,17 @@ class ErlNode(Node):
         """Ask :func:`run_node` to stop this node with exit code ``code``."""
         self.done, self.exit_code = True, code
 
+    def close_at_exit(self, resource: Closable) -> None:
+        """Close ``resource`` (anything with ``close()``) at shutdown, after the last status write,
+        in the order registered."""
+        self._closables.append(resource)
+
     def close(self) -> None:
-        """Release resources at shutdown (subclasses extend; must be safe to call once)."""
+        """Release resources at shutdown: the last status, then what :meth:`close_at_exit` was
+        given (subclasses may extend; called once)."""
         self.write_status()
+        for resource in self._closables:
+            resource.close()
 
 
 def run_node(factory: Callable[[], ErlNode], args: Sequence[str] | None = None) -> int:

@@ -207,7 +207,8 @@ def test_bad_inputs_are_counted_and_dropped(run: dict[str, Any]) -> None:
     assert st["reward_learner"].get("bad_observations", 0) >= 2
     assert st["sim_bridge"].get("bad_actions", 0) >= 2
     assert st["vlm_rater"].get("bad_requests", 0) >= 1
-    assert st["reward_learner"].get("ratings_unknown", 0) >= 2  # injected + the rater's answers
+    # The learner's own counters (one per rating status) sit beside its sizes in status.json.
+    assert run["status"]["reward_learner"].get("ratings_unknown", 0) >= 2  # injected + the rater's
     assert st["reward_learner"].get("bad_ratings", 0) >= 1
     assert st["sac_agent"].get("bad_models", 0) >= 1
     # the rater answered the malformed request with an abstention and the reason, on disk
