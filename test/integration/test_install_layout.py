@@ -30,15 +30,8 @@ EXECUTABLES = (
     "erl_vlm_run",
     "erl_vlm_train",
 )
-MSG_TYPES = (
-    "Observation",
-    "Action",
-    "StepFrame",
-    "RatingRequest",
-    "Rating",
-    "RewardModelUpdate",
-    "EpisodeSummary",
-)
+#: Every interface in msg/ must be built and installed.
+MSG_TYPES = tuple(sorted(p.stem for p in (REPO / "msg").glob("*.msg")))
 DATA_DIRS = ("launch", "config", "sim", "rviz")
 
 

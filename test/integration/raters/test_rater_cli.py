@@ -115,17 +115,12 @@ def test_cli_rates_frames_and_bag_then_replays(tmp_path, monkeypatch, capsys):
     assert [r["label"] for r in replayed] == [r["label"] for r in rows[:3]]
 
 
-def test_cli_without_a_model_exits_2(tmp_path, capsys):
+@pytest.mark.parametrize(("args", "needle"), [
+    (["--backend", "transformers", "--instruction", "open the drawer"], "'model'"),  # no model
+    (["--backend", "replay", "--set", "paths=/nonexistent.log"], "--task or --instruction"),
+], ids=["without_a_model", "without_a_task_or_instruction"])
+def test_cli_with_missing_settings_exits_2(tmp_path, capsys, args, needle):
     write_frames(tmp_path / "ep", 1, 0)
-    code = main([str(tmp_path / "ep"), "--out", str(tmp_path / "o"), "--backend", "transformers",
-                 "--instruction", "open the drawer"])
+    code = main([str(tmp_path / "ep"), "--out", str(tmp_path / "o"), *args])
     assert code == 2
-    assert "'model'" in capsys.readouterr().err
-
-
-def test_cli_without_a_task_or_instruction_exits_2(tmp_path, capsys):
-    write_frames(tmp_path / "ep", 1, 0)
-    code = main([str(tmp_path / "ep"), "--out", str(tmp_path / "o"), "--backend", "replay",
-                 "--set", "paths=/nonexistent.log"])
-    assert code == 2
-    assert "--task or --instruction" in capsys.readouterr().err
+    assert needle in capsys.readouterr().err

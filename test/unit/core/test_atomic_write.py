@@ -42,22 +42,23 @@ def test_directory_created(tmp_path) -> None:
     assert p.read_text() == "x"
 
 
-def test_failure_mid_write_keeps_old_file(tmp_path) -> None:
+@pytest.fixture
+def crashed_write(tmp_path):
+    """``f.txt`` holding "old", then a rewrite that fails half-way."""
     p = tmp_path / "f.txt"
     p.write_text("old")
     with pytest.raises(RuntimeError), atomic_open(p, "w") as fh:
         fh.write("half of the new")
         raise RuntimeError("crash")
-    assert p.read_text() == "old"
+    return p
 
 
-def test_failure_mid_write_leaves_no_temp(tmp_path) -> None:
-    p = tmp_path / "f.txt"
-    p.write_text("old")
-    with pytest.raises(RuntimeError), atomic_open(p, "w") as fh:
-        fh.write("half of the new")
-        raise RuntimeError("crash")
-    assert [f.name for f in tmp_path.iterdir()] == ["f.txt"]
+def test_failure_mid_write_keeps_old_file(crashed_write) -> None:
+    assert crashed_write.read_text() == "old"
+
+
+def test_failure_mid_write_leaves_no_temp(crashed_write) -> None:
+    assert [f.name for f in crashed_write.parent.iterdir()] == ["f.txt"]
 
 
 def test_failure_without_old_file_creates_nothing(tmp_path) -> None:
