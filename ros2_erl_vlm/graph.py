@@ -19,6 +19,7 @@ from typing import Any
 import yaml
 
 from ros2_erl_vlm.core.atomic_write import write_text_atomic
+from ros2_erl_vlm.core.settings import flatten, parse_value, read_settings_file
 from ros2_erl_vlm.paths import config_dir
 from ros2_erl_vlm.ros.node_params import NODE_PARAMS, all_param_names, loop_config
 from ros2_erl_vlm.ros.params import ParamError, ParamSpec, is_builtin
@@ -98,19 +99,15 @@ class Graph:
             out["params_file"] = str(self.params_file)
         out["params_file"] = str(Path(out["params_file"]).expanduser().resolve())
         if not out.get("run_dir"):
-            shared: dict[str, Any] = {}
-            with contextlib.suppress(GraphError):  # reported by check_params
-                shared = node_params_from_file(read_params_file(out["params_file"]), "/sac_agent")
-            out["run_dir"] = default_run_dir(out.get("task") or str(shared.get("task", "task")),
-                                             out.get("seed") or str(shared.get("seed", 0)))
+            shared = _node_values(out["params_file"], "sac_agent")
+            out["run_dir"] = default_run_dir(out.get("task") or str(shared["task"]),
+                                             out.get("seed") or str(shared["seed"]))
         out["run_dir"] = str(Path(out["run_dir"]).expanduser().resolve())
         if not out.get("use_sim_time"):
             # Sim time only when the simulator publishes /clock (lock-step with publish_clock).
-            sim: dict[str, Any] = {}
-            with contextlib.suppress(GraphError):
-                sim = node_params_from_file(read_params_file(out["params_file"]), "/sim_bridge")
-            mode = out.get("mode") or sim.get("mode", "lockstep")
-            out["use_sim_time"] = str(mode == "lockstep" and bool(sim.get("publish_clock", True))).lower()
+            sim = _node_values(out["params_file"], "sim_bridge")
+            mode = out.get("mode") or sim["mode"]
+            out["use_sim_time"] = str(mode == "lockstep" and bool(sim["publish_clock"])).lower()
         ns = out.get("namespace", "")
         if ns and not re.fullmatch(r"/?[A-Za-z][A-Za-z0-9_]*(/[A-Za-z][A-Za-z0-9_]*)*", ns):
             raise GraphError(f"argument 'namespace': {ns!r} is not a valid ROS namespace")
@@ -139,6 +136,15 @@ class Graph:
         return out
 
 
+def _node_values(params_file: str, node: str) -> dict[str, Any]:
+    """A node's declared defaults overlaid with what the params file gives it (an unreadable
+    file counts as empty here: :func:`check_params` reports it)."""
+    given: dict[str, Any] = {}
+    with contextlib.suppress(GraphError):
+        given = node_params_from_file(read_params_file(params_file), f"/{node}")
+    return {**{s.name: s.default for s in NODE_PARAMS[node]}, **given}
+
+
 def parse_bool(raw: str, name: str) -> bool:
     """``true``/``false`` (any case, also 1/0, yes/no)."""
     v = str(raw).strip().lower()
@@ -151,12 +157,7 @@ def parse_bool(raw: str, name: str) -> bool:
 
 def typed_value(spec: ParamSpec, raw: str, arg: str) -> Any:
     """The argument string as the parameter's type, validated."""
-    value: Any = raw
-    if spec.kind != "str":
-        try:
-            value = yaml.safe_load(raw)
-        except yaml.YAMLError as exc:
-            raise GraphError(f"argument '{arg}': cannot parse {raw!r}: {exc}") from exc
+    value = raw if spec.kind == "str" else parse_value(raw)
     try:
         return spec.check(value)
     except ParamError as exc:
@@ -168,15 +169,22 @@ def default_run_dir(task: str, seed: str) -> str:
     return str(Path("runs") / f"{task}-graph-s{seed}-{time.strftime('%Y%m%d-%H%M%S')}")
 
 
+def _parameter_limits(nodes: list[NodeSpec], parameter: str | None,
+                      only: tuple[str, ...] | None) -> str:
+    """The declared range or choices of ``parameter`` (from the first node declaring it)."""
+    for node in nodes:
+        if only is not None and node.name not in only:
+            continue
+        spec = {s.name: s for s in node.params}.get(parameter or "")
+        if spec is not None:
+            return spec.constraint_text()
+    return ""
+
+
 def load_graph(path: str | Path | None = None) -> Graph:
     """Parse ``config/graph.yaml`` (or ``path``)."""
     src = Path(path) if path is not None else config_dir() / GRAPH_FILE
-    try:
-        data = yaml.safe_load(src.read_text())
-    except (OSError, yaml.YAMLError) as exc:
-        raise GraphError(f"cannot read graph description {src}: {exc}") from exc
-    if not isinstance(data, dict):
-        raise GraphError(f"{src}: expected a mapping")
+    data = read_settings_file(src, "graph description", GraphError, empty_ok=False)
     nodes = []
     for raw in data.get("nodes") or []:
         name = raw.get("name")
@@ -191,10 +199,14 @@ def load_graph(path: str | Path | None = None) -> Graph:
         raise GraphError(f"{src}: no nodes")
     args = {}
     for name, raw in (data.get("arguments") or {}).items():
-        nodes_for = raw.get("nodes")
-        args[name] = Argument(name, str(raw.get("default", "")), str(raw.get("description", "")),
-                              raw.get("parameter"), raw.get("special"),
-                              tuple(nodes_for) if nodes_for else None)
+        nodes_for = tuple(raw.get("nodes") or ()) or None
+        parameter = raw.get("parameter")
+        description = str(raw.get("description", ""))
+        limits = _parameter_limits(nodes, parameter, nodes_for)
+        if limits:
+            description = f"{description}; {limits}"
+        args[name] = Argument(name, str(raw.get("default", "")), description, parameter,
+                              raw.get("special"), nodes_for)
     pf = Path(str(data.get("params_file", "train_sim.yaml")))
     return Graph(nodes, args, pf if pf.is_absolute() else src.parent / pf, src)
 
@@ -217,31 +229,16 @@ def _pattern(key: str) -> re.Pattern[str]:
     return re.compile(out + r"\Z")
 
 
-def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for k, v in d.items():
-        name = f"{prefix}{k}"
-        if isinstance(v, dict):
-            out.update(_flatten(v, name + "."))
-        else:
-            out[name] = v
-    return out
-
-
 def read_params_file(path: str | Path) -> dict[str, dict[str, Any]]:
     """``{node key: {parameter: value}}`` of a ROS params file (nested names flattened)."""
     p = Path(path)
-    try:
-        data = yaml.safe_load(p.read_text())
-    except (OSError, yaml.YAMLError) as exc:
-        raise GraphError(f"params file {p}: cannot read: {exc}") from exc
-    if not isinstance(data, dict):
-        raise GraphError(f"params file {p}: expected a mapping of node names")
+    data = read_settings_file(p, "params file", GraphError, empty_ok=False,
+                              expected="a mapping of node names")
     out = {}
     for key, body in data.items():
         if not isinstance(body, dict) or not isinstance(body.get("ros__parameters"), dict):
             raise GraphError(f"params file {p}: section {key!r} needs a 'ros__parameters' mapping")
-        out[str(key)] = _flatten(body["ros__parameters"])
+        out[str(key)] = flatten(body["ros__parameters"])
     return out
 
 

@@ -187,16 +187,21 @@ def start_rviz(values: dict[str, str], emit: Callable[[str], None]) -> subproces
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
+#: More option names of graph arguments (``--steps``, as the in-process ``ros2_erl_vlm.train``).
+ALIASES: dict[str, tuple[str, ...]] = {"total_steps": ("--steps",)}
+
+
 def build_parser(graph: Graph) -> argparse.ArgumentParser:
-    """One option per graph argument (``--total-steps`` for ``total_steps`` ...)."""
+    """One option per graph argument (``--total-steps`` for ``total_steps`` ..., plus
+    :data:`ALIASES`)."""
     p = argparse.ArgumentParser(prog="python -m ros2_erl_vlm.runner",
                                 description=__doc__.split("\n")[0],
                                 epilog=__doc__.split("\n\n", 2)[2],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     for arg in graph.arguments.values():
         extra = f" [default: {arg.default}]" if arg.default else ""
-        p.add_argument("--" + arg.name.replace("_", "-"), dest=arg.name, default=None,
-                       metavar=arg.name.upper(), help=arg.description + extra)
+        p.add_argument("--" + arg.name.replace("_", "-"), *ALIASES.get(arg.name, ()), dest=arg.name,
+                       default=None, metavar=arg.name.upper(), help=arg.description + extra)
     p.add_argument("--check", action="store_true", help="only check the params file and arguments")
     p.add_argument("--print-commands", action="store_true", help="print each node's command line and exit")
     return p

@@ -24,63 +24,18 @@ import time
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from ros2_erl_vlm.core.atomic_write import write_text_atomic
 from ros2_erl_vlm.core.checkpoint import CheckpointError
-from ros2_erl_vlm.core.config import LoopConfig, TaskInfo
+from ros2_erl_vlm.core.config import SHORT_RUN, LoopConfig, TaskInfo
 from ros2_erl_vlm.core.loop import EnvDataError, ErlVlmTrainer
 from ros2_erl_vlm.core.rating.rater import Rater
 from ros2_erl_vlm.core.record_log import RecordLogError
-from ros2_erl_vlm.core.reward.reward_model import RewardModelConfig
-from ros2_erl_vlm.core.rl.sac import SACConfig
+from ros2_erl_vlm.core.settings import apply_overrides, parse_assignments, read_settings_file
 from ros2_erl_vlm.stop_signals import StopSignals
-
-DEFAULT_STEPS = 30_000
 
 
 class ConfigError(ValueError):
     """A bad setting (message names it)."""
-
-
-def _coerce(value: str) -> Any:
-    try:
-        return yaml.safe_load(value)
-    except yaml.YAMLError:
-        return value
-
-
-def apply_overrides(cfg: LoopConfig, values: dict[str, Any], where: str) -> LoopConfig:
-    """Set (possibly nested, ``sac.lr``-style or dict) fields of ``cfg``; unknown keys raise."""
-    for key, value in values.items():
-        target: Any = cfg
-        parts = key.split(".")
-        if len(parts) == 1 and isinstance(value, dict) and key in ("sac", "reward"):
-            apply_overrides(cfg, {f"{key}.{k}": v for k, v in value.items()}, where)
-            continue
-        for part in parts[:-1]:
-            if not hasattr(target, part) or not dataclasses.is_dataclass(getattr(target, part)):
-                raise ConfigError(f"{where}: unknown setting {key!r}")
-            target = getattr(target, part)
-        name = parts[-1]
-        fields = {f.name: f for f in dataclasses.fields(target)}
-        if name not in fields:
-            raise ConfigError(f"{where}: unknown setting {key!r} (known: {', '.join(sorted(fields))})")
-        current = getattr(target, name)
-        if isinstance(current, bool):
-            if not isinstance(value, bool):
-                raise ConfigError(f"{where}: {key} must be true/false, got {value!r}")
-        elif isinstance(current, int) and not isinstance(current, bool):
-            if isinstance(value, bool) or not isinstance(value, int):
-                raise ConfigError(f"{where}: {key} must be an integer, got {value!r}")
-        elif isinstance(current, float):
-            if isinstance(value, bool) or not isinstance(value, (int, float)):
-                raise ConfigError(f"{where}: {key} must be a number, got {value!r}")
-            value = float(value)
-        elif isinstance(current, str) and not isinstance(value, str):
-            raise ConfigError(f"{where}: {key} must be a string, got {value!r}")
-        setattr(target, name, value)
-    return cfg
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -88,7 +43,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m ros2_erl_vlm.train", description=__doc__.split("\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--task", default="drawer-open-v3", help="task name (sim/tasks/<name>.yaml)")
-    p.add_argument("--steps", type=int, default=DEFAULT_STEPS, help="env steps to train")
+    p.add_argument("--total-steps", "--steps", dest="steps", type=int, default=SHORT_RUN["total_steps"],
+                   metavar="STEPS", help="env steps to train (the same option as the graph runner's)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--method", choices=("erl-vlm", "rbrl", "sac-true"), default="erl-vlm",
                    help="erl-vlm: MAE + stratified + class weights; rbrl: CE, plain batches; "
@@ -116,25 +72,19 @@ def build_parser() -> argparse.ArgumentParser:
 
 def read_mapping(path: Path, what: str) -> dict[str, Any]:
     """A YAML file of settings; ``ConfigError`` naming ``what`` and the file otherwise."""
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except (OSError, yaml.YAMLError) as exc:
-        raise ConfigError(f"cannot read {what} {path}: {exc}") from exc
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: expected a mapping of settings")
-    return data
+    return read_settings_file(path, what, ConfigError, expected="a mapping of settings")
 
 
 def make_config(args: argparse.Namespace, task_num_classes: int) -> LoopConfig:
-    """Defaults, then ``--config``, then flags, then ``--set``."""
-    cfg = LoopConfig(total_steps=args.steps, seed=args.seed, num_classes=task_num_classes,
-                     eval_every=10_000, checkpoint_every=10_000,
-                     sac=SACConfig(), reward=RewardModelConfig())
+    """Defaults with the short run's changes (:data:`~ros2_erl_vlm.core.config.SHORT_RUN`, as
+    the graph's ``config/train_sim.yaml``), then ``--config``, then flags, then ``--set``."""
+    cfg = apply_overrides(LoopConfig(), SHORT_RUN, "short run", ConfigError)
+    cfg.total_steps, cfg.seed, cfg.num_classes = args.steps, args.seed, task_num_classes
     if args.reward_input == "image":  # the reference's image settings: CNN batch 512, 200k frames kept
         cfg.reward.batch_size = 512
         cfg.replay_capacity = min(cfg.replay_capacity, 200_000)
     if args.config is not None:
-        apply_overrides(cfg, read_mapping(args.config, "config"), str(args.config))
+        apply_overrides(cfg, read_mapping(args.config, "config"), str(args.config), ConfigError)
     if args.num_classes is not None:
         cfg.num_classes = args.num_classes
     cfg.reward.input_kind = args.reward_input
@@ -143,13 +93,7 @@ def make_config(args: argparse.Namespace, task_num_classes: int) -> LoopConfig:
         cfg.reward.loss, cfg.reward.stratified, cfg.reward.class_weighting = "ce", False, False
     elif args.method == "sac-true":
         cfg.reward_source, cfg.num_unsup_steps = "true", 0
-    overrides = {}
-    for item in args.set:
-        if "=" not in item:
-            raise ConfigError(f"--set expects KEY=VALUE, got {item!r}")
-        k, v = item.split("=", 1)
-        overrides[k.strip()] = _coerce(v)
-    apply_overrides(cfg, overrides, "--set")
+    apply_overrides(cfg, parse_assignments(args.set, "--set", ConfigError), "--set", ConfigError)
     try:
         return cfg.validate()
     except ValueError as exc:

@@ -3,48 +3,54 @@
 :class:`LoopConfig` holds the schedule and bookkeeping and nests :class:`~ros2_erl_vlm.core.rl.sac.SACConfig`
 (``sac``) and :class:`~ros2_erl_vlm.core.reward.reward_model.RewardModelConfig` (``reward``). The
 in-process loop, the ``sac_agent`` and ``reward_learner`` nodes and their declared ROS parameters
-all take their defaults, types and valid ranges from here.
+all take their defaults, types and valid ranges from here (declared per field with
+:func:`~ros2_erl_vlm.core.settings.setting`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ros2_erl_vlm.core.rating.rater import check_num_classes
+from ros2_erl_vlm.core.rating.rater import MAX_CLASSES, MIN_CLASSES, check_num_classes
 from ros2_erl_vlm.core.reward.reward_model import RewardModelConfig
 from ros2_erl_vlm.core.reward.segment_selection import STRATEGIES
 from ros2_erl_vlm.core.rl.sac import SACConfig
+from ros2_erl_vlm.core.settings import check_declared, setting
 
 REWARD_SOURCES = ("learned", "true")
+#: Largest run seed (the nodes' ``seed`` parameter has the same range).
+MAX_SEED = 2**31 - 1
 
 
 @dataclass
 class LoopConfig:
-    """Schedule and bookkeeping of the online loop (paper defaults where the paper has one)."""
+    """Schedule and bookkeeping of the online loop (paper defaults where the paper has one); each
+    field with its valid values (:func:`~ros2_erl_vlm.core.settings.setting`), which ``validate``
+    checks and the node parameters of the same name declare."""
 
-    total_steps: int = 1_000_000
-    seed: int = 0
-    reward_source: str = "learned"
-    num_classes: int = 3
-    num_seed_steps: int = 1000
-    num_unsup_steps: int = 9000
-    query_every: int = 5000
-    queries_per_round: int = 50
-    max_feedback: int = 10_000
-    query_strategy: str = "uniform"
-    segment_length: int = 1
-    episode_store_size: int = 100
-    reset_updates: int = 100
-    replay_capacity: int = 1_000_000
-    updates_per_step: int = 1
+    total_steps: int = setting(1_000_000, low=1)
+    seed: int = setting(0, low=0, high=MAX_SEED)
+    reward_source: str = setting("learned", choices=REWARD_SOURCES)
+    num_classes: int = setting(3, low=MIN_CLASSES, high=MAX_CLASSES)
+    num_seed_steps: int = setting(1000, low=0)
+    num_unsup_steps: int = setting(9000, low=0)
+    query_every: int = setting(5000, low=1)
+    queries_per_round: int = setting(50, low=1)
+    max_feedback: int = setting(10_000, low=1)
+    query_strategy: str = setting("uniform", choices=STRATEGIES)
+    segment_length: int = setting(1, low=1)
+    episode_store_size: int = setting(100, low=1)
+    reset_updates: int = setting(100, low=0)
+    replay_capacity: int = setting(1_000_000, low=1)
+    updates_per_step: int = setting(1, low=1)
     #: Render the task camera every step and keep the frames (JPEG) in the episode store so the
     #: rater sees images: needed by VLM raters when the reward model works on states (an image
     #: reward model keeps raw frames anyway). The oracle rates from simulator truth and needs none.
     query_frames: bool = False
-    eval_every: int = 10_000
-    eval_episodes: int = 10
-    checkpoint_every: int = 50_000
-    log_every: int = 1000
+    eval_every: int = setting(10_000, low=1)
+    eval_episodes: int = setting(10, low=0)
+    checkpoint_every: int = setting(50_000, low=1)
+    log_every: int = setting(1000, low=1)
     sac: SACConfig = field(default_factory=SACConfig)
     reward: RewardModelConfig = field(default_factory=RewardModelConfig)
 
@@ -55,24 +61,19 @@ class LoopConfig:
 
     def validate(self) -> LoopConfig:
         """Raise ``ValueError`` naming the first bad field."""
-        if self.reward_source not in REWARD_SOURCES:
-            raise ValueError(f"reward_source must be one of {REWARD_SOURCES}, got {self.reward_source!r}")
-        if self.query_strategy not in STRATEGIES:
-            raise ValueError(f"query_strategy must be one of {STRATEGIES}, got {self.query_strategy!r}")
         check_num_classes(self.num_classes)
-        for name in ("total_steps", "query_every", "queries_per_round", "max_feedback",
-                     "segment_length", "episode_store_size", "replay_capacity", "eval_every",
-                     "checkpoint_every", "log_every", "updates_per_step"):
-            if int(getattr(self, name)) <= 0:
-                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
-        for name in ("num_seed_steps", "num_unsup_steps", "reset_updates", "eval_episodes"):
-            if int(getattr(self, name)) < 0:
-                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        check_declared(self)
         if self.num_seed_steps < self.sac.batch_size // 8:
             raise ValueError("num_seed_steps is too small to fill a first SAC batch")
         self.sac.validate()
         self.reward.validate()
         return self
+
+
+#: What the shipped short run changes from the defaults above, in both starters (the in-process
+#: ``python -m ros2_erl_vlm.train`` and ``config/train_sim.yaml`` of the node graph; a test
+#: checks the file against it). Paper-length runs raise ``total_steps`` to 1M.
+SHORT_RUN: dict[str, int] = {"total_steps": 30_000, "checkpoint_every": 10_000}
 
 
 @dataclass

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ros2_erl_vlm.core.rating.rater import RatingQuery, RatingResult, Stopwatch
+from ros2_erl_vlm.core.settings import check_declared, setting
 
 NOISE_MODES = ("symmetric", "neighbor")
 
@@ -28,20 +29,17 @@ BinFn = Callable[[float, bool, int], int]
 
 @dataclass(frozen=True)
 class OracleConfig:
-    """Noise model of the oracle."""
+    """Noise model of the oracle, each field with its valid values
+    (:func:`~ros2_erl_vlm.core.settings.setting`; the ``rater.*`` node parameters use the same
+    declaration)."""
 
-    noise: float = 0.0
-    noise_mode: str = "symmetric"
-    abstain_rate: float = 0.0
+    noise: float = setting(0.0, low=0.0, high=1.0)
+    noise_mode: str = setting("symmetric", choices=NOISE_MODES)
+    abstain_rate: float = setting(0.0, low=0.0, high=1.0, high_open=True)
 
     def validate(self) -> OracleConfig:
         """Raise ``ValueError`` naming the first bad field."""
-        if not 0.0 <= self.noise <= 1.0:
-            raise ValueError(f"oracle noise must be in [0, 1], got {self.noise}")
-        if self.noise_mode not in NOISE_MODES:
-            raise ValueError(f"oracle noise_mode must be one of {NOISE_MODES}, got {self.noise_mode!r}")
-        if not 0.0 <= self.abstain_rate < 1.0:
-            raise ValueError(f"oracle abstain_rate must be in [0, 1), got {self.abstain_rate}")
+        check_declared(self, "oracle ")
         return self
 
 

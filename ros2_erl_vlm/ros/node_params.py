@@ -1,35 +1,77 @@
 """Every node's parameters (name, default, description, range): the single table behind the nodes'
 declarations, the params-file check of the runner and the parameter docs.
 
-Defaults here are the paper's (long) settings; ``config/train_sim.yaml`` holds the defaults of the
-shipped graph (a short budget). ROS-free: importing this module does not import rclpy.
+A parameter that is a field of a config dataclass (:class:`~ros2_erl_vlm.core.config.LoopConfig`,
+``sac.*``: :class:`~ros2_erl_vlm.core.rl.sac.SACConfig`, ``reward.*``:
+:class:`~ros2_erl_vlm.core.reward.reward_model.RewardModelConfig`, ``rater.*`` of the oracle:
+:class:`~ros2_erl_vlm.raters.oracle.OracleConfig`) takes its default, type and range from the
+field (:func:`field_param`); the table adds only its description. Only parameters that are no
+config field state their own default and range here. The defaults are the paper's (long)
+settings; ``config/train_sim.yaml`` holds the shipped graph's short run. ROS-free: importing this
+module does not import rclpy.
 """
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any
 
 from ros2_erl_vlm.core.config import LoopConfig
+from ros2_erl_vlm.core.rating.rater import MAX_CLASSES
 from ros2_erl_vlm.core.reward.reward_model import RewardModelConfig
 from ros2_erl_vlm.core.rl.sac import SACConfig
+from ros2_erl_vlm.core.settings import apply_overrides, leaf_fields
+from ros2_erl_vlm.raters.factory import BACKENDS
+from ros2_erl_vlm.raters.oracle import OracleConfig
 from ros2_erl_vlm.ros.params import ParamError, ParamSpec
 
 P = ParamSpec
 
+#: Parameter-name prefix of each config dataclass's fields.
+PREFIXES: dict[type, str] = {LoopConfig: "", SACConfig: "sac.", RewardModelConfig: "reward.",
+                             OracleConfig: "rater."}
+
+
+#: ``{parameter name: (config dataclass, field name)}`` of every parameter made by :func:`field_param`.
+CONFIG_FIELDS: dict[str, tuple[type, str]] = {}
+
+
+def field_param(owner: type, field_name: str, description: str) -> ParamSpec:
+    """The parameter ``<prefix><field_name>`` of a config dataclass field: default, type and
+    range from the field, and ``description``."""
+    name = PREFIXES[owner] + field_name
+    CONFIG_FIELDS[name] = (owner, field_name)
+    return ParamSpec.from_field(owner, field_name, description, name)
+
+
+def _loop(name: str, description: str) -> ParamSpec:
+    return field_param(LoopConfig, name, description)
+
+
+def _sac(name: str, description: str) -> ParamSpec:
+    return field_param(SACConfig, name, description)
+
+
+def _reward(name: str, description: str) -> ParamSpec:
+    return field_param(RewardModelConfig, name, description)
+
+
+def _oracle(name: str, description: str) -> ParamSpec:
+    return field_param(OracleConfig, name, description)
+
+
 # -- shared rows ---------------------------------------------------------------------------------
 TASK = P("task", "drawer-open-v3", "MetaWorld task: a sim/tasks/<task>.yaml name")
-SEED = P("seed", 0, "random seed of the run", 0, 2**31 - 1)
+SEED = _loop("seed", "random seed of the run")
 RUN_DIR = P("run_dir", "", "run directory: each node writes under <run_dir>/<node name>/ "
             "(the runner and the launch file set it)")
 TORCH_THREADS = P("torch_threads", 1, "torch CPU threads of this node", 1, 64)
 STATUS_PERIOD = P("status_period_s", 2.0, "how often <run_dir>/<node>/status.json is rewritten (s)",
                   0.1, 3600.0)
-NUM_SEED_STEPS = P("num_seed_steps", 1000, "env steps with uniformly random actions", 0, 10**9)
-NUM_UNSUP_STEPS = P("num_unsup_steps", 9000, "env steps of PEBBLE state-entropy exploration after "
-                    "the seed steps (reward learning starts after both)", 0, 10**9)
-REWARD_SOURCE = P("reward_source", "learned", "learned: reward from VLM ratings; true: the "
-                  "simulator's dense reward (upper-bound baseline, no rating)", choices=("learned", "true"))
+NUM_SEED_STEPS = _loop("num_seed_steps", "env steps with uniformly random actions")
+NUM_UNSUP_STEPS = _loop("num_unsup_steps", "env steps of PEBBLE state-entropy exploration after "
+                        "the seed steps (reward learning starts after both)")
+REWARD_SOURCE = _loop("reward_source", "learned: reward from VLM ratings; true: the simulator's "
+                      "dense reward (upper-bound baseline, no rating)")
 MAX_EPISODE_STEPS = P("max_episode_steps", 0, "episode length in env steps (0: the task's, 500)",
                       0, 500)
 
@@ -72,12 +114,12 @@ CAMERA_CAPTURE = (
 
 VLM_RATER = (
     TASK, SEED, RUN_DIR, TORCH_THREADS, STATUS_PERIOD,
-    P("rater.backend", "oracle", "rating backend", choices=("oracle", "transformers", "openai", "replay")),
+    P("rater.backend", "oracle", "rating backend", choices=BACKENDS),
     P("rater.config_file", "", "YAML file of backend settings (ros2_erl_vlm.raters.make_rater keys); "
       "empty: backend defaults"),
-    P("rater.noise", 0.0, "oracle: probability of a wrong label", 0.0, 1.0),
-    P("rater.noise_mode", "symmetric", "oracle: kind of label noise", choices=("symmetric", "neighbor")),
-    P("rater.abstain_rate", 0.0, "oracle: probability of a simulated rater failure", 0.0, 0.99),
+    _oracle("noise", "oracle: probability of a wrong label"),
+    _oracle("noise_mode", "oracle: kind of label noise"),
+    _oracle("abstain_rate", "oracle: probability of a simulated rater failure"),
     P("store_frames", False, "keep the rated frames in the rating log"),
     P("batch_size", 8, "requests rated per backend call", 1, 1024),
     P("queue_size", 200, "requests waiting at most (the oldest is dropped beyond)", 1, 100_000),
@@ -86,25 +128,26 @@ VLM_RATER = (
 
 REWARD_LEARNER = (
     TASK, SEED, RUN_DIR, TORCH_THREADS, STATUS_PERIOD, NUM_SEED_STEPS, NUM_UNSUP_STEPS, REWARD_SOURCE,
-    P("num_classes", 0, "rating classes (0: the task's)", 0, 5),
-    P("query_every", 5000, "env steps between reward-learning rounds", 1, 10**9),
-    P("queries_per_round", 50, "segments rated per round", 1, 100_000),
-    P("max_feedback", 10_000, "total queries of the run", 1, 10**9),
-    P("query_strategy", "uniform", "how segments are chosen", choices=("uniform", "disagreement")),
-    P("segment_length", 1, "steps per rated segment", 1, 500),
-    P("episode_store_size", 100, "recent episodes queries are drawn from", 1, 100_000),
-    P("reward.ensemble_size", 3, "reward ensemble members", 1, 32),
-    P("reward.hidden_dim", 256, "reward MLP width", 1, 8192),
-    P("reward.hidden_layers", 3, "reward MLP hidden layers", 1, 16),
-    P("reward.lr", 3e-4, "reward model learning rate", 1e-8, 1.0),
-    P("reward.batch_size", 128, "reward model minibatch", 1, 100_000),
-    P("reward.epochs", 10, "reward training passes per round (early stop)", 1, 10_000),
-    P("reward.early_stop_accuracy", 0.97, "stop training above this accuracy", 0.01, 1.0),
-    P("reward.loss", "mae", "mae: ERL-VLM's robust loss; ce: RbRL's cross-entropy", choices=("mae", "ce")),
-    P("reward.stratified", True, "stratified minibatches (ERL-VLM)"),
-    P("reward.class_weighting", True, "class weights (N - n_c) / N (ERL-VLM)"),
-    P("reward.output_norm", "none", "none: the paper's raw tanh ensemble mean; rated: each member "
-      "standardised over the rated inputs before averaging", choices=("none", "rated")),
+    # Not LoopConfig.num_classes: 0 stands for the task's count.
+    P("num_classes", 0, "rating classes (0: the task's)", 0, MAX_CLASSES),
+    _loop("query_every", "env steps between reward-learning rounds"),
+    _loop("queries_per_round", "segments rated per round"),
+    _loop("max_feedback", "total queries of the run"),
+    _loop("query_strategy", "how segments are chosen"),
+    _loop("segment_length", "steps per rated segment"),
+    _loop("episode_store_size", "recent episodes queries are drawn from"),
+    _reward("ensemble_size", "reward ensemble members"),
+    _reward("hidden_dim", "reward MLP width"),
+    _reward("hidden_layers", "reward MLP hidden layers"),
+    _reward("lr", "reward model learning rate"),
+    _reward("batch_size", "reward model minibatch"),
+    _reward("epochs", "reward training passes per round (early stop)"),
+    _reward("early_stop_accuracy", "stop training above this accuracy"),
+    _reward("loss", "mae: ERL-VLM's robust loss; ce: RbRL's cross-entropy"),
+    _reward("stratified", "stratified minibatches (ERL-VLM)"),
+    _reward("class_weighting", "class weights (N - n_c) / N (ERL-VLM)"),
+    _reward("output_norm", "none: the paper's raw tanh ensemble mean; rated: each member "
+            "standardised over the rated inputs before averaging"),
     P("rating_timeout_s", 60.0, "train after this long even if some ratings of the round are missing",
       0.1, 1e6),
     P("request_retry_s", 20.0, "re-send a request unanswered for this long", 0.1, 1e6),
@@ -118,26 +161,24 @@ REWARD_LEARNER = (
 SAC_AGENT = (
     TASK, SEED, RUN_DIR, TORCH_THREADS, STATUS_PERIOD, NUM_SEED_STEPS, NUM_UNSUP_STEPS, REWARD_SOURCE,
     MAX_EPISODE_STEPS,
-    P("total_steps", 1_000_000, "env steps to train; the agent (and the graph) stops after them",
-      1, 10**10),
-    P("updates_per_step", 1, "SAC updates per env step", 1, 1000),
-    P("reset_updates", 100, "SAC updates right after the critic reset on the first reward model",
-      0, 10**7),
-    P("replay_capacity", 1_000_000, "replay buffer size", 1, 10**8),
-    P("eval_every", 10_000, "env steps between evaluations", 1, 10**10),
-    P("eval_episodes", 10, "deterministic evaluation episodes on a private simulator copy of the task "
-      "(sim only; 0: no evaluation)", 0, 10_000),
-    P("checkpoint_every", 50_000, "env steps between checkpoints", 1, 10**10),
+    _loop("total_steps", "env steps to train; the agent (and the graph) stops after them"),
+    _loop("updates_per_step", "SAC updates per env step"),
+    _loop("reset_updates", "SAC updates right after the critic reset on the first reward model"),
+    _loop("replay_capacity", "replay buffer size"),
+    _loop("eval_every", "env steps between evaluations"),
+    _loop("eval_episodes", "deterministic evaluation episodes on a private simulator copy of the "
+          "task (sim only; 0: no evaluation)"),
+    _loop("checkpoint_every", "env steps between checkpoints"),
     P("resume", True, "continue from <run_dir>/sac_agent/checkpoint.pt when it exists"),
-    P("sac.hidden_dim", 256, "actor/critic width", 1, 8192),
-    P("sac.hidden_layers", 3, "actor/critic hidden layers", 1, 16),
-    P("sac.batch_size", 512, "SAC minibatch", 1, 100_000),
-    P("sac.actor_lr", 3e-4, "actor learning rate", 1e-8, 1.0),
-    P("sac.critic_lr", 3e-4, "critic learning rate", 1e-8, 1.0),
-    P("sac.alpha_lr", 1e-4, "temperature learning rate", 1e-8, 1.0),
-    P("sac.init_temperature", 0.1, "initial temperature", 1e-6, 100.0),
-    P("sac.gamma", 0.99, "discount", 0.0, 0.9999),
-    P("sac.tau", 0.005, "target smoothing", 1e-6, 1.0),
+    _sac("hidden_dim", "actor/critic width"),
+    _sac("hidden_layers", "actor/critic hidden layers"),
+    _sac("batch_size", "SAC minibatch"),
+    _sac("actor_lr", "actor learning rate"),
+    _sac("critic_lr", "critic learning rate"),
+    _sac("alpha_lr", "temperature learning rate"),
+    _sac("init_temperature", "initial temperature"),
+    _sac("gamma", "discount"),
+    _sac("tau", "target smoothing"),
 )
 
 RATING_VIZ = (
@@ -167,23 +208,19 @@ def all_param_names() -> set[str]:
 
 
 def loop_config(values: dict[str, Any], num_classes: int = 3) -> LoopConfig:
-    """A validated LoopConfig from a node's parameter values (missing keys keep the defaults).
+    """A validated LoopConfig from a node's parameter values (keys that are no LoopConfig field
+    are ignored; missing ones keep the defaults).
 
     Raises:
         ParamError: the combination is invalid (the message names the setting).
     """
-    cfg = LoopConfig(sac=SACConfig(), reward=RewardModelConfig())
-    for key, value in values.items():
-        if key.startswith("sac."):
-            target, name = cfg.sac, key[4:]
-        elif key.startswith("reward."):
-            target, name = cfg.reward, key[7:]
-        else:
-            target, name = cfg, key
-        if name in {f.name for f in dataclasses.fields(target)}:
-            setattr(target, name, value)
-    cfg.num_classes = num_classes
+    cfg = LoopConfig()
+    names = leaf_fields(cfg)
     try:
+        apply_overrides(cfg, {k: v for k, v in values.items() if k in names}, "parameters", ParamError)
+        cfg.num_classes = num_classes
         return cfg.validate()
+    except ParamError:
+        raise
     except ValueError as exc:
         raise ParamError(f"invalid settings: {exc}") from exc

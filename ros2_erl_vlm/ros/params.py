@@ -1,8 +1,11 @@
 """Declared, described, range-checked node parameters.
 
 A node lists its parameters as :class:`ParamSpec` rows (name, default, description, range or
-choices). :func:`declare_parameters` declares them on the node with a ``ParameterDescriptor``
-(description, integer/floating-point range, allowed values in ``additional_constraints``), reads
+choices); a row for a field of a config dataclass comes from :meth:`ParamSpec.from_field` (the
+field's default, type and declared range, see :mod:`ros2_erl_vlm.core.settings`), so a node and
+the in-process runner accept the same values. :func:`declare_parameters` declares them on the
+node with a ``ParameterDescriptor`` (description, integer/floating-point range, allowed values in
+``additional_constraints``), reads
 the values (defaults < params file < command line), validates every one and raises
 :class:`ParamError` naming the first bad parameter, so the node can exit 1 with a readable message.
 A parameter given to the node that no node of the graph declares (a typo in the params file) is an
@@ -14,9 +17,12 @@ from __future__ import annotations
 
 import math
 import sys
+import typing
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
+
+from ros2_erl_vlm.core.settings import Bounds, declared, field_default
 
 #: Parameters every rclpy node has or may be given.
 ROS_BUILTIN_PARAMS = ("use_sim_time", "start_type_description_service")
@@ -24,10 +30,6 @@ ROS_BUILTIN_PREFIXES = ("qos_overrides.",)
 
 _INT_MAX = 2**62
 _FLOAT_MAX = 1e300
-
-
-def _fmt(v: float) -> str:
-    return str(int(v)) if float(v).is_integer() and abs(v) < 1e15 else f"{v:g}"
 
 
 class ParamError(ValueError):
@@ -38,8 +40,8 @@ class ParamError(ValueError):
 class ParamSpec:
     """One parameter: name, default (its type fixes the parameter's type), description, limits.
 
-    ``low``/``high`` bound numbers (inclusive); ``choices`` lists allowed strings; ``length``
-    fixes the length of list parameters.
+    ``low``/``high`` bound numbers (inclusive unless ``low_open``/``high_open``); ``choices``
+    lists allowed strings; ``length`` fixes the length of list parameters.
     """
 
     name: str
@@ -49,6 +51,25 @@ class ParamSpec:
     high: float | None = None
     choices: tuple[str, ...] | None = None
     length: int | None = None
+    low_open: bool = False
+    high_open: bool = False
+
+    @classmethod
+    def from_field(cls, owner: type, field_name: str, description: str, name: str) -> ParamSpec:
+        """The parameter ``name`` for field ``field_name`` of config dataclass ``owner``: the
+        field's default, type and declared range or choices, and ``description``."""
+        default = field_default(owner, field_name)
+        hint = typing.get_type_hints(owner).get(field_name)
+        if hint is float and isinstance(default, int) and not isinstance(default, bool):
+            default = float(default)
+        b = declared(owner, field_name) or Bounds()
+        return cls(name, default, description, b.low, b.high, b.choices, low_open=b.low_open,
+                   high_open=b.high_open)
+
+    @property
+    def bounds(self) -> Bounds:
+        """The declared range and choices."""
+        return Bounds(self.low, self.high, self.low_open, self.high_open, self.choices)
 
     @property
     def kind(self) -> str:
@@ -76,13 +97,8 @@ class ParamSpec:
 
     def constraint_text(self) -> str:
         """Human-readable limits (for descriptors and docs)."""
-        parts = []
-        if self.choices:
-            parts.append("one of " + ", ".join(self.choices))
-        if self.low is not None or self.high is not None:
-            lo = "-inf" if self.low is None else _fmt(self.low)
-            hi = "inf" if self.high is None else _fmt(self.high)
-            parts.append(f"in [{lo}, {hi}]")
+        text = self.bounds.text()
+        parts = [text] if text else []
         if self.length is not None:
             parts.append(f"{self.length} values")
         return "; ".join(parts)
@@ -98,7 +114,7 @@ class ParamSpec:
         v: int | float = int(value) if integer else float(value)
         if not integer and not math.isfinite(v):
             raise self._fail(f"must be finite, got {value!r}")
-        if (self.low is not None and v < self.low) or (self.high is not None and v > self.high):
+        if not self.bounds.in_range(v):
             raise self._fail(f"{v!r} is out of range ({self.constraint_text()})")
         return v
 

@@ -33,7 +33,10 @@ from torch import nn
 
 from ros2_erl_vlm.core.rating.dataset import RatingDataset
 from ros2_erl_vlm.core.reward.rbrl import DEFAULT_K, LOSSES, rbrl_loss
+from ros2_erl_vlm.core.settings import check_declared, setting
 
+#: ``input_kind`` values: the policy state (an MLP) or camera frames (the paper's CNN).
+INPUT_KINDS = ("state", "image")
 #: ``output_norm`` values: the paper's raw outputs, or members standardised over the rated inputs.
 OUTPUT_NORMS = ("none", "rated")
 #: Floor of a member's output std when standardising (a member that learnt a constant stays ~0).
@@ -42,40 +45,29 @@ NORM_MIN_STD = 1e-3
 
 @dataclass
 class RewardModelConfig:
-    """Reward-model hyperparameters (paper defaults; batch 128 for states as the reference)."""
+    """Reward-model hyperparameters (paper defaults; batch 128 for states as the reference), each
+    with its valid values (:func:`~ros2_erl_vlm.core.settings.setting`; the ``reward.*`` node
+    parameters use the same declaration)."""
 
-    input_kind: str = "state"
-    ensemble_size: int = 3
-    hidden_dim: int = 256
-    hidden_layers: int = 3
-    image_size: int = 224
-    lr: float = 3e-4
-    batch_size: int = 128
-    epochs: int = 10
-    early_stop_accuracy: float = 0.97
-    loss: str = "mae"
+    input_kind: str = setting("state", choices=INPUT_KINDS)
+    ensemble_size: int = setting(3, low=1)
+    hidden_dim: int = setting(256, low=1)
+    hidden_layers: int = setting(3, low=1)
+    image_size: int = setting(224, low=1)
+    lr: float = setting(3e-4, low=0.0, low_open=True)
+    batch_size: int = setting(128, low=1)
+    epochs: int = setting(10, low=1)
+    early_stop_accuracy: float = setting(0.97, low=0.0, high=1.0, low_open=True)
+    loss: str = setting("mae", choices=LOSSES)
     stratified: bool = True
     class_weighting: bool = True
     k: float = DEFAULT_K
-    predict_batch: int = 4096
-    output_norm: str = "none"
+    predict_batch: int = setting(4096, low=1)
+    output_norm: str = setting("none", choices=OUTPUT_NORMS)
 
     def validate(self) -> RewardModelConfig:
         """Raise ``ValueError`` naming the first bad field."""
-        if self.input_kind not in ("state", "image"):
-            raise ValueError(f"reward.input_kind must be 'state' or 'image', got {self.input_kind!r}")
-        if self.output_norm not in OUTPUT_NORMS:
-            raise ValueError(f"reward.output_norm must be one of {OUTPUT_NORMS}, got {self.output_norm!r}")
-        if self.loss not in LOSSES:
-            raise ValueError(f"reward.loss must be one of {LOSSES}, got {self.loss!r}")
-        for name in ("ensemble_size", "hidden_dim", "hidden_layers", "batch_size", "epochs",
-                     "predict_batch", "image_size"):
-            if int(getattr(self, name)) <= 0:
-                raise ValueError(f"reward.{name} must be positive, got {getattr(self, name)}")
-        if not (self.lr > 0 and math.isfinite(self.lr)):
-            raise ValueError(f"reward.lr must be positive, got {self.lr}")
-        if not 0 < self.early_stop_accuracy <= 1.0 + 1e-9:
-            raise ValueError(f"reward.early_stop_accuracy must be in (0, 1], got {self.early_stop_accuracy}")
+        check_declared(self, "reward.")
         if self.image_size < 32 and self.input_kind == "image":
             raise ValueError("reward.image_size must be at least 32 for the CNN")
         return self

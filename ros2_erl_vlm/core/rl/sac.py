@@ -18,22 +18,26 @@ import torch
 from torch import nn
 from torch.nn import functional
 
+from ros2_erl_vlm.core.settings import check_declared, setting
+
 
 @dataclass
 class SACConfig:
-    """Every SAC hyperparameter in one place (defaults: ERL-VLM's MetaWorld config)."""
+    """Every SAC hyperparameter in one place (defaults: ERL-VLM's MetaWorld config), each with its
+    valid range (:func:`~ros2_erl_vlm.core.settings.setting`; the ``sac.*`` node parameters use
+    the same declaration)."""
 
-    hidden_dim: int = 256
-    hidden_layers: int = 3
-    gamma: float = 0.99
-    tau: float = 0.005
-    actor_lr: float = 3e-4
-    critic_lr: float = 3e-4
-    alpha_lr: float = 1e-4
-    init_temperature: float = 0.1
-    batch_size: int = 512
-    critic_target_update_every: int = 2
-    actor_update_every: int = 1
+    hidden_dim: int = setting(256, low=1)
+    hidden_layers: int = setting(3, low=1)
+    gamma: float = setting(0.99, low=0.0, high=1.0, high_open=True)
+    tau: float = setting(0.005, low=0.0, high=1.0, low_open=True)
+    actor_lr: float = setting(3e-4, low=0.0, low_open=True)
+    critic_lr: float = setting(3e-4, low=0.0, low_open=True)
+    alpha_lr: float = setting(1e-4, low=0.0, low_open=True)
+    init_temperature: float = setting(0.1, low=0.0, low_open=True)
+    batch_size: int = setting(512, low=1)
+    critic_target_update_every: int = setting(2, low=1)
+    actor_update_every: int = setting(1, low=1)
     log_std_min: float = -5.0
     log_std_max: float = 2.0
     target_entropy: float | None = None  # None: -action_dim
@@ -42,18 +46,7 @@ class SACConfig:
 
     def validate(self) -> SACConfig:
         """Raise ``ValueError`` naming the first bad field."""
-        for name in ("hidden_dim", "hidden_layers", "batch_size", "critic_target_update_every",
-                     "actor_update_every"):
-            if int(getattr(self, name)) <= 0:
-                raise ValueError(f"sac.{name} must be positive, got {getattr(self, name)}")
-        for name in ("actor_lr", "critic_lr", "alpha_lr", "init_temperature"):
-            v = getattr(self, name)
-            if not (v > 0 and math.isfinite(v)):
-                raise ValueError(f"sac.{name} must be a positive number, got {v}")
-        if not 0 <= self.gamma < 1:
-            raise ValueError(f"sac.gamma must be in [0, 1), got {self.gamma}")
-        if not 0 < self.tau <= 1:
-            raise ValueError(f"sac.tau must be in (0, 1], got {self.tau}")
+        check_declared(self, "sac.")
         if self.log_std_min >= self.log_std_max:
             raise ValueError("sac.log_std_min must be below sac.log_std_max")
         return self

@@ -28,13 +28,48 @@ def test_graph_lists_every_node_and_the_shipped_params_check() -> None:
     assert values["params_file"] == str((config_dir() / "train_sim.yaml").resolve())
 
 
-def test_shipped_params_file_sets_every_declared_parameter() -> None:
-    """config/train_sim.yaml is the documented default: it names every parameter of every node."""
+#: What config/train_sim.yaml sets apart from the declared defaults and the short run: the
+#: lock-step start waits for the graph's subscribers.
+GRAPH_WIRING = {"sim_bridge": {"start.observation_subscribers": 3, "start.image_subscribers": 1}}
+
+
+def test_shipped_params_file_is_the_declared_defaults_plus_the_short_run() -> None:
+    """config/train_sim.yaml names every parameter of every node, each with its declared default
+    (for config fields: the dataclass's), except the short run's changes (the same as the
+    in-process runner's, core.config.SHORT_RUN) and the graph wiring."""
+    from ros2_erl_vlm.core.config import SHORT_RUN
+
     sections = read_params_file(config_dir() / "train_sim.yaml")
     for node, specs in NODE_PARAMS.items():
         given = node_params_from_file(sections, f"/{node}")
         missing = sorted({s.name for s in specs} - set(given))
         assert not missing, (node, missing)
+        expected = {s.name: s.default for s in specs}
+        expected.update({k: v for k, v in SHORT_RUN.items() if k in expected})
+        expected.update(GRAPH_WIRING.get(node, {}))
+        for spec in specs:
+            value = spec.check(given[spec.name])
+            assert value == expected[spec.name] and type(value) is type(expected[spec.name]), (
+                node, spec.name, value, expected[spec.name])
+    agent = {s.name for s in NODE_PARAMS["sac_agent"]}
+    assert set(SHORT_RUN) <= agent
+
+
+def test_graph_argument_descriptions_do_not_restate_values() -> None:
+    """The values come from the parameter declarations (appended when the graph is read)."""
+    raw = yaml.safe_load((config_dir() / "graph.yaml").read_text())["arguments"]
+    g = load_graph()
+    for name, arg in raw.items():
+        text = str(arg.get("description", ""))
+        assert "default" not in text.lower() and "params file's," not in text, (name, text)
+        if arg.get("parameter"):
+            spec = {s.name: s for s in g.node("sac_agent").params + g.node("vlm_rater").params
+                    + g.node("sim_bridge").params}[arg["parameter"]]
+            if spec.kind in ("int", "float") or spec.name == "task":
+                assert f"{spec.default}" not in text, (name, text)
+            assert g.arguments[name].description.startswith(text)
+    assert g.arguments["rater"].description.endswith("one of oracle, transformers, openai, replay")
+    assert g.arguments["label_noise"].description.endswith("in [0, 1]")
 
 
 def test_arguments_become_typed_overrides() -> None:
@@ -90,3 +125,12 @@ def test_overrides_file_is_keyed_by_the_node_fqn(tmp_path: Path) -> None:
     cmd = node_command(node, values, path)
     assert cmd[cmd.index(str(path)) - 1] == "--params-file"
     assert cmd.index(values["params_file"]) < cmd.index(str(path))
+
+
+def test_default_run_dir_falls_back_to_the_declared_task(tmp_path: Path) -> None:
+    """A params file that sets no task names the run after the task the nodes will run."""
+    p = tmp_path / "p.yaml"
+    p.write_text("/**:\n  ros__parameters:\n    seed: 3\n")
+    values = load_graph().resolve({"params_file": str(p)})
+    assert Path(values["run_dir"]).name.startswith("drawer-open-v3-graph-s3-")
+    assert values["use_sim_time"] == "true"
