@@ -24,13 +24,14 @@ import time
 from pathlib import Path
 from typing import Any
 
+from ros2_erl_vlm.core import seeds
 from ros2_erl_vlm.core.atomic_write import write_text_atomic
 from ros2_erl_vlm.core.checkpoint import CheckpointError
 from ros2_erl_vlm.core.config import SHORT_RUN, LoopConfig, TaskInfo
 from ros2_erl_vlm.core.loop import EnvDataError, ErlVlmTrainer
 from ros2_erl_vlm.core.rating.rater import Rater
 from ros2_erl_vlm.core.record_log import RecordLogError
-from ros2_erl_vlm.core.settings import apply_overrides, parse_assignments, read_settings_file
+from ros2_erl_vlm.core.settings import apply_overrides, flatten, parse_assignments, read_settings_file
 from ros2_erl_vlm.stop_signals import StopSignals
 
 
@@ -109,7 +110,8 @@ def make_rater(args: argparse.Namespace, task: Any, seed: int) -> Rater:
                               "and --noise-mode")
         from ros2_erl_vlm.raters.oracle import OracleConfig, OracleRater
         return OracleRater(task.bin_truth, OracleConfig(noise=args.label_noise,
-                                                        noise_mode=args.noise_mode), seed=seed + 7)
+                                                        noise_mode=args.noise_mode),
+                           seed=seeds.oracle_seed(seed))
     from ros2_erl_vlm import raters
     settings = {} if args.rater_config is None else read_mapping(args.rater_config, "rater config")
     settings["backend"] = args.rater
@@ -122,24 +124,14 @@ RUN_SETTINGS_FILE = "run.json"
 RESUMABLE = frozenset({"loop.total_steps"})
 
 
-def _flatten(nested: dict[str, Any]) -> dict[str, Any]:
-    """``{"a": {"b": 1}}`` -> ``{"a.b": 1}`` with JSON values."""
-    flat: dict[str, Any] = {}
-
-    def walk(prefix: str, value: Any) -> None:
-        if isinstance(value, dict):
-            for k, v in value.items():
-                walk(f"{prefix}.{k}" if prefix else k, v)
-        else:
-            flat[prefix] = value
-
-    walk("", json.loads(json.dumps(nested, default=str)))
-    return flat
+def _json_flat(nested: dict[str, Any]) -> dict[str, Any]:
+    """``{"a": {"b": 1}}`` -> ``{"a.b": 1}`` with JSON values (as ``run.json`` holds them)."""
+    return flatten(json.loads(json.dumps(nested, default=str)))
 
 
 def run_settings(args: argparse.Namespace, cfg: LoopConfig) -> dict[str, Any]:
     """The settings that define a run (flat ``a.b`` keys, JSON values)."""
-    return _flatten({"task": args.task, "method": args.method, "rater": args.rater,
+    return _json_flat({"task": args.task, "method": args.method, "rater": args.rater,
                      "rater_config": None if args.rater_config is None else str(args.rater_config),
                      "label_noise": args.label_noise, "noise_mode": args.noise_mode,
                      "loop": dataclasses.asdict(cfg)})
@@ -153,13 +145,13 @@ def check_resume(run_dir: Path, settings: dict[str, Any]) -> None:
     if not path.exists():  # a run from before run.json was written: nothing to compare with
         return
     saved = json.loads(path.read_text())
-    defaults = _flatten({"loop": dataclasses.asdict(LoopConfig())})
+    defaults = _json_flat({"loop": dataclasses.asdict(LoopConfig())})
     diffs = [f"{k}: {saved.get(k)!r} (now {settings.get(k)!r})" for k in sorted(set(saved) | set(settings))
              if k not in RESUMABLE and saved.get(k) != settings.get(k)
              and not (k not in saved and k in defaults and settings.get(k) == defaults[k])]
     if diffs:
         raise ConfigError(f"{run_dir} was started with other settings; resume it with the same flags "
-                          f"(only --steps may change): {'; '.join(diffs)}")
+                          f"(only --total-steps may change): {'; '.join(diffs)}")
 
 
 def stop_on_ctrl_c(trainer: ErlVlmTrainer) -> contextlib.AbstractContextManager[Any]:
@@ -207,7 +199,7 @@ def main(argv: list[str] | None = None) -> int:
     run_dir.mkdir(parents=True, exist_ok=True)
     write_text_atomic(run_dir / RUN_SETTINGS_FILE, json.dumps(settings, indent=1))
     env = make_env(args.task, seed=cfg.seed, render=render, image_size=cfg.reward.image_size)
-    eval_env = make_env(args.task, seed=cfg.seed + 12345, render=False)
+    eval_env = make_env(args.task, seed=seeds.eval_env_seed(cfg.seed), render=False)
     bar = None
     progress = None
     if not args.no_progress:
