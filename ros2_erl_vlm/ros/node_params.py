@@ -148,6 +148,8 @@ REWARD_LEARNER = (
     _reward("class_weighting", "class weights (N - n_c) / N (ERL-VLM)"),
     _reward("output_norm", "none: the paper's raw tanh ensemble mean; rated: each member "
             "standardised over the rated inputs before averaging"),
+    _reward("input_norm", "none: raw observations; rated: each observation dimension "
+            "standardised over the rated steps"),
     P("rating_timeout_s", 60.0, "train after this long even if some ratings of the round are missing",
       0.1, 1e6),
     P("request_retry_s", 20.0, "re-send a request unanswered for this long", 0.1, 1e6),

@@ -15,7 +15,16 @@ so it constrains neither the offset nor the spread of ``r_hat``. With ``"none"``
 members' raw outputs are averaged, whatever their spread (seen: std 0.01-0.07 over a replay
 buffer, drifting each round). With ``"rated"`` each member is standardised by the mean and std
 of its outputs over every rated input, recomputed after each training, before averaging: the
-reward has unit spread on the rated states and every member counts equally.
+reward has unit spread on the rated states and every member counts equally. ``"rated"`` is the
+default: SAC's temperature (0.1 at the start) is then small against the reward's spread, as it
+is against a hand-written reward's; with raw outputs the learned reward's spread was 0.001-0.04
+in the first learning benchmark's runs, and the entropy term drowned it.
+
+Input scale (``RewardModelConfig.input_norm``, state models): each observation dimension is
+standardised by its mean and std over every rated step, recomputed at each training and saved
+with the weights (``"none"``: raw observations). Positions in metres and a gripper opening in
+[0, 1] then weigh alike, and a dimension that never varies on rated states (floored std) cannot
+dominate.
 """
 
 from __future__ import annotations
@@ -41,6 +50,10 @@ INPUT_KINDS = ("state", "image")
 OUTPUT_NORMS = ("none", "rated")
 #: Floor of a member's output std when standardising (a member that learnt a constant stays ~0).
 NORM_MIN_STD = 1e-3
+#: ``input_norm`` values: raw observations, or each dimension standardised over the rated steps.
+INPUT_NORMS = ("none", "rated")
+#: Floor of an input dimension's std when standardising (1 cm for a position).
+INPUT_MIN_STD = 1e-2
 
 
 @dataclass
@@ -63,7 +76,8 @@ class RewardModelConfig:
     class_weighting: bool = True
     k: float = DEFAULT_K
     predict_batch: int = setting(4096, low=1)
-    output_norm: str = setting("none", choices=OUTPUT_NORMS)
+    output_norm: str = setting("rated", choices=OUTPUT_NORMS)
+    input_norm: str = setting("rated", choices=INPUT_NORMS)
 
     def validate(self) -> RewardModelConfig:
         """Raise ``ValueError`` naming the first bad field."""
@@ -167,6 +181,9 @@ class RewardEnsemble:
         self.num_ratings_seen = 0
         #: per-member (mean, std) of the outputs over the rated inputs (identity until trained).
         self.norm_stats = torch.tensor([[0.0, 1.0]] * config.ensemble_size)
+        #: (mean, std) per state dimension over the rated steps (identity until trained).
+        self.input_stats = (torch.tensor([[0.0], [1.0]]).repeat(1, obs_dim)
+                            if config.input_kind == "state" and obs_dim else None)
 
     def _make_member(self) -> nn.Module:
         c = self.config
@@ -208,6 +225,7 @@ class RewardEnsemble:
         """The members' tanh outputs ``(E, B)`` for per-step inputs ``(B, ...)``."""
         t = self._as_tensor(x)
         self._check_inputs(t)
+        t = self._normalise_inputs(t)
         out = torch.empty(len(self.members), t.shape[0])
         bs = self.config.predict_batch if self.config.input_kind == "state" else 256
         for i in range(0, t.shape[0], bs):
@@ -215,6 +233,12 @@ class RewardEnsemble:
             for m, net in enumerate(self.members):
                 out[m, i : i + bs] = net(chunk)
         return out
+
+    def _normalise_inputs(self, x: torch.Tensor) -> torch.Tensor:
+        """Standardised state inputs (``input_norm == "rated"``); frames and raw states as given."""
+        if self.input_stats is None or self.config.input_norm != "rated":
+            return x
+        return (x - self.input_stats[0]) / self.input_stats[1]
 
     def predict(self, x: np.ndarray | torch.Tensor) -> torch.Tensor:
         """Ensemble-mean reward ``(B,)`` for per-step inputs."""
@@ -227,7 +251,8 @@ class RewardEnsemble:
     # -- training -----------------------------------------------------------------------------
     def _segment_returns(self, net: nn.Module, seg: torch.Tensor) -> torch.Tensor:
         b, t = seg.shape[:2]
-        return net(seg.reshape(b * t, *seg.shape[2:])).reshape(b, t).sum(1)
+        steps = self._normalise_inputs(seg.reshape(b * t, *seg.shape[2:]))
+        return net(steps).reshape(b, t).sum(1)
 
     def train_on(self, dataset: RatingDataset, rng: np.random.Generator,
                  epochs: int | None = None) -> RewardTrainStats:
@@ -253,7 +278,12 @@ class RewardEnsemble:
         weights = torch.as_tensor(dataset.class_weights()) if c.class_weighting else None
         num_classes = dataset.spec.num_classes
         backup = copy.deepcopy({"members": self.members.state_dict(),
-                                "optimizer": self.optimizer.state_dict()})
+                                "optimizer": self.optimizer.state_dict(),
+                                "input_stats": self.input_stats})
+        if self.input_stats is not None:
+            steps = inputs.reshape(-1, inputs.shape[-1])
+            self.input_stats = torch.stack([steps.mean(0),
+                                            steps.std(0, unbiased=False).clamp_min(INPUT_MIN_STD)])
         self.members.train()
         for epoch in range(epochs if epochs is not None else c.epochs):
             orders = [dataset.minibatches(c.batch_size, rng, stratified=c.stratified)
@@ -273,9 +303,7 @@ class RewardEnsemble:
                     correct += int(ok)
                     seen += len(idx)
                 if not torch.isfinite(loss_sum):
-                    self.members.load_state_dict(backup["members"])
-                    self.optimizer.load_state_dict(backup["optimizer"])
-                    self.members.eval()
+                    self._restore(backup)
                     stats.diverged, stats.loss = True, float(loss_sum.item())
                     return stats
                 loss_sum.backward()
@@ -288,9 +316,7 @@ class RewardEnsemble:
             if epoch >= 1 and stats.accuracy > c.early_stop_accuracy:  # at least 2 passes (reference)
                 break
         if not all(torch.isfinite(p).all() for p in self.members.parameters()):
-            self.members.load_state_dict(backup["members"])
-            self.optimizer.load_state_dict(backup["optimizer"])
-            self.members.eval()
+            self._restore(backup)
             stats.diverged = True
             return stats
         self.members.eval()
@@ -298,6 +324,13 @@ class RewardEnsemble:
         self.version += 1
         self.num_ratings_seen = n
         return stats
+
+    def _restore(self, backup: dict[str, Any]) -> None:
+        """Back to the state before a training that diverged."""
+        self.members.load_state_dict(backup["members"])
+        self.optimizer.load_state_dict(backup["optimizer"])
+        self.input_stats = backup["input_stats"]
+        self.members.eval()
 
     def _output_stats(self, inputs: torch.Tensor) -> torch.Tensor:
         """Per-member (mean, std) of the outputs over every step of the rated inputs."""
@@ -317,6 +350,7 @@ class RewardEnsemble:
             "version": self.version,
             "num_ratings_seen": self.num_ratings_seen,
             "norm_stats": self.norm_stats.clone(),
+            "input_stats": None if self.input_stats is None else self.input_stats.clone(),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -342,6 +376,14 @@ class RewardEnsemble:
                 raise ValueError(f"reward model norm_stats must be finite ({len(self.members)}, 2) "
                                  f"with positive stds, got {tuple(stats.shape)}")
             self.norm_stats = stats
+        inputs = state.get("input_stats")  # absent in states saved before input_norm existed
+        if inputs is not None and self.input_stats is not None:
+            inputs = torch.as_tensor(inputs, dtype=torch.float32)
+            if inputs.shape != self.input_stats.shape or not torch.isfinite(inputs).all() or (
+                    inputs[1] <= 0).any():
+                raise ValueError(f"reward model input_stats must be finite (2, {self.obs_dim}) with "
+                                 f"positive stds, got {tuple(inputs.shape)}")
+            self.input_stats = inputs
 
     @classmethod
     def from_state_dict(cls, state: dict[str, Any]) -> RewardEnsemble:

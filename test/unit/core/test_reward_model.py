@@ -11,7 +11,12 @@ import torch
 
 from ros2_erl_vlm.core.rating.dataset import DatasetSpec, RatingDataset
 from ros2_erl_vlm.core.rating.rater import RatingResult
-from ros2_erl_vlm.core.reward.reward_model import NORM_MIN_STD, RewardEnsemble, RewardModelConfig
+from ros2_erl_vlm.core.reward.reward_model import (
+    INPUT_MIN_STD,
+    NORM_MIN_STD,
+    RewardEnsemble,
+    RewardModelConfig,
+)
 
 
 def _synthetic(n: int, num_classes: int, rng: np.random.Generator, obs_dim: int = 6) -> RatingDataset:
@@ -171,7 +176,7 @@ def test_rated_output_norm_standardises_each_member_over_the_rated_inputs() -> N
     unchanged, and the statistics travel with the weights; ``"none"`` keeps the raw mean."""
     rng = np.random.default_rng(0)
     ds = _synthetic(300, 3, rng)
-    raw = RewardEnsemble(RewardModelConfig(epochs=3, hidden_dim=32), obs_dim=6, seed=0)
+    raw = RewardEnsemble(RewardModelConfig(epochs=3, hidden_dim=32, output_norm="none"), obs_dim=6, seed=0)
     norm = RewardEnsemble(RewardModelConfig(epochs=3, hidden_dim=32, output_norm="rated"), obs_dim=6,
                           seed=0)
     assert torch.equal(norm.norm_stats, torch.tensor([[0.0, 1.0]] * 3))  # identity before training
@@ -222,3 +227,69 @@ def test_weights_saved_before_output_norm_existed_load() -> None:
     state = model.state_dict()
     del state["norm_stats"]  # saved before output_norm existed: accepted, statistics unchanged
     model.load_state_dict(state)
+
+
+def test_the_reward_has_a_scale_by_default() -> None:
+    """Shipped defaults: members standardised over the rated inputs, state inputs standardised."""
+    cfg = RewardModelConfig()
+    assert cfg.output_norm == "rated"
+    assert cfg.input_norm == "rated"
+
+
+def _rescaled(ds: RatingDataset, dim: int, scale: float) -> RatingDataset:
+    out = RatingDataset(ds.spec)
+    for x, y in zip(ds.inputs, ds.labels, strict=True):
+        x = x.copy()
+        x[:, dim] *= scale
+        out.add(x, RatingResult("q", int(y), ds.spec.num_classes, "synthetic"))
+    return out
+
+
+def test_input_norm_makes_the_reward_blind_to_an_input_dimension_s_units() -> None:
+    """The same ratings with one observation dimension in other units (x100) give the same reward."""
+    rng = np.random.default_rng(0)
+    ds = _synthetic(300, 3, rng)
+    big = _rescaled(ds, 0, 100.0)
+    a = RewardEnsemble(RewardModelConfig(epochs=3, hidden_dim=32), obs_dim=6, seed=0)
+    b = RewardEnsemble(RewardModelConfig(epochs=3, hidden_dim=32), obs_dim=6, seed=0)
+    a.train_on(ds, np.random.default_rng(1))
+    b.train_on(big, np.random.default_rng(1))
+    assert torch.allclose(a.predict(ds.inputs[:, 0]), b.predict(big.inputs[:, 0]), atol=1e-4)
+
+
+def test_input_stats_are_the_rated_steps_mean_and_floored_std() -> None:
+    rng = np.random.default_rng(0)
+    ds = _synthetic(200, 3, rng)
+    x = ds.inputs[:, 0]
+    constant = RatingDataset(ds.spec)
+    for xi, y in zip(x, ds.labels, strict=True):
+        xi = xi.copy()
+        xi[5] = 0.3  # a dimension that never varies on the rated states (e.g. a hidden goal)
+        constant.add(xi[None], RatingResult("q", int(y), 3, "synthetic"))
+    model = RewardEnsemble(RewardModelConfig(epochs=2, hidden_dim=16), obs_dim=6, seed=0)
+    model.train_on(constant, np.random.default_rng(1))
+    steps = torch.as_tensor(constant.inputs[:, 0])
+    assert torch.allclose(model.input_stats[0], steps.mean(0))
+    assert torch.allclose(model.input_stats[1, :5], steps.std(0, unbiased=False)[:5])
+    assert float(model.input_stats[1, 5]) == pytest.approx(INPUT_MIN_STD)
+
+
+def test_input_stats_travel_with_the_weights() -> None:
+    rng = np.random.default_rng(0)
+    ds = _synthetic(200, 3, rng)
+    model = RewardEnsemble(RewardModelConfig(epochs=2, hidden_dim=16), obs_dim=6, seed=0)
+    model.train_on(ds, np.random.default_rng(1))
+    clone = RewardEnsemble.from_bytes(model.to_bytes())
+    assert torch.equal(clone.input_stats, model.input_stats)
+    assert torch.allclose(clone.predict(ds.inputs[:, 0]), model.predict(ds.inputs[:, 0]))
+
+
+def test_input_norm_none_reads_raw_observations() -> None:
+    rng = np.random.default_rng(0)
+    ds = _synthetic(200, 3, rng)
+    model = RewardEnsemble(RewardModelConfig(epochs=2, hidden_dim=16, input_norm="none", output_norm="none"),
+                           obs_dim=6, seed=0)
+    model.train_on(ds, np.random.default_rng(1))
+    x = torch.as_tensor(ds.inputs[:, 0])
+    by_hand = torch.stack([net(x) for net in model.members]).mean(0)
+    assert torch.allclose(model.predict(x), by_hand)
