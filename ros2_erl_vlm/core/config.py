@@ -43,6 +43,12 @@ class LoopConfig:
     reset_updates: int = setting(100, low=0)
     replay_capacity: int = setting(1_000_000, low=1)
     updates_per_step: int = setting(1, low=1)
+    #: Weight of PEBBLE's state-entropy reward kept as an exploration bonus on top of the learned
+    #: reward after the first reward model (0: the paper, exploration ends there). For layouts
+    #: where the policy rarely reaches informative states (the stock randomised tasks).
+    entropy_bonus: float = setting(0.0, low=0.0)
+    #: Most recent stored states the bonus's k-NN distances are taken against (bounds its cost).
+    entropy_memory: int = setting(10_000, low=5)
     #: Render the task camera every step and keep the frames (JPEG) in the episode store so the
     #: rater sees images: needed by VLM raters when the reward model works on states (an image
     #: reward model keeps raw frames anyway). The oracle rates from simulator truth and needs none.

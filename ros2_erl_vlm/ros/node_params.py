@@ -165,6 +165,9 @@ SAC_AGENT = (
     MAX_EPISODE_STEPS,
     _loop("total_steps", "env steps to train; the agent (and the graph) stops after them"),
     _loop("updates_per_step", "SAC updates per env step"),
+    _loop("entropy_bonus", "weight of the state-entropy exploration bonus added to the learned reward "
+          "after the first reward model (0: none, the paper)"),
+    _loop("entropy_memory", "recent states the exploration bonus's k-NN distances are taken against"),
     _loop("reset_updates", "SAC updates right after the critic reset on the first reward model"),
     _loop("replay_capacity", "replay buffer size"),
     _loop("eval_every", "env steps between evaluations"),

@@ -194,6 +194,8 @@ class OnlineAgent:
         obs, act, rew, nobs, nd = self.replay.sample(c.sac.batch_size)
         if phase == "unsup":
             rew = self.entropy(nobs, self.replay.next_obs[: len(self.replay)])
+        elif c.entropy_bonus > 0 and c.reward_source == "learned":
+            rew = rew + c.entropy_bonus * self.entropy(nobs, self.replay.recent_next_obs(c.entropy_memory))
         self.updates += 1
         return self.sac.update(obs, act, rew, nobs, nd)
 

@@ -67,6 +67,13 @@ class ReplayBuffer:
         self.pos = (self.pos + 1) % self.capacity
         self.size = min(self.size + 1, self.capacity)
 
+    def recent_next_obs(self, n: int) -> torch.Tensor:
+        """The ``next_obs`` of the ``n`` most recently stored transitions (fewer while not full)."""
+        n = min(int(n), self.size)
+        idx = (torch.arange(self.pos - n, self.pos) % self.capacity) if self.size == self.capacity \
+            else torch.arange(self.size - n, self.size)
+        return self.next_obs[idx]
+
     def sample(self, batch_size: int) -> tuple[torch.Tensor, ...]:
         """Uniform batch ``(obs, action, reward, next_obs, not_done)``."""
         if self.size == 0:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
 from ros2_erl_vlm.core.config import LoopConfig
 from ros2_erl_vlm.core.rating.rater import SimTruth
@@ -83,3 +84,36 @@ def test_true_reward_baseline_and_checkpoint() -> None:
     b.load_state_dict(a.state_dict())
     assert b.step == 15 and len(b.replay) == 15
     assert np.allclose(b.act(np.zeros(OBS)).shape, (ACT,))
+
+
+def test_the_exploration_bonus_adds_state_entropy_to_the_learned_reward() -> None:
+    """With ``entropy_bonus`` the SAC update after the first model sees r_hat + w * entropy."""
+    a = _agent(entropy_bonus=0.5, entropy_memory=12)
+    _run_episode(a, 0, 30)
+    a.set_reward_model(RewardEnsemble(RewardModelConfig(hidden_dim=8, hidden_layers=1), obs_dim=OBS,
+                                      seed=0), 1)
+    seen = {}
+    real_update = a.sac.update
+
+    def spy(obs, act, rew, nobs, nd):
+        seen["rew"], seen["nobs"] = rew.clone(), nobs.clone()
+        return real_update(obs, act, rew, nobs, nd)
+
+    a.sac.update = spy
+    stored = a.replay.reward.clone()
+    gen_state = a.replay.generator.get_state()
+    a.learn()
+    a.replay.generator.set_state(gen_state)
+    _, _, rew, nobs, _ = a.replay.sample(a.config.sac.batch_size)
+    assert torch.equal(nobs, seen["nobs"])
+    bonus = seen["rew"] - rew
+    assert bool((bonus > 0).all())  # a k-NN distance over a positive running std
+    assert torch.equal(stored, a.replay.reward)  # the stored (relabelled) rewards are untouched
+
+
+def test_recent_next_obs_wraps_around_the_circular_buffer() -> None:
+    a = _agent(replay_capacity=50)
+    _run_episode(a, 0, 60)  # 60 transitions into 50 slots
+    recent = a.replay.recent_next_obs(5)
+    last = [a.replay.next_obs[(a.replay.pos - 5 + i) % 50] for i in range(5)]
+    assert torch.equal(recent, torch.stack(last))
