@@ -74,7 +74,10 @@ class MetaWorldTaskEnv(gym.Env[np.ndarray, np.ndarray]):
     ## Observation Space
     ``Box((39,), float32)``: hand position (3), gripper opening (1), up to two objects'
     position + quaternion (14, zero-padded), the same 18 values from the previous step, and the
-    goal position (3). Bounds are MetaWorld's.
+    goal position (3). Bounds are MetaWorld's. The first
+    observation of an episode shows the new episode's state in both halves (MetaWorld v3 moves
+    e.g. the drawer body without updating the derived positions; this env runs ``mj_forward``
+    after MetaWorld's reset and rebuilds the observation).
 
     ## Rewards
     MetaWorld's dense "v2" reward in [0, 10] (the task's shaped progress; 10 at success for most
@@ -161,7 +164,8 @@ class MetaWorldTaskEnv(gym.Env[np.ndarray, np.ndarray]):
         super().reset(seed=seed)
         if seed is not None:
             self._seed(seed)
-        obs, _ = self.metaworld.reset()
+        self.metaworld.reset()
+        obs = self._first_observation()
         self._elapsed = 0
         self._needs_reset = False
         # Truth of the initial state (the reward terms that use the action see a zero action).
@@ -254,6 +258,31 @@ class MetaWorldTaskEnv(gym.Env[np.ndarray, np.ndarray]):
     def _seed(self, seed: int) -> None:
         self.metaworld.seed(int(seed))
         self.action_space.seed(int(seed))
+
+    def _first_observation(self) -> np.ndarray:
+        """The reset's observation computed after ``mj_forward``, both halves the new state.
+
+        MetaWorld v3's ``reset_model`` may move bodies (drawer-open: ``model.body("drawer").pos``)
+        after its last physics step, so ``data``'s derived positions, and the observation built
+        from them, show the previous placement (MetaWorld's ``reset`` runs ``reset_model`` twice:
+        the drawer is seen where the first run put it). ``mj_forward`` recomputes them from the
+        new model/``qpos``; MetaWorld's frame stacking is reset to the same values. Physics stays
+        bit-for-bit what it was without this: ``mj_forward`` also rewrites the solver's warm start
+        (``qacc_warmstart``), which is restored, and the target sites, which MetaWorld places by
+        hand (as its ``step`` does after simulating), are placed again.
+        """
+        import mujoco
+
+        mw = self.metaworld
+        warmstart = mw.data.qacc_warmstart.copy()
+        mujoco.mj_forward(mw.model, mw.data)
+        mw.data.qacc_warmstart[:] = warmstart
+        for site in mw._target_site_config:
+            mw._set_pos_site(*site)
+        current = mw._get_curr_obs_combined_no_goal()
+        mw._prev_obs = current.copy()
+        goal = np.zeros(3) if mw._partially_observable else mw._get_pos_goal()
+        return np.hstack((current, current, goal)).astype(np.float64)
 
     def _obs(self, obs: np.ndarray) -> np.ndarray:
         return np.clip(obs, self._obs_low, self._obs_high).astype(np.float32)
