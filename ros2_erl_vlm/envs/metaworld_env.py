@@ -18,12 +18,22 @@ import numpy as np
 from gymnasium import spaces
 
 from ros2_erl_vlm.core.rating.rater import SimTruth
-from ros2_erl_vlm.envs.tasks import METAWORLD_MAX_PATH_LENGTH, TaskSpec, load_task
+from ros2_erl_vlm.envs.tasks import (
+    GRASP_LIFT_PROGRESS,
+    METAWORLD_MAX_PATH_LENGTH,
+    PROGRESS_GRASP_LIFT,
+    LayoutSpec,
+    TaskSpec,
+    load_task,
+)
 
 #: MetaWorld's dense rewards lie in [0, 10]; progress is reward / 10, clipped to [0, 1].
 MAX_DENSE_REWARD = 10.0
 OBS_DIM = 39
 ACTION_DIM = 4
+#: A reset that draws MetaWorld's random vector this often never ends (a layout pinned object and
+#: goal to positions MetaWorld rejects, e.g. closer than its 0.15 m minimum).
+_MAX_RESET_DRAWS = 1000
 
 _LIVE_ENVS: weakref.WeakSet[MetaWorldTaskEnv] = weakref.WeakSet()
 _ATEXIT_REGISTERED = False
@@ -62,9 +72,12 @@ def _close_live_renderers() -> None:
 class MetaWorldTaskEnv(gym.Env[np.ndarray, np.ndarray]):
     """A MetaWorld v3 task (Sawyer arm, mocap end-effector control) with a fixed task camera.
 
-    Object and goal positions are randomised at every reset (MetaWorld's ``_freeze_rand_vec`` is
-    off) from the env's own seeded generator, so the same seed gives the same initial state. The
-    goal position is observable, as in the paper's runs.
+    The task's selected layout (:attr:`TaskSpec.layout`) says where things start. ``stock``:
+    object and goal positions are randomised at every reset (MetaWorld's ``_freeze_rand_vec`` is
+    off) from the env's own seeded generator, so the same seed gives the same initial state, and
+    the goal position is observable. ``paper`` (the paper's tasks): the reference code's fixed
+    object/goal, hand next to the object, goal hidden (zeros in the observation), as in the
+    paper's runs. See ``sim/README.md``.
 
     ## Action Space
     ``Box(-1, 1, (4,), float32)``: end-effector position delta (x, y, z; scaled by 1/100 m) and
@@ -74,7 +87,7 @@ class MetaWorldTaskEnv(gym.Env[np.ndarray, np.ndarray]):
     ## Observation Space
     ``Box((39,), float32)``: hand position (3), gripper opening (1), up to two objects'
     position + quaternion (14, zero-padded), the same 18 values from the previous step, and the
-    goal position (3). Bounds are MetaWorld's. The first
+    goal position (3; zeros when the layout hides the goal). Bounds are MetaWorld's. The first
     observation of an episode shows the new episode's state in both halves (MetaWorld v3 moves
     e.g. the drawer body without updating the derived positions; this env runs ``mj_forward``
     after MetaWorld's reset and rebuilds the observation).
@@ -84,8 +97,10 @@ class MetaWorldTaskEnv(gym.Env[np.ndarray, np.ndarray]):
     tasks). ERL-VLM does not train on it: it is for evaluation and for the oracle rater.
 
     ## Info
-    ``success`` (bool, MetaWorld's success flag), ``true_reward`` (float, the dense reward),
-    ``progress`` (float in [0, 1], dense reward / 10), ``episode_step`` (int, steps taken).
+    ``success`` (bool, MetaWorld's success flag, or ``obj_to_target <= success_radius`` when the
+    layout sets one), ``true_reward`` (float, the dense reward), ``progress`` (float in [0, 1]:
+    dense reward / 10, or the grasp-and-lift stage for ``oracle.progress: grasp_lift``),
+    ``episode_step`` (int, steps taken).
 
     ## Episode End
     Never terminates (as in the paper). Truncates after ``max_episode_steps`` steps (500, which
@@ -99,10 +114,12 @@ class MetaWorldTaskEnv(gym.Env[np.ndarray, np.ndarray]):
     (single-colour) frame raises ``RuntimeError``. ``step()`` never renders.
 
     ## Arguments
-    - ``task``: task name (a ``sim/tasks/<name>.yaml``) or a :class:`TaskSpec`.
+    - ``task``: task name (a ``sim/tasks/<name>.yaml`` or any MetaWorld v3 name) or a
+      :class:`TaskSpec`.
     - ``render_mode``: ``"rgb_array"`` or ``None`` (no rendering).
     - ``image_size``: frame side in pixels; default the task's (224).
     - ``seed``: seeds the first episode (``reset(seed=...)`` reseeds).
+    - ``layout``: the task's layout to use (``None``: a name's default layout, a spec's own).
     """
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": 80}  # noqa: RUF012
@@ -113,8 +130,14 @@ class MetaWorldTaskEnv(gym.Env[np.ndarray, np.ndarray]):
         render_mode: str | None = "rgb_array",
         image_size: int | None = None,
         seed: int | None = None,
+        layout: str | None = None,
     ) -> None:
-        self.task: TaskSpec = load_task(task) if isinstance(task, str) else task
+        if isinstance(task, str):
+            task = load_task(task, layout=layout)
+        elif layout is not None:
+            task = task.with_layout(layout)
+        self.task: TaskSpec = task
+        self.layout: LayoutSpec = task.layout_spec
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(
                 f"render_mode must be one of {self.metadata['render_modes']} or None, "
@@ -132,7 +155,8 @@ class MetaWorldTaskEnv(gym.Env[np.ndarray, np.ndarray]):
             )
         self.max_episode_steps = self.task.max_episode_steps
 
-        self.metaworld = _make_metaworld(self.task.metaworld_env)
+        self.metaworld = _make_metaworld(self.task.metaworld_env, self.layout,
+                                         f"task {self.task.name!r}, layout {self.task.layout!r}")
         self._apply_appearance()
 
         mw_space = self.metaworld.sawyer_observation_space
@@ -148,6 +172,7 @@ class MetaWorldTaskEnv(gym.Env[np.ndarray, np.ndarray]):
         self._elapsed = 0
         self._needs_reset = True
         self._truth = SimTruth(reward=0.0, success=False, progress=0.0)
+        self._obj_init_height = 0.0
         if seed is not None:
             self._seed(seed)
         if self.render_mode == "rgb_array":
@@ -160,17 +185,20 @@ class MetaWorldTaskEnv(gym.Env[np.ndarray, np.ndarray]):
     def reset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
     ) -> tuple[np.ndarray, dict[str, Any]]:
-        """Start an episode with newly randomised object/goal positions."""
+        """Start an episode (stock layout: newly randomised object/goal positions)."""
         super().reset(seed=seed)
         if seed is not None:
             self._seed(seed)
+        self.metaworld._erl_reset_draws = 0
         self.metaworld.reset()
         obs = self._first_observation()
+        self._check_layout()
+        self._obj_init_height = float(obs[6])
         self._elapsed = 0
         self._needs_reset = False
         # Truth of the initial state (the reward terms that use the action see a zero action).
         reward, info = self.metaworld.evaluate_state(obs, np.zeros(ACTION_DIM))
-        self._truth = _truth(reward, info)
+        self._truth = self._truth_of(reward, info)
         return self._obs(obs), self._info()
 
     def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
@@ -190,7 +218,7 @@ class MetaWorldTaskEnv(gym.Env[np.ndarray, np.ndarray]):
         a = np.clip(a, -1.0, 1.0)
         obs, reward, _, _, info = self.metaworld.step(a)
         self._elapsed += 1
-        self._truth = _truth(reward, info)
+        self._truth = self._truth_of(reward, info)
         truncated = self._elapsed >= self.max_episode_steps
         if truncated:
             self._needs_reset = True
@@ -284,6 +312,52 @@ class MetaWorldTaskEnv(gym.Env[np.ndarray, np.ndarray]):
         goal = np.zeros(3) if mw._partially_observable else mw._get_pos_goal()
         return np.hstack((current, current, goal)).astype(np.float64)
 
+    def _check_layout(self) -> None:
+        """Fail loudly if MetaWorld did not put object/goal where the layout pins them (a layout
+        written for an environment whose reset uses its random vector differently). The object's
+        height is not compared: several v3 envs take it from the scene, not the random vector."""
+        lay, mw = self.layout, self.metaworld
+        checks = (("obj_init_pos", lay.obj_init_pos, getattr(mw, "obj_init_pos", None), 2),
+                  ("goal_pos", lay.goal_pos, getattr(mw, "_target_pos", None), 3))
+        for what, want, got, dims in checks:
+            if want is not None and (got is None or not np.allclose(
+                    np.asarray(got)[:dims], want[:dims], atol=1e-6)):
+                raise RuntimeError(
+                    f"task {self.task.name!r}, layout {self.task.layout!r}: {what} is {want} but "
+                    f"MetaWorld's {self.task.metaworld_env} reset placed it at "
+                    f"{None if got is None else np.asarray(got).tolist()}"
+                )
+
+    def _truth_of(self, reward: float, info: dict[str, Any]) -> SimTruth:
+        r = float(reward)
+        success = bool(info.get("success", False))
+        radius = self.layout.success_radius
+        if radius is not None:
+            if "obj_to_target" not in info:
+                raise RuntimeError(f"task {self.task.name!r}: layout {self.task.layout!r} sets "
+                                   "success_radius but MetaWorld reports no obj_to_target")
+            success = float(info["obj_to_target"]) <= radius
+        if self.task.oracle.progress == PROGRESS_GRASP_LIFT:
+            progress = 1.0 if success else GRASP_LIFT_PROGRESS if self.grasped_and_lifted() else 0.0
+        else:
+            progress = min(max(r / MAX_DENSE_REWARD, 0.0), 1.0)
+        return SimTruth(reward=r, success=success, progress=progress)
+
+    def grasped_and_lifted(self) -> bool:
+        """Whether the main object is grasped and lifted, from the sim state (see
+        :class:`~ros2_erl_vlm.envs.tasks.GraspLiftSpec`; the task's ``oracle.grasp_lift`` or its
+        defaults): its centre at least ``min_lift`` above its height at reset, and both gripper
+        pads touching it or the gripper centre within ``max_gripper_distance`` of it."""
+        from ros2_erl_vlm.envs.tasks import GraspLiftSpec
+
+        spec = self.task.oracle.grasp_lift or GraspLiftSpec()
+        mw = self.metaworld
+        obj = np.asarray(mw._get_pos_objects()[:3], dtype=np.float64)
+        if obj[2] - self._obj_init_height < spec.min_lift:
+            return False
+        near = float(np.linalg.norm(obj - mw.tcp_center)) <= spec.max_gripper_distance
+        return near or bool(mw.touching_main_object)
+
     def _obs(self, obs: np.ndarray) -> np.ndarray:
         return np.clip(obs, self._obs_low, self._obs_high).astype(np.float32)
 
@@ -348,20 +422,21 @@ class MetaWorldTaskEnv(gym.Env[np.ndarray, np.ndarray]):
         self._free_renderer()
 
 
-def _truth(reward: float, info: dict[str, Any]) -> SimTruth:
-    r = float(reward)
-    return SimTruth(
-        reward=r,
-        success=bool(info.get("success", False)),
-        progress=min(max(r / MAX_DENSE_REWARD, 0.0), 1.0),
-    )
+def _make_metaworld(env_name: str, layout: LayoutSpec | None = None, what: str = "") -> Any:
+    """A MetaWorld v3 env set up for ``layout`` (default: stock), re-randomising whatever the
+    layout leaves free at every reset from its own (seedable) generator, like the paper's
+    ``_freeze_rand_vec = False`` setting.
 
-
-def _make_metaworld(env_name: str) -> Any:
-    """A goal-observable MetaWorld v3 env that re-randomises object/goal at every reset from
-    its own (seedable) generator, like the paper's ``_freeze_rand_vec = False`` setting."""
+    MetaWorld 3.1.1's mechanisms used: ``_partially_observable`` (the class default is ``True``,
+    goal hidden; the stock layout makes it observable), ``hand_init_pos`` (read by
+    ``_reset_hand``), and ``_random_reset_space``, the box the reset's random vector (object
+    position, then goal position for most tasks) is drawn from: a pinned position is a
+    zero-width interval, so the other values are drawn as before.
+    """
+    from gymnasium.spaces import Box
     from metaworld.env_dict import ALL_V3_ENVIRONMENTS
 
+    layout = layout or LayoutSpec()
     try:
         cls = ALL_V3_ENVIRONMENTS[env_name]
     except KeyError:
@@ -370,12 +445,47 @@ def _make_metaworld(env_name: str) -> Any:
             f"{', '.join(sorted(ALL_V3_ENVIRONMENTS))}"
         ) from None
     env = cls(render_mode=None)
-    env._partially_observable = False  # goal position in the observation
-    # The cached observation space was built for the partially observable case.
+    # Explicit either way: MetaWorld's own default is partially observable (goal zeroed).
+    env._partially_observable = not layout.goal_observable
+    # The cached observation space was built for the class default.
     with contextlib.suppress(AttributeError):
         del env.sawyer_observation_space
     env._freeze_rand_vec = False  # new object/goal positions every reset ...
     env.seeded_rand_vec = True  # ... drawn from env.np_random, not the global numpy RNG
     env._set_task_called = True
     env.max_path_length = METAWORLD_MAX_PATH_LENGTH
+    where = what or f"MetaWorld {env_name}"
+    if layout.hand_init_pos is not None:
+        hand = np.asarray(layout.hand_init_pos, dtype=np.float64)
+        env.hand_init_pos = hand
+        env.init_config["hand_init_pos"] = hand
+    if layout.pins_positions:
+        space = env._random_reset_space
+        low, high = np.array(space.low, dtype=np.float64), np.array(space.high, dtype=np.float64)
+        for name, value, start in (("obj_init_pos", layout.obj_init_pos, 0),
+                                   ("goal_pos", layout.goal_pos, 3)):
+            if value is None:
+                continue
+            if low.size < start + 3:
+                raise ValueError(f"{where}: {name} cannot be pinned: MetaWorld's {env_name} draws "
+                                 f"only {low.size} random values at reset")
+            low[start:start + 3] = high[start:start + 3] = value
+        env._random_reset_space = Box(low, high, dtype=np.float64)
+        _guard_reset_draws(env, where)
     return env
+
+
+def _guard_reset_draws(env: Any, where: str) -> None:
+    """Make a reset that keeps redrawing (MetaWorld redraws until object and goal are far enough
+    apart, forever when both are pinned too close) raise instead of hanging."""
+    draw = env._get_state_rand_vec
+    env._erl_reset_draws = 0
+
+    def guarded() -> np.ndarray:
+        env._erl_reset_draws += 1
+        if env._erl_reset_draws > _MAX_RESET_DRAWS:
+            raise RuntimeError(f"{where}: MetaWorld rejected the layout's pinned positions "
+                               f"{_MAX_RESET_DRAWS} times in one reset (object and goal too close?)")
+        return draw()
+
+    env._get_state_rand_vec = guarded

@@ -13,8 +13,7 @@ from ros2_erl_vlm.envs.metaworld_env import _make_metaworld
 
 
 def _env(task: str, layout: str | None = None, seed: int = 0) -> MetaWorldTaskEnv:
-    assert layout in (None, "stock")
-    return make_env(task, seed=seed, render=False)
+    return make_env(task, seed=seed, render=False, layout=layout)
 
 
 def _play(env: MetaWorldTaskEnv, steps: int) -> None:
@@ -24,7 +23,7 @@ def _play(env: MetaWorldTaskEnv, steps: int) -> None:
         obs, *_ = env.step(policy(obs))
 
 
-@pytest.mark.parametrize("layout", ["stock"])
+@pytest.mark.parametrize("layout", ["stock", "paper"])
 def test_first_observation_equals_a_fresh_envs(layout: str) -> None:
     """After an episode that moved things (the drawer opened, stock: another drawer x), the next
     episode's first observation is the one a new env gives at that seed (nothing of the previous
