@@ -4,6 +4,8 @@ Backends (one interface, :class:`~ros2_erl_vlm.core.rating.rater.Rater`; one res
 :class:`~ros2_erl_vlm.core.rating.rater.RatingResult`):
 
 * ``oracle`` (:mod:`.oracle`): simulator truth plus noise of a known rate;
+* ``simulated_vlm`` (:mod:`.simulated_vlm`): simulator truth with errors shaped like a VLM's
+  (near class boundaries, to the neighbouring class, deterministic per image);
 * ``transformers`` (:mod:`.transformers_rater`): a local VLM checkpoint, constrained choice or
   free generation;
 * ``openai`` (:mod:`.openai_rater`): any OpenAI-compatible server;

@@ -2,7 +2,7 @@
 
 Config keys::
 
-    backend: oracle | transformers | openai | replay      (required)
+    backend: oracle | simulated_vlm | transformers | openai | replay      (required)
     <backend options>                                     flat, or in a section named after the backend
     cache: false          answer repeated queries from a cache (true: in memory; or give cache_path)
     cache_path: null      persistent cache file
@@ -14,8 +14,11 @@ Backend options: ``transformers`` -> :class:`.transformers_rater.TransformersRat
 ``openai`` -> :class:`.openai_rater.OpenAIRaterConfig` fields; ``replay`` -> ``paths`` (one or a
 list of rating logs; ``path`` also accepted), ``match``, ``source_backend``; ``oracle`` -> ``task``
 (a task name; its ``bin_truth`` bins the truth), ``noise``, ``noise_mode``, ``abstain_rate``,
-``seed``. Sections of other backends are ignored, so one file can hold all of them. Anything else
-is a ``ValueError`` that names the key. Backend modules are imported only when selected.
+``seed``; ``simulated_vlm`` -> ``task`` (its binning and thresholds), ``seed`` and the
+:class:`.simulated_vlm.SimulatedVlmConfig` fields (``quality``, ``width``, ``over_rate``,
+``under_rate``, ``far_rate``, ``state_decimals``). Sections of other backends are ignored, so one
+file can hold all of them. Anything else is a ``ValueError`` that names the key. Backend modules
+are imported only when selected.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from typing import Any
 
 from ros2_erl_vlm.core.rating.rater import Rater
 
-BACKENDS = ("oracle", "transformers", "openai", "replay")
+BACKENDS = ("oracle", "simulated_vlm", "transformers", "openai", "replay")
 WRAPPER_KEYS = ("cache", "cache_path", "log_path", "store_frames", "reuse_logged")
 
 
@@ -99,8 +102,26 @@ def _oracle(options: dict[str, Any]) -> Rater:
     return OracleRater(bin_truth, config, seed=seed, backend_id=backend_id)
 
 
+def _simulated_vlm(options: dict[str, Any]) -> Rater:
+    from ros2_erl_vlm.raters.simulated_vlm import BACKEND_ID, SimulatedVlmConfig, SimulatedVlmRater
+
+    opts = dict(options)
+    task = opts.pop("task", None)
+    seed = opts.pop("seed", None)
+    backend_id = opts.pop("backend_id", BACKEND_ID)
+    if not task:
+        raise ValueError("simulated_vlm rater: 'task' (whose thresholds bin the simulator truth) is required")
+    if isinstance(task, str):
+        from ros2_erl_vlm.envs import load_task
+
+        task = load_task(task)  # ValueError names the known tasks
+    config = _fields(SimulatedVlmConfig, opts, "simulated_vlm")
+    return SimulatedVlmRater.for_task(task, config, seed=seed, backend_id=backend_id)
+
+
 _BUILDERS: dict[str, Callable[[dict[str, Any]], Rater]] = {
-    "oracle": _oracle, "transformers": _transformers, "openai": _openai, "replay": _replay,
+    "oracle": _oracle, "simulated_vlm": _simulated_vlm, "transformers": _transformers, "openai": _openai,
+    "replay": _replay,
 }
 
 

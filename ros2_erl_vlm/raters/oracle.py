@@ -4,10 +4,12 @@ It bins the simulator's truth into ``n`` classes exactly as the task definition 
 (``TaskSpec.bin_truth``: success is the top class, otherwise task progress is binned by the
 task's thresholds) and then corrupts the label with probability ``noise``:
 
-* ``symmetric``: replaced by a uniformly random *other* class;
+* ``uniform`` (also accepted under its older name ``symmetric``): replaced by a uniformly random
+  *other* class;
 * ``neighbor``: moved one class up or down (inward at the ends).
 
-So experiments can emulate a VLM of known accuracy. A segment of several steps is rated by its
+So experiments can emulate a rater of known accuracy (for errors shaped like a VLM's, near class
+boundaries, see :mod:`.simulated_vlm`). A segment of several steps is rated by its
 last step (its outcome). A query without truth (real hardware) is an abstention, never a guess.
 """
 
@@ -21,7 +23,9 @@ import numpy as np
 from ros2_erl_vlm.core.rating.rater import RatingQuery, RatingResult, Stopwatch
 from ros2_erl_vlm.core.settings import check_declared, setting
 
-NOISE_MODES = ("symmetric", "neighbor")
+#: ``uniform`` is the documented name; ``symmetric`` is kept as an alias of it (same behaviour).
+NOISE_MODES = ("uniform", "symmetric", "neighbor")
+UNIFORM_MODES = ("uniform", "symmetric")
 
 #: ``bin_truth(progress, success, n) -> class``; normally ``TaskSpec.bin_truth``.
 BinFn = Callable[[float, bool, int], int]
@@ -45,7 +49,7 @@ class OracleConfig:
 
 def corrupt_label(label: int, n: int, mode: str, rng: np.random.Generator) -> int:
     """A wrong label for ``label`` under the noise ``mode`` (always differs from ``label``)."""
-    if mode == "symmetric":
+    if mode in UNIFORM_MODES:
         other = int(rng.integers(0, n - 1))
         return other if other < label else other + 1
     if label == 0:

@@ -83,3 +83,10 @@ def test_simulated_failures_are_abstentions() -> None:
 def test_bad_oracle_config(kw: dict, match: str) -> None:
     with pytest.raises(ValueError, match=match):
         OracleConfig(**kw).validate()
+
+
+def test_uniform_is_the_symmetric_mode_under_its_documented_name() -> None:
+    qs = [_query(p) for p in np.linspace(0, 0.99, 300)]
+    uniform = OracleRater(_bin, OracleConfig(noise=0.3, noise_mode="uniform"), seed=4).rate(qs)
+    symmetric = OracleRater(_bin, OracleConfig(noise=0.3, noise_mode="symmetric"), seed=4).rate(qs)
+    assert [r.label for r in uniform] == [r.label for r in symmetric]

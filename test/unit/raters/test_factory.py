@@ -78,3 +78,25 @@ def test_oracle_noise_out_of_range_is_an_error():
     _oracle()  # skips where the oracle cannot be built at all
     with pytest.raises(ValueError, match="noise"):
         make_rater({"backend": "oracle", "task": "drawer-open-v3", "noise": 2.0})
+
+
+def test_simulated_vlm_backend_is_built_by_name():
+    from ros2_erl_vlm.raters.simulated_vlm import SimulatedVlmRater
+
+    rater = make_rater({"backend": "simulated_vlm", "task": "drawer-open-v3", "quality": 0.7, "seed": 2})
+    assert isinstance(rater, SimulatedVlmRater)
+
+
+def test_simulated_vlm_backend_needs_a_task():
+    with pytest.raises(ValueError, match="simulated_vlm rater: 'task'"):
+        make_rater({"backend": "simulated_vlm"})
+
+
+def test_simulated_vlm_unknown_option_is_named():
+    with pytest.raises(ValueError, match=r"simulated_vlm rater: unknown option\(s\) \['qualty'\]"):
+        make_rater({"backend": "simulated_vlm", "task": "drawer-open-v3", "qualty": 0.5})
+
+
+def test_simulated_vlm_bad_value_is_named():
+    with pytest.raises(ValueError, match="simulated_vlm quality must be in"):
+        make_rater({"backend": "simulated_vlm", "task": "drawer-open-v3", "quality": -1})
