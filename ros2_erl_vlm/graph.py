@@ -258,6 +258,17 @@ def fqn(namespace: str, name: str) -> str:
     return f"/{ns}/{name}" if ns else f"/{name}"
 
 
+def _check_task(node: str, params: dict[str, Any]) -> None:
+    """GraphError when the node's task (or its layout) is unknown: the message names the closest
+    known tasks (or the task's layouts)."""
+    from ros2_erl_vlm.envs.tasks import load_task
+
+    try:
+        load_task(str(params["task"]), layout=str(params.get("layout") or "") or None)
+    except ValueError as exc:
+        raise GraphError(f"{node}: parameter 'task': {exc}") from exc
+
+
 def check_params(graph: Graph, values: dict[str, str]) -> None:
     """Validate the params file plus argument overrides for every node; GraphError names the
     node and parameter of the first problem."""
@@ -277,6 +288,8 @@ def check_params(graph: Graph, values: dict[str, str]) -> None:
                 loop_config({**{s.name: s.default for s in node.params}, **checked})
         except ParamError as exc:
             raise GraphError(f"{node.name}: {exc}") from exc
+        if "task" in own:
+            _check_task(node.name, {**{s.name: s.default for s in node.params}, **checked})
 
 
 def write_overrides(node: NodeSpec, values: dict[str, str], overrides: dict[str, Any],

@@ -43,7 +43,10 @@ def build_parser() -> argparse.ArgumentParser:
     """The command-line interface."""
     p = argparse.ArgumentParser(prog="python -m ros2_erl_vlm.train", description=__doc__.split("\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--task", default="drawer-open-v3", help="task name (sim/tasks/<name>.yaml)")
+    p.add_argument("--task", default="drawer-open-v3", help="task name (sim/tasks/<name>.yaml, or any "
+                   "MetaWorld v3 task through the generic definition)")
+    p.add_argument("--layout", default=None, help="task layout: paper (the reference's fixed scene) "
+                   "or stock (MetaWorld's randomised one); default: the task's")
     p.add_argument("--total-steps", "--steps", dest="steps", type=int, default=SHORT_RUN["total_steps"],
                    metavar="STEPS", help="env steps to train (the same option as the graph runner's)")
     p.add_argument("--seed", type=int, default=0)
@@ -54,7 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="rating backend: oracle | transformers | openai | replay")
     p.add_argument("--rater-config", type=Path, help="YAML with the rater backend's settings")
     p.add_argument("--label-noise", type=float, default=0.0, help="oracle: probability of a wrong label")
-    p.add_argument("--noise-mode", default="symmetric", help="oracle: symmetric | neighbor")
+    p.add_argument("--noise-mode", default="symmetric", help="oracle: uniform (alias symmetric) | neighbor")
     p.add_argument("--num-classes", type=int, help="rating classes (default: the task's)")
     p.add_argument("--reward-input", choices=("state", "image"), default="state",
                    help="reward model input: policy state (cheap) or camera frames (the paper's CNN)")
@@ -129,9 +132,10 @@ def _json_flat(nested: dict[str, Any]) -> dict[str, Any]:
     return flatten(json.loads(json.dumps(nested, default=str)))
 
 
-def run_settings(args: argparse.Namespace, cfg: LoopConfig) -> dict[str, Any]:
-    """The settings that define a run (flat ``a.b`` keys, JSON values)."""
-    return _json_flat({"task": args.task, "method": args.method, "rater": args.rater,
+def run_settings(args: argparse.Namespace, cfg: LoopConfig, layout: str | None = None) -> dict[str, Any]:
+    """The settings that define a run (flat ``a.b`` keys, JSON values; ``layout``: the task
+    layout the run uses)."""
+    return _json_flat({"task": args.task, "layout": layout, "method": args.method, "rater": args.rater,
                      "rater_config": None if args.rater_config is None else str(args.rater_config),
                      "label_noise": args.label_noise, "noise_mode": args.noise_mode,
                      "loop": dataclasses.asdict(cfg)})
@@ -178,8 +182,9 @@ def main(argv: list[str] | None = None) -> int:
     from ros2_erl_vlm.envs import load_task, make_env
 
     try:
-        task = load_task(args.task)
+        task = load_task(args.task, layout=args.layout)
         cfg = make_config(args, task.num_classes)
+        task.check_class_count(cfg.num_classes)  # e.g. pick-place grades 2 or 3 classes only
         if args.resume and args.run_dir is None:
             raise ConfigError("--resume needs --run-dir")
         run_dir = args.run_dir or Path("runs") / (
@@ -188,7 +193,7 @@ def main(argv: list[str] | None = None) -> int:
             raise ConfigError(f"{run_dir} already holds a run; pass --resume or another --run-dir")
         if cfg.reward_source == "learned" and args.rater != "oracle":
             cfg.query_frames = True  # a VLM rates the task camera's frames
-        settings = run_settings(args, cfg)
+        settings = run_settings(args, cfg, task.layout)
         if args.resume:
             check_resume(run_dir, settings)
         rater = make_rater(args, task, cfg.seed) if cfg.reward_source == "learned" else None
@@ -198,8 +203,8 @@ def main(argv: list[str] | None = None) -> int:
     render = cfg.reward.input_kind == "image" or cfg.query_frames
     run_dir.mkdir(parents=True, exist_ok=True)
     write_text_atomic(run_dir / RUN_SETTINGS_FILE, json.dumps(settings, indent=1))
-    env = make_env(args.task, seed=cfg.seed, render=render, image_size=cfg.reward.image_size)
-    eval_env = make_env(args.task, seed=seeds.eval_env_seed(cfg.seed), render=False)
+    env = make_env(task, seed=cfg.seed, render=render, image_size=cfg.reward.image_size)
+    eval_env = make_env(task, seed=seeds.eval_env_seed(cfg.seed), render=False)
     bar = None
     progress = None
     if not args.no_progress:

@@ -55,7 +55,7 @@ class SacAgent(ErlNode):
         self.agent = OnlineAgent(c, OBS_DIM, ACTION_DIM)
         self.eval_env = None
         if c.eval_episodes > 0:
-            task = load_task(p["task"])
+            task = load_task(p["task"], layout=p["layout"] or None)
             if p["max_episode_steps"]:
                 task = replace(task, max_episode_steps=int(p["max_episode_steps"]))
             from ros2_erl_vlm.envs import make_env

@@ -70,7 +70,7 @@ class SimBridge(ErlNode):
         from ros2_erl_vlm.envs import load_task, make_env
 
         p = self.p
-        task = load_task(p["task"])
+        task = load_task(p["task"], layout=p["layout"] or None)
         if p["max_episode_steps"]:
             task = replace(task, max_episode_steps=int(p["max_episode_steps"]))
         self.camera = bool(p["camera.enabled"])

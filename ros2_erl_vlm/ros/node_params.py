@@ -61,6 +61,8 @@ def _oracle(name: str, description: str) -> ParamSpec:
 
 # -- shared rows ---------------------------------------------------------------------------------
 TASK = P("task", "drawer-open-v3", "MetaWorld task: a sim/tasks/<task>.yaml name")
+LAYOUT = P("layout", "", "task layout: paper (the reference's fixed scene) or stock (MetaWorld's "
+           "randomised one); empty: the task's default")
 SEED = _loop("seed", "random seed of the run")
 RUN_DIR = P("run_dir", "", "run directory: each node writes under <run_dir>/<node name>/ "
             "(the runner and the launch file set it)")
@@ -76,7 +78,7 @@ MAX_EPISODE_STEPS = P("max_episode_steps", 0, "episode length in env steps (0: t
                       0, 500)
 
 SIM_BRIDGE = (
-    TASK, SEED, RUN_DIR, STATUS_PERIOD, MAX_EPISODE_STEPS,
+    TASK, LAYOUT, SEED, RUN_DIR, STATUS_PERIOD, MAX_EPISODE_STEPS,
     P("mode", "lockstep", "lockstep: step when the action for the current step arrives and publish "
       "/clock (sim time); realtime: step at control_rate_hz with the latest action",
       choices=("lockstep", "realtime")),
@@ -161,7 +163,7 @@ REWARD_LEARNER = (
 )
 
 SAC_AGENT = (
-    TASK, SEED, RUN_DIR, TORCH_THREADS, STATUS_PERIOD, NUM_SEED_STEPS, NUM_UNSUP_STEPS, REWARD_SOURCE,
+    TASK, LAYOUT, SEED, RUN_DIR, TORCH_THREADS, STATUS_PERIOD, NUM_SEED_STEPS, NUM_UNSUP_STEPS, REWARD_SOURCE,
     MAX_EPISODE_STEPS,
     _loop("total_steps", "env steps to train; the agent (and the graph) stops after them"),
     _loop("updates_per_step", "SAC updates per env step"),

@@ -68,7 +68,7 @@ def test_graph_argument_descriptions_do_not_restate_values() -> None:
             if spec.kind in ("int", "float") or spec.name == "task":
                 assert f"{spec.default}" not in text, (name, text)
             assert g.arguments[name].description.startswith(text)
-    assert g.arguments["rater"].description.endswith("one of oracle, transformers, openai, replay")
+    assert g.arguments["rater"].description.endswith("one of oracle, simulated_vlm, transformers, openai, replay")
     assert g.arguments["label_noise"].description.endswith("in [0, 1]")
 
 

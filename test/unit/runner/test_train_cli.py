@@ -104,8 +104,8 @@ def test_resume_accepts_a_setting_added_later_only_at_its_default(tmp_path) -> N
     old = {k: v for k, v in settings.items() if k != "loop.reward.output_norm"}
     (tmp_path / RUN_SETTINGS_FILE).write_text(json.dumps(old))
     check_resume(tmp_path, settings)
-    with pytest.raises(ConfigError, match=r"loop.reward.output_norm: None \(now 'rated'\)"):
-        check_resume(tmp_path, {**settings, "loop.reward.output_norm": "rated"})
+    with pytest.raises(ConfigError, match=r"loop.reward.output_norm: None \(now 'none'\)"):
+        check_resume(tmp_path, {**settings, "loop.reward.output_norm": "none"})  # not the default
 
 
 SMALL = ["--task", "reach-v3", "--no-progress", "--no-tensorboard", "--set", "num_seed_steps=200",
