@@ -116,7 +116,8 @@ class ErlVlmTrainer:
             # Frames for the rater only: compressed, as the graph's camera_capture keeps them.
             codec = None if self.use_frames or not c.query_frames else FrameCodec("jpeg", 90)
             self.learner = RewardLearner(c, obs_dim, task, self.run_dir, bin_truth=bin_truth, rng=rng,
-                                         frame_codec=codec, frame_shape=frame_shape)
+                                         frame_codec=codec, frame_shape=frame_shape,
+                                         checkpoint_episodes=True)
             # The agent rewards with the learner's live ensemble (untrained until the first round).
             self.agent.share_reward_model(self.learner.model)
         self.logger = MetricsLogger(self.run_dir, tensorboard=tensorboard)

@@ -138,10 +138,14 @@ class TaskBinning(Protocol):
 
     name: str
 
-    def bin_truth(self, progress: float, success: bool, n: int | None = None) -> int: ...
+    def bin_truth(self, progress: float, success: bool, n: int | None = None) -> int:
+        """The true class of a step (``n`` classes, default the task's)."""
+        ...
 
     @property
-    def oracle(self) -> Any: ...
+    def oracle(self) -> Any:
+        """The task's class boundaries (``thresholds(n)``)."""
+        ...
 
 
 def near_error_probability(distance: float, rate: float, width: float) -> float:

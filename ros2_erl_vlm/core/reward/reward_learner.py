@@ -146,14 +146,19 @@ class RewardLearner:
             :meth:`observe` is given them.
         frame_shape: ``(H, W, 3)`` of the frames an image reward model (``reward.input_kind``
             ``image``) reads.
+        checkpoint_episodes: :meth:`state_dict` includes the episode store (the in-process loop,
+            which resumes exactly); a learner of its own rebuilds it from the observations instead
+            (megabytes per save would stall it, and its observation queue would overflow).
     """
 
     def __init__(self, config: LoopConfig, obs_dim: int, task: TaskInfo, run_dir: str | Path | None,
                  *, checkpoint_path: str | Path | None = None, max_attempts: int = 30,
                  bin_truth: BinFn | None = None, rng: np.random.Generator | None = None,
                  frame_codec: FrameCodec | None = None,
-                 frame_shape: tuple[int, int, int] | None = None) -> None:
+                 frame_shape: tuple[int, int, int] | None = None,
+                 checkpoint_episodes: bool = False) -> None:
         self.config = c = config.validate()
+        self.checkpoint_episodes = bool(checkpoint_episodes)
         self.use_frames = c.reward.input_kind == "image"
         if self.use_frames and frame_shape is None:
             raise ValueError("an image reward model (reward.input_kind 'image') needs frame_shape")
@@ -432,11 +437,13 @@ class RewardLearner:
 
     # -- persistence ----------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
-        """Model (weights, optimiser, version), schedule, step count, RNG and episode store."""
+        """Model (weights, optimiser, version), schedule, step count, RNG and (with
+        ``checkpoint_episodes``) the episode store."""
         return {"reward_model": self.model.state_dict(), "schedule": self.schedule.state_dict(),
                 "env_steps": self.env_steps, "rng": self.rng.bit_generator.state,
                 "current_round": self.current_round,
-                "episodes": [ep.to_state() for ep in self.episodes.episodes]}
+                "episodes": ([ep.to_state() for ep in self.episodes.episodes]
+                             if self.checkpoint_episodes else [])}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore :meth:`state_dict` output (requests and ratings logged after it are kept: the
