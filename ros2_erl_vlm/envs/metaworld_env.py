@@ -21,6 +21,7 @@ from ros2_erl_vlm.core.rating.rater import SimTruth
 from ros2_erl_vlm.envs.tasks import (
     GRASP_LIFT_PROGRESS,
     METAWORLD_MAX_PATH_LENGTH,
+    PROGRESS_DRAWER_OPENING,
     PROGRESS_GRASP_LIFT,
     LayoutSpec,
     TaskSpec,
@@ -173,6 +174,7 @@ class MetaWorldTaskEnv(gym.Env[np.ndarray, np.ndarray]):
         self._needs_reset = True
         self._truth = SimTruth(reward=0.0, success=False, progress=0.0)
         self._obj_init_height = 0.0
+        self._handle_closed_y = 0.0
         if seed is not None:
             self._seed(seed)
         if self.render_mode == "rgb_array":
@@ -194,6 +196,7 @@ class MetaWorldTaskEnv(gym.Env[np.ndarray, np.ndarray]):
         obs = self._first_observation()
         self._check_layout()
         self._obj_init_height = float(obs[6])
+        self._handle_closed_y = float(obs[5])  # drawer tasks: the drawer starts closed
         self._elapsed = 0
         self._needs_reset = False
         # Truth of the initial state (the reward terms that use the action see a zero action).
@@ -301,7 +304,7 @@ class MetaWorldTaskEnv(gym.Env[np.ndarray, np.ndarray]):
         """
         import mujoco
 
-        mw = self.metaworld
+        mw = getattr(self.metaworld, "unwrapped", self.metaworld)
         warmstart = mw.data.qacc_warmstart.copy()
         mujoco.mj_forward(mw.model, mw.data)
         mw.data.qacc_warmstart[:] = warmstart
@@ -339,9 +342,20 @@ class MetaWorldTaskEnv(gym.Env[np.ndarray, np.ndarray]):
             success = float(info["obj_to_target"]) <= radius
         if self.task.oracle.progress == PROGRESS_GRASP_LIFT:
             progress = 1.0 if success else GRASP_LIFT_PROGRESS if self.grasped_and_lifted() else 0.0
+        elif self.task.oracle.progress == PROGRESS_DRAWER_OPENING:
+            progress = self.drawer_opening()
         else:
             progress = min(max(r / MAX_DENSE_REWARD, 0.0), 1.0)
         return SimTruth(reward=r, success=success, progress=progress)
+
+    def drawer_opening(self) -> float:
+        """How far the drawer is open, as a fraction of its full travel (0: closed, 1: fully
+        open), from the handle's position: what a camera sees of a drawer, unlike the dense reward,
+        which already pays for a gripper on a closed drawer's handle."""
+        mw = getattr(self.metaworld, "unwrapped", self.metaworld)
+        travel = float(mw.maxDist)  # MetaWorld's drawer: 20 cm, pulled towards -y
+        handle_y = float(mw._get_pos_objects()[1])
+        return min(max((self._handle_closed_y - handle_y) / travel, 0.0), 1.0)
 
     def grasped_and_lifted(self) -> bool:
         """Whether the main object is grasped and lifted, from the sim state (see
@@ -351,7 +365,7 @@ class MetaWorldTaskEnv(gym.Env[np.ndarray, np.ndarray]):
         from ros2_erl_vlm.envs.tasks import GraspLiftSpec
 
         spec = self.task.oracle.grasp_lift or GraspLiftSpec()
-        mw = self.metaworld
+        mw = getattr(self.metaworld, "unwrapped", self.metaworld)
         obj = np.asarray(mw._get_pos_objects()[:3], dtype=np.float64)
         if obj[2] - self._obj_init_height < spec.min_lift:
             return False

@@ -47,9 +47,11 @@ PAPER_LAYOUT = "paper"
 #: that defines it (a task without it gets ``stock``). One line to flip to :data:`PAPER_LAYOUT`.
 DEFAULT_LAYOUT = STOCK_LAYOUT
 
-#: ``oracle.progress`` kinds: MetaWorld's dense reward / 10 (default), or the grasp-and-lift stages.
+#: ``oracle.progress`` kinds: MetaWorld's dense reward / 10 (default), the grasp-and-lift stages,
+#: or what a camera shows of a drawer: its opening as a fraction of its full travel.
 PROGRESS_DENSE_REWARD = "dense_reward"
 PROGRESS_GRASP_LIFT = "grasp_lift"
+PROGRESS_DRAWER_OPENING = "drawer_opening"
 #: Progress of a "grasped and lifted" state under ``progress: grasp_lift`` (0: neither, 1: success).
 GRASP_LIFT_PROGRESS = 0.5
 
@@ -539,7 +541,7 @@ def _parse_appearance(f: _Fields) -> AppearanceSpec:
 def _parse_oracle(f: _Fields) -> OracleSpec:
     f.reject_unknown(("progress", "grasp_lift", "thresholds"))
     progress = f.str_("progress") if f.has("progress") else PROGRESS_DENSE_REWARD
-    kinds = (PROGRESS_DENSE_REWARD, PROGRESS_GRASP_LIFT)
+    kinds = (PROGRESS_DENSE_REWARD, PROGRESS_GRASP_LIFT, PROGRESS_DRAWER_OPENING)
     if progress not in kinds:
         raise f.fail("progress", f"must be one of {', '.join(kinds)}, got {progress!r}")
     grasp_lift = None

@@ -66,6 +66,8 @@ def test_compile_step_render(task: str) -> None:
             assert info["true_reward"] == reward
             if env.task.oracle.progress == "dense_reward":
                 assert info["progress"] == pytest.approx(min(max(reward / 10, 0), 1))
+            elif env.task.oracle.progress == "drawer_opening":
+                assert info["progress"] == pytest.approx(env.drawer_opening())
             else:  # grasp_lift: the stage
                 assert info["progress"] in (0.0, 0.5, 1.0)
         truth = env.truth()
@@ -246,3 +248,23 @@ def test_unknown_metaworld_env_is_an_error() -> None:
 def test_unknown_render_mode_is_an_error() -> None:
     with pytest.raises(ValueError, match="render_mode"):
         MetaWorldTaskEnv(load_task("reach-v3"), render_mode="human")
+
+
+def test_drawer_opening_follows_the_handle() -> None:
+    """drawer-open's progress is the opening over the full 20 cm travel: 0 closed at reset, about
+    0.85 or more at success (the scripted expert pulls it open)."""
+    from ros2_erl_vlm.envs.experts import expert_policy
+
+    spec = load_task("drawer-open-v3")
+    env = make_env(spec, seed=0, render=False)
+    obs, info = env.reset(seed=1)
+    assert info["progress"] == pytest.approx(0.0, abs=0.01)
+    policy = expert_policy(spec)
+    for _ in range(200):
+        obs, _, _, _, info = env.step(policy(obs))
+        if info["success"]:
+            break
+    assert info["success"]
+    assert info["progress"] >= 0.8
+    assert spec.bin_truth(info["progress"], info["success"]) == spec.num_classes - 1
+    env.close()
