@@ -54,7 +54,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="erl-vlm: MAE + stratified + class weights; rbrl: CE, plain batches; "
                         "sac-true: SAC on the environment's dense reward")
     p.add_argument("--rater", default="oracle",
-                   help="rating backend: oracle | transformers | openai | replay")
+                   help="rating backend: oracle | simulated_vlm (errs like a VLM, from simulator "
+                   "truth) | transformers | openai | replay")
     p.add_argument("--rater-config", type=Path, help="YAML with the rater backend's settings")
     p.add_argument("--label-noise", type=float, default=0.0, help="oracle: probability of a wrong label")
     p.add_argument("--noise-mode", default="symmetric", help="oracle: uniform (alias symmetric) | neighbor")
@@ -104,6 +105,10 @@ def make_config(args: argparse.Namespace, task_num_classes: int) -> LoopConfig:
         raise ConfigError(str(exc)) from exc
 
 
+#: Raters (besides the oracle) that rate simulator truth, not frames: no camera frames needed.
+SIMULATED_RATERS = ("simulated_vlm",)
+
+
 def make_rater(args: argparse.Namespace, task: Any, seed: int) -> Rater:
     """The oracle (with ``--label-noise``) or a VLM backend (``--rater``) with the settings of
     ``--rater-config``; the flag names the backend, as ``rater.backend`` does in the graph."""
@@ -115,9 +120,14 @@ def make_rater(args: argparse.Namespace, task: Any, seed: int) -> Rater:
         return OracleRater(task.bin_truth, OracleConfig(noise=args.label_noise,
                                                         noise_mode=args.noise_mode),
                            seed=seeds.oracle_seed(seed))
+    if args.label_noise:
+        raise ConfigError("--label-noise is the oracle's (uniform label flips); with "
+                          f"--rater {args.rater} set the rater's own settings in --rater-config")
     from ros2_erl_vlm import raters
     settings = {} if args.rater_config is None else read_mapping(args.rater_config, "rater config")
     settings["backend"] = args.rater
+    if args.rater in SIMULATED_RATERS:  # rates the simulator truth of this run's task
+        settings.update(task=task, seed=seeds.oracle_seed(seed))
     return raters.make_rater(settings)
 
 
@@ -191,7 +201,7 @@ def main(argv: list[str] | None = None) -> int:
             f"{args.task}-{args.method}-s{args.seed}-{time.strftime('%Y%m%d-%H%M%S')}")
         if not args.resume and any((run_dir / f).exists() for f in ("checkpoint.pt", "ratings.erlr")):
             raise ConfigError(f"{run_dir} already holds a run; pass --resume or another --run-dir")
-        if cfg.reward_source == "learned" and args.rater != "oracle":
+        if cfg.reward_source == "learned" and args.rater not in ("oracle", *SIMULATED_RATERS):
             cfg.query_frames = True  # a VLM rates the task camera's frames
         settings = run_settings(args, cfg, task.layout)
         if args.resume:

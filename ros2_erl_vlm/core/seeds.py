@@ -49,7 +49,7 @@ def reward_model_seed(seed: int) -> int:
 
 
 def oracle_seed(seed: int) -> int:
-    """Seed of the oracle rater's label noise."""
+    """Seed of a simulated rater's label noise (the oracle, ``simulated_vlm``)."""
     return int(seed) + ORACLE_OFFSET
 
 

@@ -55,6 +55,8 @@ def rater_settings(p: dict[str, Any]) -> dict[str, Any]:
         settings.update(task=p["task"], noise=float(p["rater.noise"]), noise_mode=p["rater.noise_mode"],
                         abstain_rate=float(p["rater.abstain_rate"]),
                         seed=seeds.oracle_seed(int(p["seed"])))
+    elif p["rater.backend"] == "simulated_vlm":  # settings from rater.config_file, the task from here
+        settings.update(task=p["task"], seed=seeds.oracle_seed(int(p["seed"])))
     return settings
 
 

@@ -104,6 +104,20 @@ def test_both_starters_build_the_same_oracle_noise_stream() -> None:
     assert in_process.rng.bit_generator.state == graph.rng.bit_generator.state
 
 
+def test_both_starters_build_the_same_simulated_vlm() -> None:
+    """The simulated VLM's answers hash its seed: both starters give it the same one."""
+    from ros2_erl_vlm.nodes.vlm_rater import rater_settings
+
+    task = load_task("reach-v3")
+    args = argparse.Namespace(rater="simulated_vlm", rater_config=None, label_noise=0.0,
+                              noise_mode="symmetric")
+    in_process = train.make_rater(args, task, seed=4)
+    params = {"rater.config_file": "", "rater.backend": "simulated_vlm", "task": "reach-v3",
+              "rater.noise": 0.0, "rater.noise_mode": "symmetric", "rater.abstain_rate": 0.0, "seed": 4}
+    graph = make_rater(rater_settings(params))
+    assert in_process.settings == graph.settings  # task, seed and every error setting
+
+
 def test_the_sim_bridge_resets_episodes_with_the_shared_episode_seed() -> None:
     from ros2_erl_vlm.nodes import sim_bridge
 

@@ -272,3 +272,19 @@ def test_a_run_directory_in_the_old_checkpoint_format_is_refused_and_left_as_it_
     assert "older erl_vlm release" in err, err
     assert "start a new run directory" in err, err
     assert (run / "checkpoint.pt").read_bytes() == before
+
+
+def test_a_short_run_with_the_simulated_vlm_rater(tmp_path) -> None:
+    """--rater simulated_vlm rates this run's simulator truth (no frames, no --rater-config)."""
+    from ros2_erl_vlm.core.rating.dataset import read_ratings
+
+    run = tmp_path / "r"
+    assert main([*SMALL, "--steps", "600", "--rater", "simulated_vlm", "--run-dir", str(run)]) == 0
+    records = read_ratings(run / "ratings.erlr")
+    assert records
+    assert {r["backend"] for r in records} == {"simulated_vlm"}
+
+
+def test_label_noise_is_the_oracle_s(capsys) -> None:
+    assert main([*SMALL, "--rater", "simulated_vlm", "--label-noise", "0.2"]) == 2
+    assert "--label-noise is the oracle's" in capsys.readouterr().err
