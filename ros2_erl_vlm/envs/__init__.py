@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import gymnasium
 
-from ros2_erl_vlm.envs.experts import expert_policy
+from ros2_erl_vlm.envs.experts import expert_policy, run_expert_episode
 from ros2_erl_vlm.envs.metaworld_env import MetaWorldTaskEnv
 from ros2_erl_vlm.envs.tasks import (
     DEFAULT_LAYOUT,
@@ -47,6 +47,7 @@ __all__ = [
     "load_task",
     "make_env",
     "register_envs",
+    "run_expert_episode",
 ]
 
 GYM_NAMESPACE = "erl_vlm"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -37,3 +38,15 @@ def expert_policy(task: str | TaskSpec) -> Policy:
 
     act.__name__ = f"expert_{spec.name.replace('-', '_')}"
     return act
+
+
+def run_expert_episode(env: Any, policy: Policy, seed: int | None = None,
+                       max_steps: int = 500) -> dict[str, Any]:
+    """Reset ``env`` (with ``seed``) and run ``policy`` until success or ``max_steps``; returns
+    the last step's ``info`` (``info["success"]`` says whether the expert made it)."""
+    obs, info = env.reset(seed=seed)
+    for _ in range(max_steps):
+        obs, _, _, _, info = env.step(policy(obs))
+        if info["success"]:
+            break
+    return info

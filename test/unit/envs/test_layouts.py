@@ -9,7 +9,14 @@ import gymnasium
 import numpy as np
 import pytest
 
-from ros2_erl_vlm.envs import GraspLiftSpec, MetaWorldTaskEnv, expert_policy, load_task, make_env
+from ros2_erl_vlm.envs import (
+    GraspLiftSpec,
+    MetaWorldTaskEnv,
+    expert_policy,
+    load_task,
+    make_env,
+    run_expert_episode,
+)
 
 PAPER_TASKS = ("drawer-open-v3", "sweep-into-v3", "soccer-v3")
 
@@ -97,11 +104,7 @@ def test_sweep_into_paper_success_radius() -> None:
 def test_experts_succeed_in_the_paper_layout(task: str) -> None:
     env, policy = _env(task, "paper"), expert_policy(task)
     for seed in (0, 1):
-        obs, info = env.reset(seed=seed)
-        for _ in range(200):
-            obs, _, _, _, info = env.step(policy(obs))
-            if info["success"]:
-                break
+        info = run_expert_episode(env, policy, seed=seed, max_steps=200)
         assert info["success"], f"{task} (paper layout, seed {seed}): expert failed"
         assert env.task.bin_truth(info["progress"], info["success"]) == env.task.num_classes - 1
 

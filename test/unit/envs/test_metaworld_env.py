@@ -15,6 +15,7 @@ from ros2_erl_vlm.envs import (
     expert_policy,
     load_task,
     make_env,
+    run_expert_episode,
 )
 
 TASKS = available_tasks()
@@ -211,12 +212,7 @@ def test_actions_are_clipped_to_the_unit_box() -> None:
 @pytest.mark.parametrize("task", ["drawer-open-v3", "reach-v3"])
 def test_expert_reaches_success(task: str) -> None:
     env = make_env(task, seed=0, render=False)
-    policy = expert_policy(task)
-    obs, _ = env.reset()
-    for _ in range(500):
-        obs, _, _, _, info = env.step(policy(obs))
-        if info["success"]:
-            break
+    info = run_expert_episode(env, expert_policy(task))
     assert info["success"], f"scripted expert failed {task}"
     assert env.task.bin_truth(info["progress"], info["success"]) == env.task.num_classes - 1
 
@@ -253,17 +249,11 @@ def test_unknown_render_mode_is_an_error() -> None:
 def test_drawer_opening_follows_the_handle() -> None:
     """drawer-open's progress is the opening over the full 20 cm travel: 0 closed at reset, about
     0.85 or more at success (the scripted expert pulls it open)."""
-    from ros2_erl_vlm.envs.experts import expert_policy
-
     spec = load_task("drawer-open-v3")
     env = make_env(spec, seed=0, render=False)
-    obs, info = env.reset(seed=1)
+    _, info = env.reset(seed=1)
     assert info["progress"] == pytest.approx(0.0, abs=0.01)
-    policy = expert_policy(spec)
-    for _ in range(200):
-        obs, _, _, _, info = env.step(policy(obs))
-        if info["success"]:
-            break
+    info = run_expert_episode(env, expert_policy(spec), seed=1, max_steps=200)
     assert info["success"]
     assert info["progress"] >= 0.8
     assert spec.bin_truth(info["progress"], info["success"]) == spec.num_classes - 1
