@@ -53,7 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--method", choices=("erl-vlm", "rbrl", "sac-true"), default="erl-vlm",
                    help="erl-vlm: MAE + stratified + class weights; rbrl: CE, plain batches; "
                         "sac-true: SAC on the environment's dense reward")
-    p.add_argument("--rater", default="oracle",
+    p.add_argument("--rater", default="simulated_vlm",
                    help="rating backend: oracle | simulated_vlm (errs like a VLM, from simulator "
                    "truth) | transformers | openai | replay")
     p.add_argument("--rater-config", type=Path, help="YAML with the rater backend's settings")

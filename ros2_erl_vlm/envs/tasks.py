@@ -44,8 +44,8 @@ STOCK_LAYOUT = "stock"
 #: The reference code's layout for the paper's tasks (object and goal fixed, hand next to them).
 PAPER_LAYOUT = "paper"
 #: The layout ``load_task(name)`` / ``make_env(name)`` select when none is named, for every task
-#: that defines it (a task without it gets ``stock``). One line to flip to :data:`PAPER_LAYOUT`.
-DEFAULT_LAYOUT = STOCK_LAYOUT
+#: that defines it (a task without it gets ``stock``): the paper's, as the benchmark runs.
+DEFAULT_LAYOUT = PAPER_LAYOUT
 
 #: ``oracle.progress`` kinds: MetaWorld's dense reward / 10 (default), the grasp-and-lift stages,
 #: or what a camera shows of a drawer: its opening as a fraction of its full travel.

@@ -116,7 +116,7 @@ CAMERA_CAPTURE = (
 
 VLM_RATER = (
     TASK, SEED, RUN_DIR, TORCH_THREADS, STATUS_PERIOD,
-    P("rater.backend", "oracle", "rating backend", choices=BACKENDS),
+    P("rater.backend", "simulated_vlm", "rating backend", choices=BACKENDS),
     P("rater.config_file", "", "YAML file of backend settings (ros2_erl_vlm.raters.make_rater keys); "
       "empty: backend defaults"),
     _oracle("noise", "oracle: probability of a wrong label"),

@@ -115,7 +115,9 @@ def test_no_render_mode_never_renders() -> None:
 
 
 def _seeded_pair() -> tuple[MetaWorldTaskEnv, MetaWorldTaskEnv]:
-    return make_env("sweep-into-v3", seed=7, render=False), make_env("sweep-into-v3", render=False)
+    """Two stock (randomised) sweep-into envs, the first seeded with 7."""
+    return (make_env("sweep-into-v3", seed=7, render=False, layout="stock"),
+            make_env("sweep-into-v3", render=False, layout="stock"))
 
 
 def test_seeding_is_reproducible() -> None:

@@ -246,26 +246,26 @@ def test_paper_tasks_have_the_reference_layout(name: str) -> None:
 
 
 @pytest.mark.parametrize("name", sorted(PAPER_LAYOUTS))
-def test_the_default_layout_is_still_stock(name: str) -> None:
-    assert tasks.DEFAULT_LAYOUT == "stock"
-    spec = load_task(name)
-    assert spec.layout == "stock"
-    assert spec.layout_spec == LayoutSpec()  # MetaWorld's own, goal observable as before
+def test_the_paper_tasks_default_to_the_paper_layout(name: str) -> None:
+    assert tasks.DEFAULT_LAYOUT == "paper"
+    assert load_task(name).layout == "paper"
+    stock = load_task(name, layout="stock")
+    assert stock.layout_spec == LayoutSpec()  # MetaWorld's own, goal observable as before
 
 
-def test_flipping_the_default_layout_is_one_constant(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(tasks, "DEFAULT_LAYOUT", "paper")
-    assert load_task("drawer-open-v3").layout == "paper"
+def test_the_default_layout_is_one_constant(monkeypatch: pytest.MonkeyPatch) -> None:
     assert load_task("reach-v3").layout == "stock"  # tasks without a paper layout keep stock
     assert load_task("window-open-v3").layout == "stock"
+    monkeypatch.setattr(tasks, "DEFAULT_LAYOUT", "stock")
+    assert load_task("drawer-open-v3").layout == "stock"
 
 
 def test_with_layout_switches_and_keeps_the_rest() -> None:
-    stock = load_task("soccer-v3")
+    stock = load_task("soccer-v3", layout="stock")
     paper = stock.with_layout("paper")
     assert paper.layout == "paper"
     assert replace(paper, layout="stock") == stock
-    assert paper.with_layout(None).layout == "stock"  # None: the default
+    assert stock.with_layout(None).layout == "paper"  # None: the default
 
 
 def test_unknown_layout_names_task_layout_and_the_known_ones() -> None:
@@ -299,7 +299,7 @@ def test_every_v3_task_loads() -> None:
         assert spec.metaworld_env == name
         assert spec.instruction, name
         assert spec.generic == (name not in available_tasks()), name
-        assert spec.layout == "stock"
+        assert spec.layout == ("paper" if name in PAPER_LAYOUTS else "stock"), name
 
 
 def test_generic_task_defaults() -> None:

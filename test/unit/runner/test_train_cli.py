@@ -35,7 +35,7 @@ def test_bad_config_file(tmp_path, capsys) -> None:
 def test_short_real_run(tmp_path, capsys) -> None:
     run = tmp_path / "r"
     code = main(["--task", "reach-v3", "--steps", "700", "--run-dir", str(run), "--no-progress",
-                 "--no-tensorboard", "--label-noise", "0.2", "--set", "num_seed_steps=200",
+                 "--no-tensorboard", "--rater", "oracle", "--label-noise", "0.2", "--set", "num_seed_steps=200",
                  "--set", "num_unsup_steps=100", "--set", "query_every=200", "--set", "sac.batch_size=32",
                  "--set", "eval_every=700", "--set", "eval_episodes=1"])
     assert code == 0
@@ -44,7 +44,7 @@ def test_short_real_run(tmp_path, capsys) -> None:
     assert "already holds a run" in capsys.readouterr().err
     # A resumed run continues the same experiment: other settings are refused, naming each one.
     assert main(["--task", "reach-v3", "--steps", "900", "--run-dir", str(run), "--resume", "--no-progress",
-                 "--label-noise", "0.3", "--set", "num_seed_steps=200", "--set", "num_unsup_steps=100",
+                 "--rater", "oracle", "--label-noise", "0.3", "--set", "num_seed_steps=200", "--set", "num_unsup_steps=100",
                  "--set", "query_every=200", "--set", "sac.batch_size=32", "--set", "eval_every=700",
                  "--set", "eval_episodes=1"]) == 2
     err = capsys.readouterr().err
@@ -54,7 +54,8 @@ def test_short_real_run(tmp_path, capsys) -> None:
 def test_rater_flags_are_checked(tmp_path, capsys) -> None:
     cfg = tmp_path / "rater.yaml"
     cfg.write_text("model: /nowhere\n")
-    assert main(["--rater-config", str(cfg), "--no-progress", "--run-dir", str(tmp_path / "a")]) == 2
+    assert main(["--rater", "oracle", "--rater-config", str(cfg), "--no-progress",
+                 "--run-dir", str(tmp_path / "a")]) == 2
     assert "--rater-config is for VLM backends" in capsys.readouterr().err
     cfg.write_text("model: [1, 2\n")
     assert main(["--rater", "transformers", "--rater-config", str(cfg), "--no-progress",
