@@ -77,6 +77,13 @@ REWARD_SOURCE = _loop("reward_source", "learned: reward from VLM ratings; true: 
 MAX_EPISODE_STEPS = P("max_episode_steps", 0, "episode length in env steps (0: the task's, 500)",
                       0, 500)
 
+ARM_CONFIG = P("arm_config", "", "real arm: the arm config YAML (topics, frames, workspace box, home "
+                "pose, limits; config/arms/*.yaml, docs/real_arm.md); empty: simulation")
+
+ARM_DIALECT = P("arm_dialect", "", "real arm: the command dialect, replacing the arm config's "
+                 "(servo: MoveIt Servo twists; pose: PoseStamped targets); empty: the config's",
+                 choices=("", "servo", "pose"))
+
 SIM_BRIDGE = (
     TASK, LAYOUT, SEED, RUN_DIR, STATUS_PERIOD, MAX_EPISODE_STEPS,
     P("mode", "lockstep", "lockstep: step when the action for the current step arrives and publish "
@@ -130,6 +137,7 @@ VLM_RATER = (
 
 REWARD_LEARNER = (
     TASK, SEED, RUN_DIR, TORCH_THREADS, STATUS_PERIOD, NUM_SEED_STEPS, NUM_UNSUP_STEPS, REWARD_SOURCE,
+    ARM_CONFIG,
     # Not LoopConfig.num_classes: 0 stands for the task's count.
     P("num_classes", 0, "rating classes (0: the task's)", 0, MAX_CLASSES),
     _loop("query_every", "env steps between reward-learning rounds"),
@@ -166,6 +174,9 @@ SAC_AGENT = (
     TASK, LAYOUT, SEED, RUN_DIR, TORCH_THREADS, STATUS_PERIOD, NUM_SEED_STEPS, NUM_UNSUP_STEPS, REWARD_SOURCE,
     MAX_EPISODE_STEPS,
     _loop("total_steps", "env steps to train; the agent (and the graph) stops after them"),
+    ARM_CONFIG,
+    P("allow_real_training", False, "with arm_config (a real or fake arm): allow online training "
+      "on the arm (off by default: a policy learning online moves a real arm)"),
     _loop("updates_per_step", "SAC updates per env step"),
     _loop("entropy_bonus", "weight of the state-entropy exploration bonus added to the learned reward "
           "after the first reward model (0: none, the paper)"),
@@ -199,6 +210,39 @@ RATING_VIZ = (
     P("publish_period_s", 0.5, "markers are republished at most this often, when changed", 0.01, 60.0),
 )
 
+ARM_BRIDGE = (
+    SEED, RUN_DIR, STATUS_PERIOD, ARM_CONFIG, ARM_DIALECT,
+    P("auto_reset", True, "after an episode ends (or a recoverable stop) move home slowly and start "
+      "the next one"),
+    P("action_timeout_s", 2.0, "while an episode waits for its first action, re-publish its first "
+      "observation this often (a restarted agent)", 0.01, 3600.0),
+    P("clamp_workspace", True, "clip the target to the workspace box (only a fake arm may switch "
+      "it off: the test that shows the clamp is what keeps the arm inside)"),
+    P("camera.frame_id", "camera", "frame_id expected on the camera images (informational)"),
+)
+
+FAKE_ARM = (
+    TASK, LAYOUT, SEED, RUN_DIR, STATUS_PERIOD, ARM_CONFIG, ARM_DIALECT,
+    P("rate_hz", 50.0, "physics / publishing rate of the fake arm (Hz)", 1.0, 1000.0),
+    P("lag_s", 0.03, "commands (twists, pose targets, gripper) take effect this long after they "
+      "arrive (s)", 0.0, 1.0),
+    P("speed_scaling", 1.0, "speed override of the fake controller, as UR's (0: no motion, 1: full "
+      "speed)", 0.0, 1.0),
+    P("max_speed_m_s", 0.25, "the fake arm's own Cartesian speed limit (m/s): twists are capped at it, "
+      "pose targets are approached at it (times speed_scaling)", 0.0, 1.0, low_open=True),
+    P("pose_timeout_s", 0.5, "pose dialect: a target whose stamp is older than this holds the hand (s)",
+      0.01, 60.0),
+    P("block.enabled", False, "a wall the hand cannot pass (motion into it halts; Servo status 5)"),
+    P("block.axis", "y", "the wall's normal axis in the base frame", choices=("x", "y", "z")),
+    P("block.side", "max", "max: the hand stays at or below block.limit on block.axis; min: at or above",
+      choices=("max", "min")),
+    P("block.limit", 0.8, "the wall's position on block.axis (m, base frame)", -5.0, 5.0),
+    P("camera.rate_hz", 10.0, "task camera frames per second on camera/image_raw (0: no camera)",
+      0.0, 100.0),
+    P("camera.image_size", 0, "rendered image side in pixels (0: the task's)", 0, 2048),
+    P("camera.frame_id", "camera", "frame_id of the camera images"),
+)
+
 NODE_PARAMS: dict[str, tuple[ParamSpec, ...]] = {
     "sim_bridge": SIM_BRIDGE,
     "camera_capture": CAMERA_CAPTURE,
@@ -206,6 +250,8 @@ NODE_PARAMS: dict[str, tuple[ParamSpec, ...]] = {
     "reward_learner": REWARD_LEARNER,
     "sac_agent": SAC_AGENT,
     "rating_viz": RATING_VIZ,
+    "arm_bridge": ARM_BRIDGE,
+    "fake_arm": FAKE_ARM,
 }
 
 
@@ -231,3 +277,22 @@ def loop_config(values: dict[str, Any], num_classes: int = 3) -> LoopConfig:
         raise
     except ValueError as exc:
         raise ParamError(f"invalid settings: {exc}") from exc
+
+
+def observation_dim(values: dict[str, Any]) -> int:
+    """Length of the state vector the nodes see: the arm config's (``arm_config`` set: a real or
+    fake arm) or MetaWorld's 39.
+
+    Raises:
+        ParamError: the arm config is missing or invalid (the message names the field).
+    """
+    if not values.get("arm_config"):
+        from ros2_erl_vlm.envs.metaworld_env import OBS_DIM
+
+        return OBS_DIM
+    from ros2_erl_vlm.core.safety.arm_config import ArmConfigError, load_arm_config
+
+    try:
+        return load_arm_config(str(values["arm_config"])).state_dim
+    except ArmConfigError as exc:
+        raise ParamError(str(exc)) from exc
