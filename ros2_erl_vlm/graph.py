@@ -40,6 +40,8 @@ class NodeSpec:
     layer: str
     sim_time: bool = True
     ends_graph: bool = False
+    #: started only when this boolean argument is true (None: always)
+    when: str | None = None
 
     @property
     def module(self) -> str:
@@ -72,6 +74,10 @@ class Graph:
     arguments: dict[str, Argument]
     params_file: Path
     source: Path = field(default_factory=Path)
+    #: use_sim:=false: parameters replacing the params file's on every node declaring them
+    real_arm_parameters: dict[str, Any] = field(default_factory=dict)
+    #: use_sim:=false fake:=true without arm_config: this arm config
+    fake_arm_config: Path | None = None
 
     def node(self, name: str) -> NodeSpec:
         """The node called ``name``."""
@@ -83,6 +89,13 @@ class Graph:
     def layer(self, layer: str) -> list[NodeSpec]:
         """The nodes of one layer."""
         return [n for n in self.nodes if n.layer == layer]
+
+    def started(self, values: dict[str, str]) -> list[NodeSpec]:
+        """The nodes a run with these (resolved) argument values starts: the shared layer, the
+        robot side ``use_sim`` picks, minus nodes whose ``when`` argument is false."""
+        layers = ("top", "bottom_sim" if is_sim(values) else "bottom_real")
+        return [n for n in self.nodes if n.layer in layers
+                and (n.when is None or parse_bool(values.get(n.when) or "false", n.when))]
 
     def defaults(self) -> dict[str, str]:
         """Every argument's default value."""
@@ -103,7 +116,9 @@ class Graph:
             out["run_dir"] = default_run_dir(out.get("task") or str(shared["task"]),
                                              out.get("seed") or str(shared["seed"]))
         out["run_dir"] = str(Path(out["run_dir"]).expanduser().resolve())
-        if not out.get("use_sim_time"):
+        if not is_sim(out):
+            self._resolve_real_arm(out)
+        elif not out.get("use_sim_time"):
             # Sim time only when the simulator publishes /clock (lock-step with publish_clock).
             sim = _node_values(out["params_file"], "sim_bridge")
             mode = out.get("mode") or sim["mode"]
@@ -113,9 +128,28 @@ class Graph:
             raise GraphError(f"argument 'namespace': {ns!r} is not a valid ROS namespace")
         return out
 
+    def _resolve_real_arm(self, out: dict[str, str]) -> None:
+        """use_sim:=false: the system clock only, and an arm config (the fake's with fake:=true)."""
+        if parse_bool(out.get("use_sim_time") or "false", "use_sim_time"):
+            raise GraphError("use_sim:=false refuses use_sim_time:=true: a real arm runs on the "
+                             "system clock (Servo drops or never expires commands stamped on sim time)")
+        out["use_sim_time"] = "false"
+        if not out.get("arm_config"):
+            if not parse_bool(out.get("fake") or "false", "fake") or self.fake_arm_config is None:
+                raise GraphError("use_sim:=false needs arm_config:=<file> naming the arm's topics, "
+                                 "workspace box and home pose (examples in config/arms/, fields in "
+                                 "docs/real_arm.md), or fake:=true for the fake arm")
+            out["arm_config"] = str(self.fake_arm_config)
+        out["arm_config"] = str(Path(out["arm_config"]).expanduser().resolve())
+
     def node_overrides(self, values: dict[str, str]) -> dict[str, dict[str, Any]]:
         """Typed parameter overrides per node from resolved argument values."""
         out: dict[str, dict[str, Any]] = {n.name: {} for n in self.nodes}
+        if not is_sim(values):
+            for node in self.nodes:
+                declared = {s.name for s in node.params}
+                out[node.name].update({k: v for k, v in self.real_arm_parameters.items()
+                                       if k in declared})
         for arg in self.arguments.values():
             if arg.parameter is None:
                 continue
@@ -134,6 +168,11 @@ class Graph:
             if node.sim_time and use_sim_time:
                 out[node.name]["use_sim_time"] = True
         return out
+
+
+def is_sim(values: dict[str, str]) -> bool:
+    """Whether the run's robot side is the simulator (``use_sim``, default true)."""
+    return parse_bool(values.get("use_sim") or "true", "use_sim")
 
 
 def _node_values(params_file: str, node: str) -> dict[str, Any]:
@@ -194,7 +233,7 @@ def load_graph(path: str | Path | None = None) -> Graph:
         if layer not in LAYERS:
             raise GraphError(f"{src}: node {name}: layer must be one of {LAYERS}")
         nodes.append(NodeSpec(name, layer, bool(raw.get("sim_time", True)),
-                              bool(raw.get("ends_graph", False))))
+                              bool(raw.get("ends_graph", False)), raw.get("when")))
     if not nodes:
         raise GraphError(f"{src}: no nodes")
     args = {}
@@ -207,8 +246,15 @@ def load_graph(path: str | Path | None = None) -> Graph:
             description = f"{description}; {limits}"
         args[name] = Argument(name, str(raw.get("default", "")), description, parameter,
                               raw.get("special"), nodes_for)
+    for node in nodes:
+        if node.when is not None and node.when not in args:
+            raise GraphError(f"{src}: node {node.name}: 'when' names no argument ({node.when!r})")
     pf = Path(str(data.get("params_file", "train_sim.yaml")))
-    return Graph(nodes, args, pf if pf.is_absolute() else src.parent / pf, src)
+    real = data.get("real_arm") or {}
+    fake = real.get("fake_arm_config")
+    return Graph(nodes, args, pf if pf.is_absolute() else src.parent / pf, src,
+                 dict(real.get("parameters") or {}),
+                 None if not fake else (Path(fake) if Path(fake).is_absolute() else src.parent / fake))
 
 
 # -- params files ----------------------------------------------------------------------------------
@@ -290,6 +336,25 @@ def check_params(graph: Graph, values: dict[str, str]) -> None:
             raise GraphError(f"{node.name}: {exc}") from exc
         if "task" in own:
             _check_task(node.name, {**{s.name: s.default for s in node.params}, **checked})
+    if not is_sim(values):
+        _check_real_arm(graph, values, overrides, sections)
+
+
+def _check_real_arm(graph: Graph, values: dict[str, str], overrides: dict[str, dict[str, Any]],
+                    sections: dict[str, dict[str, Any]]) -> None:
+    """use_sim:=false: the arm config is valid, and training on the arm is allowed explicitly."""
+    from ros2_erl_vlm.core.safety.arm_config import ArmConfigError, load_arm_config
+
+    try:
+        load_arm_config(values["arm_config"], values.get("arm") or None)
+    except ArmConfigError as exc:
+        raise GraphError(str(exc)) from exc
+    agent = {**_node_values(values["params_file"], "sac_agent"),
+             **node_params_from_file(sections, fqn(values.get("namespace", ""), "sac_agent")),
+             **overrides["sac_agent"]}
+    if not agent.get("allow_real_training"):
+        raise GraphError("use_sim:=false trains a policy online on the arm: say so with "
+                         "allow_real_training:=true (a fake arm follows the same rule)")
 
 
 def write_overrides(node: NodeSpec, values: dict[str, str], overrides: dict[str, Any],

@@ -19,7 +19,7 @@ from launch.actions import (
 )
 from launch.substitutions import EnvironmentVariable, LaunchConfiguration
 
-from ros2_erl_vlm.graph import GraphError, check_params, load_graph, parse_bool
+from ros2_erl_vlm.graph import GraphError, check_params, load_graph
 
 PACKAGE = "erl_vlm"
 ERROR_KEY = "_erl_vlm_error"
@@ -48,9 +48,6 @@ def _resolve(context: LaunchContext) -> list[Any]:
     try:
         values = graph.resolve(_values(context))
         check_params(graph, values)
-        if not parse_bool(values.get("use_sim", "true"), "use_sim") and not graph.layer("bottom_real"):
-            raise GraphError("use_sim:=false needs the real-arm bridge (arm_bridge), which is not "
-                             "available yet")
     except GraphError as exc:
         # Raising ends the launch with exit code 1 and the message (no node has started yet).
         context.launch_configurations[ERROR_KEY] = str(exc)
@@ -70,7 +67,7 @@ def _nodes(context: LaunchContext, layer: str) -> list[Any]:
     graph = load_graph()
     values = graph.resolve(_values(context))
     overrides = graph.node_overrides(values)
-    nodes = graph.layer(layer)
+    nodes = [n for n in graph.started(values) if n.layer == layer]
     ns = values.get("namespace", "").strip("/")
     out = []
     for node in nodes:

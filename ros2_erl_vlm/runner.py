@@ -81,9 +81,7 @@ class GraphProcesses:
 
     def nodes(self) -> list[str]:
         """Names of the nodes this run starts (the robot side chosen by ``use_sim``)."""
-        use_sim = parse_bool(self.values.get("use_sim", "true"), "use_sim")
-        layers = ("top", "bottom_sim" if use_sim else "bottom_real")
-        return [n.name for n in self.graph.nodes if n.layer in layers]
+        return [n.name for n in self.graph.started(self.values)]
 
     def command(self, name: str) -> list[str]:
         """The command line of node ``name`` (its argument overrides are written to
@@ -220,9 +218,6 @@ def main(argv: list[str] | None = None) -> int:
         values = graph.resolve(given)
         check_params(graph, values)
         procs = GraphProcesses(graph, values)
-        if not parse_bool(values.get("use_sim", "true"), "use_sim"):
-            raise GraphError("use_sim false needs the real-arm bridge (arm_bridge), which is not "
-                             "available yet")
     except GraphError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

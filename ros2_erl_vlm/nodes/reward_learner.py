@@ -34,7 +34,7 @@ from ros2_erl_vlm.ros.convert import (
     result_from_rating,
 )
 from ros2_erl_vlm.ros.node_base import ErlNode, run_node
-from ros2_erl_vlm.ros.node_params import loop_config
+from ros2_erl_vlm.ros.node_params import loop_config, observation_dim
 
 
 class RewardLearnerNode(ErlNode):
@@ -45,7 +45,6 @@ class RewardLearnerNode(ErlNode):
     def __init__(self) -> None:
         super().__init__("reward_learner")
         from ros2_erl_vlm.envs import load_task
-        from ros2_erl_vlm.envs.metaworld_env import OBS_DIM
 
         p = self.p
         node_dir = self.require_run_dir()
@@ -53,7 +52,7 @@ class RewardLearnerNode(ErlNode):
         n = int(p["num_classes"]) or task.num_classes
         self.config = loop_config(p, num_classes=n)
         self.task = TaskInfo(task.name, task.instruction, task.class_names(n))
-        self.learner = RewardLearner(self.config, OBS_DIM, self.task, node_dir,
+        self.learner = RewardLearner(self.config, observation_dim(p), self.task, node_dir,
                                      checkpoint_path=node_dir / "checkpoint.pt",
                                      max_attempts=int(p["max_attempts"]), bin_truth=task.bin_truth)
         self.close_at_exit(self.learner)  # checkpoints and closes the logs

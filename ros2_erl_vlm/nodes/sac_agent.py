@@ -36,7 +36,8 @@ from ros2_erl_vlm.core.rl.online_agent import EpisodeStats, OnlineAgent
 from ros2_erl_vlm.ros import qos
 from ros2_erl_vlm.ros.convert import model_from_update, read_observation
 from ros2_erl_vlm.ros.node_base import ErlNode, run_node
-from ros2_erl_vlm.ros.node_params import loop_config
+from ros2_erl_vlm.ros.node_params import loop_config, observation_dim
+from ros2_erl_vlm.ros.params import ParamError
 
 
 class SacAgent(ErlNode):
@@ -47,12 +48,19 @@ class SacAgent(ErlNode):
     def __init__(self) -> None:
         super().__init__("sac_agent")
         from ros2_erl_vlm.envs import load_task
-        from ros2_erl_vlm.envs.metaworld_env import ACTION_DIM, OBS_DIM
+        from ros2_erl_vlm.envs.metaworld_env import ACTION_DIM
 
         p = self.p
         self.dir = self.require_run_dir()
         self.config = c = loop_config(p)
-        self.agent = OnlineAgent(c, OBS_DIM, ACTION_DIM)
+        on_arm = bool(p["arm_config"])
+        if on_arm and not p["allow_real_training"]:
+            raise ParamError("sac_agent: training online on a real (or fake) arm needs "
+                             "allow_real_training:=true")
+        if on_arm and c.eval_episodes > 0:
+            raise ParamError("sac_agent: parameter 'eval_episodes': evaluation runs on the simulator; "
+                             "on an arm it must be 0")
+        self.agent = OnlineAgent(c, observation_dim(p), ACTION_DIM)
         self.eval_env = None
         if c.eval_episodes > 0:
             task = load_task(p["task"], layout=p["layout"] or None)

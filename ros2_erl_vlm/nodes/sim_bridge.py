@@ -43,6 +43,7 @@ from sensor_msgs.msg import Image
 from std_srvs.srv import Trigger
 
 from ros2_erl_vlm.core.atomic_write import write_text_atomic
+from ros2_erl_vlm.core.safety.actions import BadActionError, checked_action
 from ros2_erl_vlm.core.seeds import episode_seed
 from ros2_erl_vlm.ros import qos
 from ros2_erl_vlm.ros.convert import f32
@@ -182,7 +183,8 @@ class SimBridge(ErlNode):
             self.pub_clock.publish(Clock(clock=stamp))
         msg = Observation(episode=self.episode, step=self.step_idx, state=state.astype(np.float32),
                           action_taken=(action if action is not None else np.zeros(0, np.float32)),
-                          terminated=False, truncated=bool(truncated), has_truth=True,
+                          terminated=False, truncated=bool(truncated),
+                          truncation_reason="time_limit" if truncated else "", has_truth=True,
                           true_reward=float(info.get("true_reward", math.nan)),
                           progress=float(info.get("progress", math.nan)),
                           success=bool(info.get("success", False)))
@@ -213,7 +215,7 @@ class SimBridge(ErlNode):
 
     def apply(self, action: np.ndarray) -> None:
         """Step the env with a validated action and publish the result."""
-        a = np.clip(action, -1.0, 1.0).astype(np.float32)
+        a = action  # checked and clipped to [-1, 1] by checked_action
         obs, _r, terminated, truncated, info = self.env.step(a)
         self.sim_ns += self.dt_ns
         self.step_idx += 1
@@ -228,14 +230,11 @@ class SimBridge(ErlNode):
 
     # -- callbacks ------------------------------------------------------------------------------
     def _valid(self, msg: Action) -> np.ndarray | None:
-        a = f32(msg.action)
-        if a.shape != (self.action_dim,):
-            self.count("bad_actions", f"dropped an action with {a.size} values (need {self.action_dim})")
+        try:
+            return checked_action(f32(msg.action), self.action_dim)
+        except BadActionError as exc:
+            self.count("bad_actions", f"dropped {exc}")
             return None
-        if not np.all(np.isfinite(a)):
-            self.count("bad_actions", "dropped an action with NaN/inf")
-            return None
-        return a
 
     def on_action(self, msg: Action) -> None:
         """Lock-step: step on the action for the current step; realtime: keep the newest."""

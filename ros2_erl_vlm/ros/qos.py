@@ -53,3 +53,17 @@ SUMMARY_QOS = _reliable(100)
 CLOCK_QOS = _reliable(1)
 #: Rated-point markers for rviz: reliable, the latest array kept for a viewer that joins later.
 MARKERS_QOS = _reliable(1, DurabilityPolicy.TRANSIENT_LOCAL)
+
+# -- the real-arm side (arm_bridge; the arm's own topic names come from its arm config) ----------
+ESTOP = "estop"
+RESET_ESTOP_SERVICE = "reset_estop"
+SAFETY_STATUS = "safety_status"
+#: Robot state (end-effector pose, joint states, object poses): best effort, as drivers publish it
+#: (a reliable subscriber gets nothing from Franka's best-effort topics; best effort takes both).
+ROBOT_STATE_QOS = qos_profile_sensor_data
+#: Arm commands (twists, pose targets, gripper): reliable, volatile, latest only.
+ARM_COMMAND_QOS = _reliable(1)
+#: E-stop and enable heartbeats: reliable, volatile.
+SAFETY_INPUT_QOS = _reliable(10)
+#: The bridge's safety status (JSON text): the latest kept for a late viewer.
+SAFETY_STATUS_QOS = _reliable(1, DurabilityPolicy.TRANSIENT_LOCAL)

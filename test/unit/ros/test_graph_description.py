@@ -63,8 +63,8 @@ def test_graph_argument_descriptions_do_not_restate_values() -> None:
         text = str(arg.get("description", ""))
         assert "default" not in text.lower() and "params file's," not in text, (name, text)
         if arg.get("parameter"):
-            spec = {s.name: s for s in g.node("sac_agent").params + g.node("vlm_rater").params
-                    + g.node("sim_bridge").params}[arg["parameter"]]
+            spec = {s.name: s for n in ("sac_agent", "vlm_rater", "sim_bridge", "arm_bridge")
+                    for s in g.node(n).params}[arg["parameter"]]
             if spec.kind in ("int", "float") or spec.name == "task":
                 assert f"{spec.default}" not in text, (name, text)
             assert g.arguments[name].description.startswith(text)
@@ -134,3 +134,34 @@ def test_default_run_dir_falls_back_to_the_declared_task(tmp_path: Path) -> None
     values = load_graph().resolve({"params_file": str(p)})
     assert Path(values["run_dir"]).name.startswith("drawer-open-v3-graph-s3-")
     assert values["use_sim_time"] == "true"
+
+
+def test_real_arm_mode_starts_the_arm_side_with_its_rules(tmp_path) -> None:
+    """use_sim:=false: arm_bridge (+ fake_arm with fake:=true), system clock, the fake's arm
+    config by default, the real-arm parameter replacements, and training only when allowed."""
+    g = load_graph()
+    sim = g.resolve({"run_dir": str(tmp_path)})
+    assert [n.name for n in g.started(sim) if n.layer != "top"] == ["sim_bridge"]
+    base = {"run_dir": str(tmp_path), "use_sim": "false"}
+    with pytest.raises(GraphError, match="needs arm_config"):
+        g.resolve(base)
+    with pytest.raises(GraphError, match="refuses use_sim_time"):
+        g.resolve({**base, "fake": "true", "use_sim_time": "true"})
+    fake = g.resolve({**base, "fake": "true"})
+    assert fake["use_sim_time"] == "false" and fake["arm_config"].endswith("arms/fake_sawyer.yaml")
+    assert [n.name for n in g.started(fake) if n.layer != "top"] == ["arm_bridge", "fake_arm"]
+    with pytest.raises(GraphError, match="allow_real_training:=true"):
+        check_params(g, fake)
+    allowed = g.resolve({**base, "fake": "true", "allow_real_training": "true", "arm": "pose"})
+    check_params(g, allowed)
+    ov = g.node_overrides(allowed)
+    assert ov["sac_agent"]["eval_episodes"] == 0 and ov["camera_capture"]["sync_tolerance_s"] == 0.05
+    assert ov["arm_bridge"]["arm_dialect"] == "pose" and ov["fake_arm"]["arm_dialect"] == "pose"
+    assert "use_sim_time" not in ov["sac_agent"]
+    real = g.resolve({**base, "arm_config": str(config_dir() / "arms" / "fake_sawyer.yaml"),
+                      "allow_real_training": "true"})
+    assert [n.name for n in g.started(real) if n.layer != "top"] == ["arm_bridge"]
+    bad = tmp_path / "arm.yaml"
+    bad.write_text("arm: {dialect: servo}\n")
+    with pytest.raises(GraphError, match="workspace is required"):
+        check_params(g, g.resolve({**base, "arm_config": str(bad), "allow_real_training": "true"}))

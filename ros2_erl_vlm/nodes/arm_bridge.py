@@ -1,0 +1,516 @@
+"""``arm_bridge``: a real arm behind the robot contract of the graph (``sim_bridge``'s, on hardware).
+
+Publishes ``observation`` (erl_vlm/Observation: the state the arm config assembles, the action
+really applied, no simulator truth; episode and step ids) once per control period, and
+``safety_status`` (std_msgs/String: the bridge's state and the reasons of any stop). Subscribes to
+``action`` (erl_vlm/Action), the arm's state topics (end-effector ``PoseStamped``, gripper
+``JointState``, object ``PoseStamped`` topics; best effort), ``enable`` (std_msgs/Bool heartbeat)
+and ``estop`` (std_msgs/Bool). Services: ``reset`` (std_srvs/Trigger: end the episode, move home,
+start the next one) and ``reset_estop`` (std_srvs/Trigger: release a latched e-stop).
+
+Everything between an action and the arm is ``core.safety``: the action is checked (size, NaN/inf:
+never applied), the end-effector target moves ``action * step_m`` per control period, clamped per
+step (speed cap), held on a leash to the measured pose and clipped to the workspace box; the
+gripper has hysteresis. The supervisor stops the arm (zero command for ``zero_periods``, then
+silence) on a command timeout (no fresh action for ``command_timeout_periods``), a stale or bad
+measured state, a missing enable heartbeat, a latched e-stop, or Servo reporting a halt; every
+stop truncates the episode with its reason (``Observation.truncation_reason``).
+
+Dialects (``arm.dialect``):
+
+* ``servo``: ``geometry_msgs/TwistStamped`` in m/s on ``topics.twist``, streamed at
+  ``servo.stream_rate_hz`` (independent of the control rate) and stamped with the system clock;
+  a twist is non-zero only while the control period that computed it is current, so a stalled
+  bridge never leaves a stale non-zero twist streaming. At start Servo is unpaused and switched to
+  twist commands (``pause_servo``, ``switch_command_type``: moveit_msgs, imported only then).
+* ``pose``: ``geometry_msgs/PoseStamped`` targets on ``topics.pose_target`` (Cartesian /
+  impedance controllers), orientation held at the measured one; a stop sends the measured pose.
+
+Start-up (before the node spins): the arm config is read and validated, sim time refused, every
+state topic waited for (``topics.wait_s``; exit 1 naming the missing ones), Servo activated; then a
+slow scripted move to ``home`` (never the policy), then episode 0. The arm never moves on bad data:
+a NaN pose, a stamp going backwards or a stale state stops it.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+import time
+from typing import Any
+
+import numpy as np
+from erl_vlm.msg import Action, Observation
+from geometry_msgs.msg import PoseStamped, TwistStamped
+from sensor_msgs.msg import JointState
+from std_msgs.msg import Bool, Float64MultiArray, Int8, String
+from std_srvs.srv import Trigger
+
+from ros2_erl_vlm.core.safety.actions import BadActionError, checked_action
+from ros2_erl_vlm.core.safety.arm_config import ArmConfig, ArmConfigError, load_arm_config
+from ros2_erl_vlm.core.safety.gripper import GripperHysteresis, opening
+from ros2_erl_vlm.core.safety.servo import activate_servo, servo_stop_reason
+from ros2_erl_vlm.core.safety.supervisor import SafetySupervisor, Verdict
+from ros2_erl_vlm.core.safety.target import Box, WorkspaceTarget
+from ros2_erl_vlm.ros import qos
+from ros2_erl_vlm.ros.convert import f32
+from ros2_erl_vlm.ros.node_base import ErlNode, run_node
+from ros2_erl_vlm.ros.params import ParamError
+from ros2_erl_vlm.ros.servo_client import RosServoClient, moveit_types, spin_briefly
+
+#: The policy's action: end-effector xyz delta + gripper (MetaWorld's).
+ACTION_DIM = 4
+
+
+def _stamp_s(stamp: Any) -> float:
+    return int(stamp.sec) + int(stamp.nanosec) * 1e-9
+
+
+class ArmBridge(ErlNode):
+    """The node (see module docstring)."""
+
+    COUNTERS = ("episodes", "steps", "bad_actions", "stale_actions", "held_steps", "bad_states",
+                "stops", "limited_speed", "limited_leash", "limited_box", "twists_sent",
+                "observations_republished")
+
+    def __init__(self) -> None:
+        super().__init__("arm_bridge")
+        p = self.p
+        if not p["arm_config"]:
+            raise ParamError("parameter 'arm_config': arm_bridge needs an arm config file (topics, "
+                             "workspace box, home pose; see config/arms/ and docs/real_arm.md)")
+        try:
+            self.arm: ArmConfig = load_arm_config(p["arm_config"], p["arm_dialect"] or None)
+        except ArmConfigError as exc:
+            raise ParamError(str(exc)) from exc
+        arm = self.arm
+        if self.get_parameter("use_sim_time").value:
+            raise ParamError("arm_bridge refuses use_sim_time: a real arm's commands are stamped on "
+                             "the system clock (Servo drops or never expires stamps from another clock)")
+        self.fake = arm.servo.interface == "fake"
+        if not p["clamp_workspace"] and not self.fake:
+            raise ParamError("parameter 'clamp_workspace': only a fake arm (servo.interface: fake) "
+                             "may run without the workspace clamp")
+        c = arm.control
+        self.period = arm.period_s
+        self.box = Box.of(arm.workspace_min, arm.workspace_max)
+        self.target = WorkspaceTarget(c.step_m, c.max_speed_m_s * self.period, c.leash_m,
+                                      self.box if p["clamp_workspace"] else None)
+        self.supervisor = SafetySupervisor(self.period, c.command_timeout_periods, c.state_timeout_s,
+                                           arm.enable.timeout_s if arm.enable.required else None,
+                                           c.zero_periods)
+        g = arm.gripper
+        self.gripper = GripperHysteresis(g.close_above, g.open_below)
+        # -- measured state ----------------------------------------------------------------------
+        self.ee: np.ndarray | None = None
+        self.ee_quat: np.ndarray | None = None
+        self.grip: float | None = None
+        self.objects: dict[str, np.ndarray] = {}
+        self.create_subscription(PoseStamped, arm.topics.ee_pose, self.on_ee_pose, qos.ROBOT_STATE_QOS)
+        if "gripper" in arm.state:
+            self.create_subscription(JointState, arm.topics.joint_states, self.on_joint_states,
+                                     qos.ROBOT_STATE_QOS)
+        for o in arm.objects:
+            self.create_subscription(PoseStamped, o.topic, lambda m, n=o.name: self.on_object(n, m),
+                                     qos.ROBOT_STATE_QOS)
+        # -- commands out ------------------------------------------------------------------------
+        self.pub_twist = self.pub_pose = None
+        if arm.dialect == "servo":
+            self.pub_twist = self.create_publisher(TwistStamped, arm.topics.twist, qos.ARM_COMMAND_QOS)
+        else:
+            self.pub_pose = self.create_publisher(PoseStamped, arm.topics.pose_target, qos.ARM_COMMAND_QOS)
+        self.pub_grip = (self.create_publisher(Float64MultiArray, arm.topics.gripper_command,
+                                               qos.ARM_COMMAND_QOS) if g.enabled else None)
+        self.pub_obs = self.create_publisher(Observation, qos.OBSERVATION, qos.OBSERVATION_QOS)
+        self.pub_status = self.create_publisher(String, qos.SAFETY_STATUS, qos.SAFETY_STATUS_QOS)
+        # -- safety inputs -----------------------------------------------------------------------
+        self.create_subscription(Bool, arm.enable.topic, lambda m: self.supervisor.enable_received(m.data),
+                                 qos.SAFETY_INPUT_QOS)
+        self.create_subscription(Bool, qos.ESTOP, self.on_estop, qos.SAFETY_INPUT_QOS)
+        self.create_service(Trigger, qos.RESET_ESTOP_SERVICE, self.on_reset_estop)
+        self.create_service(Trigger, qos.RESET_SERVICE, self.on_reset)
+        self.create_subscription(Action, qos.ACTION, self.on_action, qos.ACTION_QOS)
+        # -- episode bookkeeping -----------------------------------------------------------------
+        self.phase = "starting"  # starting | homing | episode | stopped
+        self.episode = -1
+        self.step_idx = 0
+        self.pending: np.ndarray | None = None
+        self.last_obs: Observation | None = None
+        self.last_obs_time = 0.0
+        self.stop_reason = ""
+        self.home_started = 0.0
+        self.velocity = np.zeros(3)
+        self.velocity_until = 0.0  # monotonic time the streamed velocity expires
+        self.last_limited: tuple[str, ...] = ()
+        self.get_logger().info(arm.summary())
+        self._wait_for_topics()
+        if arm.dialect == "servo":
+            self._watch_servo()
+            if not self.fake:
+                moveit_types()  # a clear message now rather than at the first twist
+            activate_servo(RosServoClient(self, arm.servo.pause_service, arm.servo.switch_service,
+                                          self.fake))
+            self.get_logger().info("servo activated (unpaused, twist commands)")
+            self.wall_timer(1.0 / arm.servo.stream_rate_hz, self.stream_twist)
+        self.wall_timer(self.period, self.control_tick)
+        self.wall_timer(1.0, self.publish_status)
+        self._begin_homing("start")
+
+    # -- start-up ---------------------------------------------------------------------------------
+    def _state_topics(self) -> dict[str, bool]:
+        have = {self.arm.topics.ee_pose: self.ee is not None}
+        if "gripper" in self.arm.state:
+            have[self.arm.topics.joint_states] = self.grip is not None
+        for o in self.arm.objects:
+            have[o.topic] = o.name in self.objects
+        return have
+
+    def _wait_for_topics(self) -> None:
+        """Spin until every state topic has delivered a message, at most ``topics.wait_s``."""
+        end = time.monotonic() + self.arm.topics.wait_s
+        while not all(self._state_topics().values()) and time.monotonic() < end:
+            spin_briefly(self, 0.1)
+        missing = [t for t, ok in self._state_topics().items() if not ok]
+        if missing:
+            raise ValueError(f"arm_bridge: no message after {self.arm.topics.wait_s:g} s on "
+                             f"{', '.join(self.resolve_topic_name(t) for t in missing)} (is the arm's "
+                             f"driver running, and are the topic names in {self.arm.source} right?)")
+
+    def _watch_servo(self) -> None:
+        if self.fake:
+            self.create_subscription(Int8, self.arm.servo.status_topic,
+                                     lambda m: self.on_servo_status(int(m.data)), qos.ROBOT_STATE_QOS)
+        else:
+            _cmd, status_type = moveit_types()
+            self.create_subscription(status_type, self.arm.servo.status_topic,
+                                     lambda m: self.on_servo_status(int(m.code)), qos.ROBOT_STATE_QOS)
+
+    # -- state in ---------------------------------------------------------------------------------
+    def _state_time(self, msg: Any, values: list[float]) -> bool:
+        problem = self.supervisor.state_received(all(math.isfinite(v) for v in values),
+                                                 _stamp_s(msg.header.stamp))
+        if problem:
+            self.count("bad_states", f"measured state refused: {problem}")
+            return False
+        return True
+
+    def on_ee_pose(self, msg: PoseStamped) -> None:
+        """The measured end-effector pose."""
+        p, q = msg.pose.position, msg.pose.orientation
+        values = [p.x, p.y, p.z, q.x, q.y, q.z, q.w]
+        if self._state_time(msg, values):
+            self.ee = np.array(values[:3])
+            self.ee_quat = np.array(values[3:])
+
+    def on_joint_states(self, msg: JointState) -> None:
+        """The gripper's opening from its joints (mean of ``gripper.joint_names``)."""
+        names = list(msg.name)
+        g = self.arm.gripper
+        if not all(n in names for n in g.joint_names) or len(msg.position) != len(names):
+            return  # another joint group's message
+        vals = [float(msg.position[names.index(n)]) for n in g.joint_names]
+        if not all(math.isfinite(v) for v in vals):
+            self.count("bad_states", "gripper joint state with NaN/inf refused")
+            self.supervisor.state_received(False)
+            return
+        self.grip = opening(float(np.mean(vals)), g.open_position, g.closed_position)
+
+    def on_object(self, name: str, msg: PoseStamped) -> None:
+        """An object's pose."""
+        p = msg.pose.position
+        if all(math.isfinite(v) for v in (p.x, p.y, p.z)):
+            self.objects[name] = np.array([p.x, p.y, p.z])
+        else:
+            self.count("bad_states", f"object {name}: pose with NaN/inf refused")
+
+    def state_vector(self) -> np.ndarray:
+        """The policy's state, assembled as ``arm.state`` says."""
+        parts: list[np.ndarray] = []
+        for part in self.arm.state:
+            if part == "ee_position":
+                parts.append(self.ee)  # type: ignore[arg-type]
+            elif part == "gripper":
+                parts.append(np.array([self.grip]))
+            else:
+                parts.append(self.objects[part.partition(":")[2]])
+        return np.concatenate(parts).astype(np.float32)
+
+    # -- safety in --------------------------------------------------------------------------------
+    def on_estop(self, msg: Bool) -> None:
+        """E-stop: True latches; the arm stops within one control period."""
+        if msg.data:
+            first = not self.supervisor.estop_latched
+            self.supervisor.estop_received(True)
+            if first:
+                self.get_logger().error("E-STOP: latched until the reset_estop service is called")
+                self.control_tick()  # stop now, not at the next period
+
+    def on_reset_estop(self, _req: Trigger.Request, resp: Trigger.Response) -> Trigger.Response:
+        """Service: release a latched e-stop (the next episode starts after the move home)."""
+        was = self.supervisor.reset_estop()
+        resp.success = True
+        resp.message = "e-stop released" if was else "no e-stop was latched"
+        self.get_logger().warning(resp.message)
+        return resp
+
+    def on_servo_status(self, code: int) -> None:
+        """Servo's status: a halt stops the bridge too."""
+        reason = servo_stop_reason(code)
+        if reason:
+            self.supervisor.external_stop(reason)
+        else:
+            self.supervisor.clear_external()
+
+    def on_action(self, msg: Action) -> None:
+        """Keep the action for the current step (checked; a bad one is never applied)."""
+        try:
+            a = checked_action(f32(msg.action), ACTION_DIM)
+        except BadActionError as exc:
+            self.count("bad_actions", f"dropped {exc}")
+            return
+        if self.phase != "episode" or int(msg.episode) != self.episode or int(msg.step) != self.step_idx:
+            self.count("stale_actions")
+            return
+        self.pending = a
+        self.supervisor.action_received()
+
+    # -- control ----------------------------------------------------------------------------------
+    def control_tick(self) -> None:
+        """Once per control period: home, step the episode, or hold a stop."""
+        if self.ee is None:
+            return
+        if self.phase == "homing":
+            self._home_tick()
+        elif self.phase == "episode":
+            self._episode_tick()
+        elif self.phase == "stopped":
+            self._stopped_tick()
+
+    def _episode_tick(self) -> None:
+        if self.step_idx == 0 and self.pending is None:
+            # Waiting for the episode's first action: the hold sent on arrival fades to silence;
+            # the observation is announced again for an agent that (re)starts.
+            if self.supervisor.reasons() not in ((), ("command_timeout",)):
+                self._stop(self.supervisor.reasons(), truncate=False)
+            elif time.monotonic() - self.last_obs_time > float(self.p["action_timeout_s"]):
+                self.pub_obs.publish(self.last_obs)
+                self.last_obs_time = time.monotonic()
+                self.count("observations_republished")
+            return
+        verdict = self.supervisor.verdict()
+        if verdict.mode != "run":
+            self._stop(verdict.reasons, truncate=True, verdict=verdict)
+            return
+        a = self.pending if self.pending is not None else np.zeros(ACTION_DIM, np.float32)
+        if self.pending is None:
+            self.count("held_steps")
+        self.pending = None
+        applied = self._command(a)
+        self.step_idx += 1
+        self.counters["steps"] += 1
+        done = self.step_idx >= self.arm.control.episode_steps
+        self._publish_obs(applied, truncated=done, reason="time_limit" if done else "")
+        if done:
+            self._end_episode("time_limit")
+
+    def _command(self, a: np.ndarray) -> np.ndarray:
+        """Move the target by the checked action, send the command; the action really applied."""
+        assert self.ee is not None
+        step = self.target.step(a[:3], self.ee)
+        for limit in step.limited:
+            self.counters[f"limited_{limit}"] += 1
+        self.last_limited = step.limited
+        closed = self.gripper.update(float(a[3]))
+        self._send_gripper(closed)
+        if self.pub_twist is not None:
+            self.velocity = self.target.velocity(self.ee, self.period, self.arm.control.max_speed_m_s)
+            self.velocity_until = time.monotonic() + self.period * 1.5
+            self.stream_twist()
+        else:
+            self._send_pose(step.target)
+        return np.append(step.applied, self.gripper.applied).astype(np.float32)
+
+    def _hold(self) -> None:
+        """Command no motion (zero twist / the measured pose as target)."""
+        self.velocity = np.zeros(3)
+        self.velocity_until = time.monotonic() + self.period * 1.5
+        if self.pub_twist is not None:
+            self.stream_twist()
+        elif self.ee is not None:
+            self._send_pose(self.ee)
+
+    def _stop(self, reasons: tuple[str, ...], truncate: bool, verdict: Verdict | None = None) -> None:
+        """A stop: zero command (then silence), the episode truncated with the reason."""
+        text = self.supervisor.describe(reasons)
+        if verdict is None or verdict.mode == "zero":
+            self._hold()
+        if self.phase == "episode" and truncate:
+            self._publish_obs(np.zeros(ACTION_DIM, np.float32), truncated=True, reason=reasons[0])
+        if self.phase != "stopped":
+            self.counters["stops"] += 1
+            self.get_logger().warning(f"stopped: {text}")
+            self.stop_reason = reasons[0]
+            self.phase = "stopped"
+            self.publish_status()
+
+    def _stopped_tick(self) -> None:
+        reasons = self.supervisor.reasons()
+        verdict = self.supervisor.verdict()
+        if verdict.mode == "zero":
+            self._hold()
+        else:
+            self.velocity = np.zeros(3)
+            self.velocity_until = 0.0  # silence
+        # Recoverable once nothing but the missing action (there is no episode to act on) remains.
+        if reasons in ((), ("command_timeout",)) and self.p["auto_reset"]:
+            self._begin_homing(f"after {self.stop_reason}")
+
+    def _end_episode(self, reason: str) -> None:
+        self.stop_reason = reason
+        if self.p["auto_reset"]:
+            self._begin_homing(f"after {reason}")
+        else:
+            self.phase = "stopped"
+            self._hold()
+
+    # -- home -------------------------------------------------------------------------------------
+    def _begin_homing(self, why: str) -> None:
+        self.phase = "homing"
+        self.home_started = time.monotonic()
+        self.pending = None
+        if self.arm.home is None:
+            self._start_episode()
+            return
+        self.get_logger().info(f"moving home {list(self.arm.home)} ({why})")
+        assert self.ee is not None
+        self.target.reset(self.ee)
+
+    def _home_tick(self) -> None:
+        """A slow scripted move to ``home`` (never the policy), under the same stops."""
+        reasons = tuple(r for r in self.supervisor.reasons() if r != "command_timeout")
+        if reasons:
+            self.velocity_until = 0.0
+            self._hold()
+            self.get_logger().warning(f"homing paused: {self.supervisor.describe(reasons)}",
+                                      throttle_duration_sec=5.0)
+            return
+        assert self.ee is not None and self.arm.home is not None
+        home = np.array(self.arm.home)
+        err = home - self.ee
+        if float(np.max(np.abs(err))) <= self.arm.control.home_tolerance_m:
+            self._hold()
+            self._start_episode()
+            return
+        if time.monotonic() - self.home_started > self.arm.control.home_timeout_s:
+            self._hold()
+            self.phase = "stopped"
+            self.stop_reason = "home_timeout"
+            self.get_logger().error(f"did not reach home within {self.arm.control.home_timeout_s:g} s "
+                                    f"(at {self.ee.round(3).tolist()}); call reset to try again")
+            return
+        speed = self.arm.control.home_speed_m_s
+        n = float(np.linalg.norm(err))
+        move = err if n <= speed * self.period else err * (speed * self.period / n)
+        self.target.reset(self.ee)
+        t = self.box.clip(self.ee + move)
+        self.target.target = t
+        if self.pub_twist is not None:
+            self.velocity = self.target.velocity(self.ee, self.period, speed)
+            self.velocity_until = time.monotonic() + self.period * 1.5
+            self.stream_twist()
+        else:
+            self._send_pose(t)
+
+    def _start_episode(self) -> None:
+        assert self.ee is not None
+        self.episode += 1
+        self.step_idx = 0
+        self.pending = None
+        self.target.reset(self.ee)
+        self.phase = "episode"
+        self.counters["episodes"] += 1
+        self._publish_obs(np.zeros(0, np.float32), truncated=False, reason="")
+
+    # -- out --------------------------------------------------------------------------------------
+    def _publish_obs(self, applied: np.ndarray, truncated: bool, reason: str) -> None:
+        msg = Observation(episode=max(self.episode, 0), step=self.step_idx, state=self.state_vector(),
+                          action_taken=applied, terminated=False, truncated=truncated,
+                          truncation_reason=reason, has_truth=False, true_reward=math.nan,
+                          progress=math.nan, success=False)
+        msg.header.stamp = self.get_clock().now().to_msg()
+        msg.header.frame_id = self.arm.base_frame
+        self.pub_obs.publish(msg)
+        self.last_obs, self.last_obs_time = msg, time.monotonic()
+
+    def stream_twist(self) -> None:
+        """Servo dialect, at ``servo.stream_rate_hz``: the current velocity, stamped now; zero once
+        its control period is over; nothing while silent."""
+        if self.pub_twist is None:
+            return
+        now = time.monotonic()
+        silent = self.velocity_until == 0.0
+        if silent:
+            return
+        v = self.velocity if now <= self.velocity_until else np.zeros(3)
+        if now > self.velocity_until + self.arm.control.zero_periods * self.period:
+            self.velocity_until = 0.0  # a stalled control loop: zero for a while, then silence
+        msg = TwistStamped()
+        msg.header.stamp = self.get_clock().now().to_msg()
+        msg.header.frame_id = self.arm.base_frame
+        msg.twist.linear.x, msg.twist.linear.y, msg.twist.linear.z = (float(x) for x in v)
+        self.pub_twist.publish(msg)
+        self.counters["twists_sent"] += 1
+
+    def _send_pose(self, position: np.ndarray) -> None:
+        assert self.pub_pose is not None and self.ee_quat is not None
+        msg = PoseStamped()
+        msg.header.stamp = self.get_clock().now().to_msg()
+        msg.header.frame_id = self.arm.base_frame
+        msg.pose.position.x, msg.pose.position.y, msg.pose.position.z = (float(x) for x in position)
+        q = self.ee_quat
+        msg.pose.orientation.x, msg.pose.orientation.y = float(q[0]), float(q[1])
+        msg.pose.orientation.z, msg.pose.orientation.w = float(q[2]), float(q[3])
+        self.pub_pose.publish(msg)
+
+    def _send_gripper(self, closed: bool) -> None:
+        if self.pub_grip is None:
+            return
+        g = self.arm.gripper
+        self.pub_grip.publish(Float64MultiArray(data=list(g.command_closed if closed else g.command_open)))
+
+    def publish_status(self) -> None:
+        """``safety_status``: phase, stop reasons, limits that acted, the measured and target pose."""
+        reasons = self.supervisor.reasons()
+        if self.phase == "episode" and self.step_idx == 0:
+            reasons = tuple(r for r in reasons if r != "command_timeout")
+        data = {"phase": self.phase, "episode": self.episode, "step": self.step_idx,
+                "stop": self.supervisor.describe(reasons) if reasons else "",
+                "last_stop": self.stop_reason, "limited": list(self.last_limited),
+                "measured": None if self.ee is None else self.ee.round(4).tolist(),
+                "target": None if self.target.target is None else self.target.target.round(4).tolist(),
+                "estop_latched": self.supervisor.estop_latched}
+        self.pub_status.publish(String(data=json.dumps(data)))
+
+    def on_reset(self, _req: Trigger.Request, resp: Trigger.Response) -> Trigger.Response:
+        """Service: end the episode (truncated, ``reset``), move home, start the next one."""
+        if self.phase == "episode" and self.step_idx > 0:
+            self._publish_obs(np.zeros(ACTION_DIM, np.float32), truncated=True, reason="reset")
+        self._hold()
+        self._begin_homing("reset")
+        resp.success, resp.message = True, f"episode {self.episode} ended; moving home"
+        return resp
+
+    def status(self) -> dict[str, Any]:
+        """Phase, episode and step, and the last stop."""
+        return {"phase": self.phase, "episode": self.episode, "step": self.step_idx,
+                "last_stop": self.stop_reason, "estop_latched": self.supervisor.estop_latched}
+
+
+def main(args: list[str] | None = None) -> int:
+    """Entry point of the ``arm_bridge`` executable."""
+    return run_node(ArmBridge, args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
