@@ -1,8 +1,9 @@
 """``arm_bridge``: a real arm behind the robot contract of the graph (``sim_bridge``'s, on hardware).
 
 Publishes ``observation`` (erl_vlm/Observation: the state the arm config assembles, the action
-really applied, no simulator truth; episode and step ids) once per control period, and
-``safety_status`` (std_msgs/String: the bridge's state and the reasons of any stop). Subscribes to
+really applied, no simulator truth; episode and step ids) and ``safety_status`` (std_msgs/String,
+JSON: phase, stop reasons, the limits that acted, measured and target position) once per control
+period. Subscribes to
 ``action`` (erl_vlm/Action), the arm's state topics (end-effector ``PoseStamped``, gripper
 ``JointState``, object ``PoseStamped`` topics; best effort), ``enable`` (std_msgs/Bool heartbeat)
 and ``estop`` (std_msgs/Bool). Services: ``reset`` (std_srvs/Trigger: end the episode, move home,
@@ -28,7 +29,9 @@ Dialects (``arm.dialect``):
 
 Start-up (before the node spins): the arm config is read and validated, sim time refused, every
 state topic waited for (``topics.wait_s``; exit 1 naming the missing ones), Servo activated; then a
-slow scripted move to ``home`` (never the policy), then episode 0. The arm never moves on bad data:
+slow scripted move to ``home`` (never the policy), then episode 0; after an episode (and after a
+stop the operator cleared) the move home again, but after a command timeout the next episode starts
+where the arm stands, so a dead policy never leads to motion. The arm never moves on bad data:
 a NaN pose, a stamp going backwards or a stale state stops it.
 """
 
@@ -154,7 +157,6 @@ class ArmBridge(ErlNode):
             self.get_logger().info("servo activated (unpaused, twist commands)")
             self.wall_timer(1.0 / arm.servo.stream_rate_hz, self.stream_twist)
         self.wall_timer(self.period, self.control_tick)
-        self.wall_timer(1.0, self.publish_status)
         self._begin_homing("start")
 
     # -- start-up ---------------------------------------------------------------------------------
@@ -277,7 +279,7 @@ class ArmBridge(ErlNode):
 
     # -- control ----------------------------------------------------------------------------------
     def control_tick(self) -> None:
-        """Once per control period: home, step the episode, or hold a stop."""
+        """Once per control period: home, step the episode, or hold a stop; then the status."""
         if self.ee is None:
             return
         if self.phase == "homing":
@@ -286,6 +288,7 @@ class ArmBridge(ErlNode):
             self._episode_tick()
         elif self.phase == "stopped":
             self._stopped_tick()
+        self.publish_status()
 
     def _episode_tick(self) -> None:
         if self.step_idx == 0 and self.pending is None:
@@ -337,8 +340,8 @@ class ArmBridge(ErlNode):
         self.velocity_until = time.monotonic() + self.period * 1.5
         if self.pub_twist is not None:
             self.stream_twist()
-        elif self.ee is not None:
-            self._send_pose(self.ee)
+        elif self.ee is not None:  # the measured pose (in the box: never a target outside it)
+            self._send_pose(self.box.clip(self.ee) if self.target.box is not None else self.ee)
 
     def _stop(self, reasons: tuple[str, ...], truncate: bool, verdict: Verdict | None = None) -> None:
         """A stop: zero command (then silence), the episode truncated with the reason."""
@@ -364,7 +367,12 @@ class ArmBridge(ErlNode):
             self.velocity_until = 0.0  # silence
         # Recoverable once nothing but the missing action (there is no episode to act on) remains.
         if reasons in ((), ("command_timeout",)) and self.p["auto_reset"]:
-            self._begin_homing(f"after {self.stop_reason}")
+            if self.stop_reason == "command_timeout":
+                # A dead policy never leads to motion: the next episode starts where the arm
+                # stands and waits for an agent to act on it.
+                self._start_episode()
+            else:
+                self._begin_homing(f"after {self.stop_reason}")
 
     def _end_episode(self, reason: str) -> None:
         self.stop_reason = reason
@@ -413,8 +421,8 @@ class ArmBridge(ErlNode):
         n = float(np.linalg.norm(err))
         move = err if n <= speed * self.period else err * (speed * self.period / n)
         self.target.reset(self.ee)
-        t = self.box.clip(self.ee + move)
-        self.target.target = t
+        self.target.move_to(self.ee + move)
+        t = self.target.target
         if self.pub_twist is not None:
             self.velocity = self.target.velocity(self.ee, self.period, speed)
             self.velocity_until = time.monotonic() + self.period * 1.5

@@ -375,7 +375,10 @@ class FakeArm(ErlNode):
             self.counters["pose_stale_ticks"] += 1
             return self.target.copy()
         p = goal.pose.position
-        want = np.clip(np.array([p.x, p.y, p.z], dtype=np.float64), self.mocap_low, self.mocap_high)
+        # The target is for the hand; the mocap leads the hand by the weld's offset.
+        hand = np.asarray(self.obs[0:3], dtype=np.float64)
+        want = np.array([p.x, p.y, p.z], dtype=np.float64) + (self.target - hand)
+        want = np.clip(want, self.mocap_low, self.mocap_high)
         step = want - self.target
         dist, reach = float(np.linalg.norm(step)), self.max_speed * self.speed_scaling * dt
         if dist > reach:

@@ -77,11 +77,13 @@ class WorkspaceTarget:
             raise ValueError("step_m, max_step_m and leash_m must be positive")
         self.step_m, self.max_step_m, self.leash_m, self.box = step_m, max_step_m, leash_m, box
         self.target: np.ndarray | None = None
+        self.last_delta = np.zeros(3)
 
     def reset(self, measured: np.ndarray) -> np.ndarray:
         """Start from the measured pose (clipped into the box): no jump at the first step."""
         p = np.asarray(measured, np.float64).reshape(3)
         self.target = self.box.clip(p) if self.box is not None else p.copy()
+        self.last_delta = np.zeros(3)
         return self.target.copy()
 
     def step(self, action_xyz: np.ndarray, measured: np.ndarray) -> TargetStep:
@@ -107,21 +109,30 @@ class WorkspaceTarget:
                 limited.append("box")
                 t = boxed
         delta = t - self.target
-        self.target = t
+        self.target, self.last_delta = t, delta
         applied = np.clip(delta / self.step_m, -1.0, 1.0).astype(np.float32)
         return TargetStep(t.copy(), delta, applied, tuple(limited))
 
-    def velocity(self, measured: np.ndarray, period_s: float, max_speed: float) -> np.ndarray:
-        """A velocity (m/s) taking the measured pose to the target in one period, capped at
-        ``max_speed`` (the servo dialect's twist); components pushing out through a face of the
-        box the arm already touches are zeroed."""
+    def move_to(self, point: np.ndarray) -> None:
+        """Set the target directly (the scripted move home; clipped to the box)."""
+        p = np.asarray(point, np.float64).reshape(3)
+        p = self.box.clip(p) if self.box is not None else p
+        self.last_delta = p - (self.target if self.target is not None else p)
+        self.target = p
+
+    def velocity(self, measured: np.ndarray, period_s: float, max_speed: float,
+                 gain: float = 2.0) -> np.ndarray:
+        """The servo dialect's twist (m/s): the target's own motion this period (feed-forward)
+        plus ``gain`` (1/s) times the distance the arm was behind the previous target, capped at
+        ``max_speed``. Near a face of the box the outward part is limited to what reaches the face
+        in one period (zero at the face), so a lagging arm does not coast through it."""
         assert self.target is not None, "reset() first"
         m = np.asarray(measured, np.float64).reshape(3)
-        v = (self.target - m) / period_s
+        v = self.last_delta / period_s + gain * (self.target - self.last_delta - m)
         n = float(np.linalg.norm(v))
         if n > max_speed:
             v *= max_speed / n
         if self.box is not None:
-            v[(m >= self.box.high) & (v > 0)] = 0.0
-            v[(m <= self.box.low) & (v < 0)] = 0.0
+            v = np.minimum(v, np.maximum(0.0, (self.box.high - m) / period_s))
+            v = np.maximum(v, np.minimum(0.0, (self.box.low - m) / period_s))
         return v

@@ -18,7 +18,7 @@ def make(box=BOX, step=0.01, max_step=0.01, leash=0.03):
 def test_integrates_like_metaworlds_mocap():
     t = make(max_step=1.0)
     s = t.step(np.array([1.0, -0.5, 0.0]), HOME)
-    np.testing.assert_allclose(s.target, HOME + [0.01, -0.005, 0.0])
+    np.testing.assert_allclose(s.target, HOME + np.array([0.01, -0.005, 0.0]))
     np.testing.assert_allclose(s.applied, [1.0, -0.5, 0.0], atol=1e-6)
     assert s.limited == ()
 
@@ -63,14 +63,18 @@ def test_without_a_box_the_target_is_free():
     assert s.target[0] == pytest.approx(1.0)
 
 
-def test_velocity_capped_and_zero_through_a_touched_face():
-    t = make()
-    t.target = np.array([0.2, 0.6, 0.2])
-    v = t.velocity(np.array([0.0, 0.6, 0.2]), 0.1, 0.1)
-    assert np.linalg.norm(v) == pytest.approx(0.1) and v[0] > 0
-    t.target = np.array([0.2, 0.6, 0.2])
-    v = t.velocity(np.array([0.21, 0.6, 0.2]), 0.1, 0.1)  # already through the face
+def test_velocity_feeds_forward_and_stops_at_a_touched_face():
+    t = make(max_step=1.0)
+    t.step(np.array([1.0, 0.0, 0.0]), HOME)  # target moved 1 cm in +x
+    v = t.velocity(HOME, 0.1, 1.0)
+    np.testing.assert_allclose(v, [0.1, 0.0, 0.0])  # 1 cm per 0.1 s period, the arm was on target
+    assert np.linalg.norm(t.velocity(HOME, 0.1, 0.05)) == pytest.approx(0.05)  # capped
+    t.move_to([0.5, 0.6, 0.2])  # clipped to the +x face at 0.2
+    assert t.target[0] == pytest.approx(0.2)
+    v = t.velocity(np.array([0.2, 0.6, 0.2]), 0.1, 1.0)  # the arm touches the face
     assert v[0] <= 0.0
+    v = t.velocity(np.array([0.199, 0.6, 0.2]), 0.1, 1.0)  # 1 mm short: at most 1 mm in a period
+    assert v[0] * 0.1 <= 0.001 + 1e-12
 
 
 def test_bad_boxes_and_settings_refused():
