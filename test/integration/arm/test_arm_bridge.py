@@ -174,7 +174,7 @@ def test_box_watchdog_and_estop_over_dds(arm_node_probe: Any, arm_config_file: A
     from std_srvs.srv import Trigger
 
     with start(arm_node_probe, arm_config_file, tmp_path, "servo_box") as (policy, probe):
-        first = [o for o in policy.obs if o.step == 0][0]
+        first = next(o for o in policy.obs if o.step == 0)
         assert not first.has_truth and len(first.state) == 4
         assert np.allclose(np.asarray(first.state[:3]), [0.0, 0.6, 0.2], atol=0.015)  # homed
         # -- 1,000 adversarial actions: the measured hand never leaves the box ------------------
