@@ -25,6 +25,8 @@ from ros2_erl_vlm.ros.node_params import NODE_PARAMS, all_param_names, loop_conf
 from ros2_erl_vlm.ros.params import ParamError, ParamSpec, is_builtin
 
 GRAPH_FILE = "graph.yaml"
+#: Rating backends that read simulator truth (refused on an arm).
+TRUTH_RATERS = ("oracle", "simulated_vlm")
 LAYERS = ("top", "bottom_sim", "bottom_real")
 
 
@@ -355,6 +357,13 @@ def _check_real_arm(graph: Graph, values: dict[str, str], overrides: dict[str, d
     if not agent.get("allow_real_training"):
         raise GraphError("use_sim:=false trains a policy online on the arm: say so with "
                          "allow_real_training:=true (a fake arm follows the same rule)")
+    rater = {**_node_values(values["params_file"], "vlm_rater"),
+             **node_params_from_file(sections, fqn(values.get("namespace", ""), "vlm_rater")),
+             **overrides["vlm_rater"]}
+    if rater.get("rater.backend") in TRUTH_RATERS:
+        raise GraphError(f"use_sim:=false: the {rater['rater.backend']} rater rates from simulator "
+                         f"truth, which an arm does not have (every query would abstain): use a VLM "
+                         f"backend, e.g. rater:=transformers rater_config:=<file> (docs/raters.md)")
 
 
 def write_overrides(node: NodeSpec, values: dict[str, str], overrides: dict[str, Any],

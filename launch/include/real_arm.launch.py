@@ -1,5 +1,6 @@
-"""The robot side on a real arm (layer `bottom_real` of config/graph.yaml): the arm bridge and
-camera driver. Not available yet: launching it stops with a message saying so."""
+"""The robot side on a real arm (layer `bottom_real` of config/graph.yaml): arm_bridge, and fake_arm
+in place of the robot with fake:=true. The arm's own drivers and camera driver are started by the
+user (docs/real_arm.md)."""
 
 from ros2_erl_vlm.launch_support import layer_launch_description
 

@@ -74,7 +74,7 @@ class ArmBridge(ErlNode):
     """The node (see module docstring)."""
 
     COUNTERS = ("episodes", "steps", "bad_actions", "stale_actions", "held_steps", "bad_states",
-                "stops", "limited_speed", "limited_leash", "limited_box", "twists_sent",
+                "stops", "scene_resets", "limited_speed", "limited_leash", "limited_box", "twists_sent",
                 "observations_republished")
 
     def __init__(self) -> None:
@@ -110,6 +110,8 @@ class ArmBridge(ErlNode):
         self.ee_quat: np.ndarray | None = None
         self.grip: float | None = None
         self.objects: dict[str, np.ndarray] = {}
+        #: arrival time of the newest good message of each other state part (gripper, objects)
+        self.part_times: dict[str, float] = {}
         self.create_subscription(PoseStamped, arm.topics.ee_pose, self.on_ee_pose, qos.ROBOT_STATE_QOS)
         if "gripper" in arm.state:
             self.create_subscription(JointState, arm.topics.joint_states, self.on_joint_states,
@@ -133,6 +135,8 @@ class ArmBridge(ErlNode):
         self.create_subscription(Bool, qos.ESTOP, self.on_estop, qos.SAFETY_INPUT_QOS)
         self.create_service(Trigger, qos.RESET_ESTOP_SERVICE, self.on_reset_estop)
         self.create_service(Trigger, qos.RESET_SERVICE, self.on_reset)
+        self.scene_client = (self.create_client(Trigger, arm.topics.scene_reset_service)
+                             if arm.topics.scene_reset_service else None)
         self.create_subscription(Action, qos.ACTION, self.on_action, qos.ACTION_QOS)
         # -- episode bookkeeping -----------------------------------------------------------------
         self.phase = "starting"  # starting | homing | episode | stopped
@@ -217,12 +221,14 @@ class ArmBridge(ErlNode):
             self.supervisor.state_received(False)
             return
         self.grip = opening(float(np.mean(vals)), g.open_position, g.closed_position)
+        self.part_times[self.arm.topics.joint_states] = time.monotonic()
 
     def on_object(self, name: str, msg: PoseStamped) -> None:
         """An object's pose."""
         p = msg.pose.position
         if all(math.isfinite(v) for v in (p.x, p.y, p.z)):
             self.objects[name] = np.array([p.x, p.y, p.z])
+            self.part_times[next(o.topic for o in self.arm.objects if o.name == name)] = time.monotonic()
         else:
             self.count("bad_states", f"object {name}: pose with NaN/inf refused")
 
@@ -282,6 +288,9 @@ class ArmBridge(ErlNode):
         """Once per control period: home, step the episode, or hold a stop; then the status."""
         if self.ee is None:
             return
+        now = time.monotonic()
+        self.supervisor.parts_stale([t for t, at in self.part_times.items()
+                                     if now - at > self.arm.control.state_timeout_s])
         if self.phase == "homing":
             self._home_tick()
         elif self.phase == "episode":
@@ -305,11 +314,15 @@ class ArmBridge(ErlNode):
         if verdict.mode != "run":
             self._stop(verdict.reasons, truncate=True, verdict=verdict)
             return
-        a = self.pending if self.pending is not None else np.zeros(ACTION_DIM, np.float32)
         if self.pending is None:
+            # No action for this step (yet): a held step commands no motion at all (zero twist /
+            # the measured pose), so a policy that died stops the arm at once.
             self.count("held_steps")
+            self._hold()
+            applied = np.append(np.zeros(3, np.float32), self.gripper.applied).astype(np.float32)
+        else:
+            applied = self._command(self.pending)
         self.pending = None
-        applied = self._command(a)
         self.step_idx += 1
         self.counters["steps"] += 1
         done = self.step_idx >= self.arm.control.episode_steps
@@ -349,7 +362,7 @@ class ArmBridge(ErlNode):
         if verdict is None or verdict.mode == "zero":
             self._hold()
         if self.phase == "episode" and truncate:
-            self._publish_obs(np.zeros(ACTION_DIM, np.float32), truncated=True, reason=reasons[0])
+            self._truncate(reasons[0])
         if self.phase != "stopped":
             self.counters["stops"] += 1
             self.get_logger().warning(f"stopped: {text}")
@@ -365,6 +378,8 @@ class ArmBridge(ErlNode):
         else:
             self.velocity = np.zeros(3)
             self.velocity_until = 0.0  # silence
+        if self.stop_reason == "home_timeout":
+            return  # stays stopped until the reset service: never retry a failed move by itself
         # Recoverable once nothing but the missing action (there is no episode to act on) remains.
         if reasons in ((), ("command_timeout",)) and self.p["auto_reset"]:
             if self.stop_reason == "command_timeout":
@@ -375,6 +390,7 @@ class ArmBridge(ErlNode):
                 self._begin_homing(f"after {self.stop_reason}")
 
     def _end_episode(self, reason: str) -> None:
+        """After the episode's last step: home (and reset the scene) or wait stopped."""
         self.stop_reason = reason
         if self.p["auto_reset"]:
             self._begin_homing(f"after {reason}")
@@ -385,8 +401,9 @@ class ArmBridge(ErlNode):
     # -- home -------------------------------------------------------------------------------------
     def _begin_homing(self, why: str) -> None:
         self.phase = "homing"
-        self.home_started = time.monotonic()
         self.pending = None
+        self._reset_scene()
+        self.home_started = time.monotonic()
         if self.arm.home is None:
             self._start_episode()
             return
@@ -430,6 +447,17 @@ class ArmBridge(ErlNode):
         else:
             self._send_pose(t)
 
+    def _reset_scene(self) -> None:
+        """Ask ``topics.scene_reset_service`` (if any) to reset the scene; never waits for it."""
+        if self.scene_client is None or self.episode < 0:
+            return
+        if not self.scene_client.service_is_ready():
+            self.count("scene_resets_missed", f"scene reset service "
+                       f"{self.arm.topics.scene_reset_service} not available")
+            return
+        self.scene_client.call_async(Trigger.Request())
+        self.counters["scene_resets"] += 1
+
     def _start_episode(self) -> None:
         assert self.ee is not None
         self.episode += 1
@@ -441,6 +469,12 @@ class ArmBridge(ErlNode):
         self._publish_obs(np.zeros(0, np.float32), truncated=False, reason="")
 
     # -- out --------------------------------------------------------------------------------------
+    def _truncate(self, reason: str) -> None:
+        """End the episode early: one more step (the period the arm held) marked truncated."""
+        self.step_idx += 1
+        self.counters["steps"] += 1
+        self._publish_obs(np.zeros(ACTION_DIM, np.float32), truncated=True, reason=reason)
+
     def _publish_obs(self, applied: np.ndarray, truncated: bool, reason: str) -> None:
         msg = Observation(episode=max(self.episode, 0), step=self.step_idx, state=self.state_vector(),
                           action_taken=applied, terminated=False, truncated=truncated,
@@ -503,8 +537,9 @@ class ArmBridge(ErlNode):
     def on_reset(self, _req: Trigger.Request, resp: Trigger.Response) -> Trigger.Response:
         """Service: end the episode (truncated, ``reset``), move home, start the next one."""
         if self.phase == "episode" and self.step_idx > 0:
-            self._publish_obs(np.zeros(ACTION_DIM, np.float32), truncated=True, reason="reset")
+            self._truncate("reset")
         self._hold()
+        self.stop_reason = ""
         self._begin_homing("reset")
         resp.success, resp.message = True, f"episode {self.episode} ended; moving home"
         return resp

@@ -233,10 +233,11 @@ FAKE_ARM = (
     P("pose_timeout_s", 0.5, "pose dialect: a target whose stamp is older than this holds the hand (s)",
       0.01, 60.0),
     P("block.enabled", False, "a wall the hand cannot pass (motion into it halts; Servo status 5)"),
-    P("block.axis", "y", "the wall's normal axis in the base frame", choices=("x", "y", "z")),
+    P("block.axis", "x", "the wall's normal axis in the base frame (default x: a bare y would be "
+      "read as a boolean by ROS's YAML parser)", choices=("x", "y", "z")),
     P("block.side", "max", "max: the hand stays at or below block.limit on block.axis; min: at or above",
       choices=("max", "min")),
-    P("block.limit", 0.8, "the wall's position on block.axis (m, base frame)", -5.0, 5.0),
+    P("block.limit", 0.2, "the wall's position on block.axis (m, base frame)", -5.0, 5.0),
     P("camera.rate_hz", 10.0, "task camera frames per second on camera/image_raw (0: no camera)",
       0.0, 100.0),
     P("camera.image_size", 0, "rendered image side in pixels (0: the task's)", 0, 2048),

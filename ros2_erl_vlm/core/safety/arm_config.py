@@ -93,6 +93,9 @@ class TopicsConfig:
     twist: str = "servo_node/delta_twist_cmds"
     pose_target: str = "target_pose"
     gripper_command: str = "gripper_controller/commands"
+    #: a std_srvs/Trigger service that resets the scene between episodes (a person or a script on
+    #: a real robot; the fake arm's fake_arm/reset_scene); empty: none
+    scene_reset_service: str = ""
     #: wait this long at start for every state topic, then exit naming the missing ones (s)
     wait_s: float = setting(10.0, low=0.0, high=600.0)
 
@@ -246,7 +249,9 @@ def validate(cfg: ArmConfig) -> ArmConfig:
             raise ArmConfigError(
                 f"{src}: arm.state entry {part!r} is not ee_position, gripper or object:<name> of "
                 f"an arm.objects entry (objects: {sorted(names) or 'none'})")
-    if "gripper" in cfg.state and cfg.gripper.enabled and not cfg.gripper.joint_names:
+    if "gripper" in cfg.state and not cfg.gripper.enabled:
+        raise ArmConfigError(f"{src}: arm.state has 'gripper' but arm.gripper.enabled is false")
+    if "gripper" in cfg.state and not cfg.gripper.joint_names:
         raise ArmConfigError(f"{src}: arm.gripper.joint_names is empty but the state has 'gripper' "
                              f"(name the JointState joints that measure the opening)")
     if cfg.gripper.open_below >= cfg.gripper.close_above:
@@ -257,10 +262,11 @@ def validate(cfg: ArmConfig) -> ArmConfig:
     c = cfg.control
     if c.max_speed_m_s / c.rate_hz < 1e-6:
         raise ArmConfigError(f"{src}: arm.control: max_speed_m_s / rate_hz is below 1 micrometre")
-    if cfg.dialect == "servo" and cfg.servo.stream_rate_hz < 1.0 / cfg.servo.timeout_s:
+    if cfg.dialect == "servo" and cfg.servo.stream_rate_hz * cfg.servo.timeout_s < 2.0:
         raise ArmConfigError(
             f"{src}: arm.servo.stream_rate_hz ({cfg.servo.stream_rate_hz:g}) is too slow for Servo's "
-            f"timeout ({cfg.servo.timeout_s:g} s): stamps would go stale between twists")
+            f"timeout ({cfg.servo.timeout_s:g} s): at least two twists per timeout, or stamps go "
+            f"stale between them")
     return cfg
 
 

@@ -13,7 +13,8 @@ Stops, each with its reason (the episode is truncated with it):
 * ``command_timeout``: no fresh action for ``command_timeout_periods`` control periods (the
   policy died or stalls); cleared by the next fresh action;
 * ``stale_state``: no measured state for ``state_timeout_s``, or a bad one (NaN pose, a stamp
-  going backwards); cleared by a good state;
+  going backwards), or a part of the state (gripper, an object) not fresh (:meth:`parts_stale`);
+  cleared by a good state;
 * ``deadman``: the enable heartbeat (``std_msgs/Bool`` True) is older than its timeout or False;
   cleared by a fresh True;
 * ``estop``: an e-stop message with True; **latched** until :meth:`reset_estop` (the
@@ -84,6 +85,7 @@ class SafetySupervisor:
         self.enabled = False
         self.estop_latched = False
         self.external: str = ""
+        self.stale_parts: tuple[str, ...] = ()
         self._stopped_since: float | None = None
         self._zero_sent = 0
         self._was_running = False
@@ -108,6 +110,10 @@ class SafetySupervisor:
         self.bad_state = ""
         self.last_state = self.clock()
         return ""
+
+    def parts_stale(self, names: list[str] | tuple[str, ...]) -> None:
+        """The parts of the state (topics) that are not fresh now (empty: all fresh)."""
+        self.stale_parts = tuple(names)
 
     def enable_received(self, value: bool) -> None:
         """An enable heartbeat (True: keep going; False: stop now)."""
@@ -145,7 +151,8 @@ class SafetySupervisor:
             active.add("deadman")
         if self.external:
             active.add("external")
-        if self.bad_state or self.last_state is None or t - self.last_state > self.state_timeout_s:
+        if (self.bad_state or self.stale_parts or self.last_state is None
+                or t - self.last_state > self.state_timeout_s):
             active.add("stale_state")
         if self.last_action is None or t - self.last_action > self.command_timeout_s:
             active.add("command_timeout")
@@ -173,7 +180,9 @@ class SafetySupervisor:
         words = {"estop": "e-stop latched (call reset_estop)",
                  "deadman": "enable heartbeat missing or false",
                  "external": f"the arm reports: {self.external}",
-                 "stale_state": self.bad_state or "no fresh measured state",
+                 "stale_state": self.bad_state or (
+                     f"no fresh message on {', '.join(self.stale_parts)}" if self.stale_parts
+                     else "no fresh measured state"),
                  "command_timeout": "no fresh action"}
         return "; ".join(words[r] for r in reasons)
 

@@ -20,6 +20,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+#: The servo twist approaches a face of the box no faster than its distance per this time (s):
+#: an arm that lags its command by tens of milliseconds stops at the face instead of overshooting.
+FACE_APPROACH_S = 0.1
+
 
 @dataclass(frozen=True)
 class Box:
@@ -124,8 +128,9 @@ class WorkspaceTarget:
                  gain: float = 2.0) -> np.ndarray:
         """The servo dialect's twist (m/s): the target's own motion this period (feed-forward)
         plus ``gain`` (1/s) times the distance the arm was behind the previous target, capped at
-        ``max_speed``. Near a face of the box the outward part is limited to what reaches the face
-        in one period (zero at the face), so a lagging arm does not coast through it."""
+        ``max_speed``. Near a face of the box the outward part slows down: at most the distance
+        to the face per :data:`FACE_APPROACH_S` (or per period, if longer), zero at the face, so an
+        arm whose controller lags the command does not coast through it."""
         assert self.target is not None, "reset() first"
         m = np.asarray(measured, np.float64).reshape(3)
         v = self.last_delta / period_s + gain * (self.target - self.last_delta - m)
@@ -133,6 +138,7 @@ class WorkspaceTarget:
         if n > max_speed:
             v *= max_speed / n
         if self.box is not None:
-            v = np.minimum(v, np.maximum(0.0, (self.box.high - m) / period_s))
-            v = np.maximum(v, np.minimum(0.0, (self.box.low - m) / period_s))
+            tau = max(period_s, FACE_APPROACH_S)
+            v = np.minimum(v, np.maximum(0.0, (self.box.high - m) / tau))
+            v = np.maximum(v, np.minimum(0.0, (self.box.low - m) / tau))
         return v

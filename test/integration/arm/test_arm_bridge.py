@@ -200,7 +200,7 @@ def test_box_watchdog_and_estop_over_dds(arm_node_probe: Any, arm_config_file: A
         assert not late, "twists still streamed half a second after the stop"
         stopped = [o for o in policy.obs if o.truncated and o.truncation_reason == "command_timeout"]
         assert stopped, [o.truncation_reason for o in policy.obs if o.truncated]
-        # -- the policy comes back: a new episode after the move home ---------------------------
+        # -- the policy comes back: the new episode (started where the arm stood) runs ----------
         policy.alive = True
         ep = stopped[-1].episode
         policy.act = lambda _o: [0.0, 1.0, 0.0, 0.0]
@@ -214,9 +214,9 @@ def test_box_watchdog_and_estop_over_dds(arm_node_probe: Any, arm_config_file: A
         policy.estop_pub.publish(Bool(data=False))  # releasing the button does not restart
         at = policy.ee[-1][1]
         policy.probe.spin_for(1.5)
-        assert np.linalg.norm(policy.ee[-1][1] - at) < 0.003
+        assert np.linalg.norm(policy.ee[-1][1] - at) < 0.005, (at, policy.ee[-1][1], policy.status[-1])
         assert policy.status[-1]["estop_latched"] is True
-        assert any(o.truncation_reason == "estop" for o in policy.obs)
+        assert any(o.truncation_reason == "estop" for o in policy.obs), [(o.episode, o.step, o.truncation_reason) for o in policy.obs if o.truncated][-5:]
         n_obs = len(policy.obs)
         reply = probe.call(probe.node.create_client(Trigger, "reset_estop"), Trigger.Request())
         assert reply.success and "released" in reply.message

@@ -152,16 +152,21 @@ def test_real_arm_mode_starts_the_arm_side_with_its_rules(tmp_path) -> None:
     assert [n.name for n in g.started(fake) if n.layer != "top"] == ["arm_bridge", "fake_arm"]
     with pytest.raises(GraphError, match="allow_real_training:=true"):
         check_params(g, fake)
-    allowed = g.resolve({**base, "fake": "true", "allow_real_training": "true", "arm": "pose"})
+    truth = g.resolve({**base, "fake": "true", "allow_real_training": "true"})
+    with pytest.raises(GraphError, match="simulated_vlm rater rates from simulator truth"):
+        check_params(g, truth)
+    allowed = g.resolve({**base, "fake": "true", "allow_real_training": "true", "arm": "pose",
+                         "rater": "transformers"})
     check_params(g, allowed)
     ov = g.node_overrides(allowed)
     assert ov["sac_agent"]["eval_episodes"] == 0 and ov["camera_capture"]["sync_tolerance_s"] == 0.05
     assert ov["arm_bridge"]["arm_dialect"] == "pose" and ov["fake_arm"]["arm_dialect"] == "pose"
     assert "use_sim_time" not in ov["sac_agent"]
     real = g.resolve({**base, "arm_config": str(config_dir() / "arms" / "fake_sawyer.yaml"),
-                      "allow_real_training": "true"})
+                      "allow_real_training": "true", "rater": "transformers"})
     assert [n.name for n in g.started(real) if n.layer != "top"] == ["arm_bridge"]
     bad = tmp_path / "arm.yaml"
     bad.write_text("arm: {dialect: servo}\n")
     with pytest.raises(GraphError, match="workspace is required"):
-        check_params(g, g.resolve({**base, "arm_config": str(bad), "allow_real_training": "true"}))
+        check_params(g, g.resolve({**base, "arm_config": str(bad), "allow_real_training": "true",
+                                   "rater": "transformers"}))

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from ros2_erl_vlm.core.safety.target import Box, WorkspaceTarget
+from ros2_erl_vlm.core.safety.target import FACE_APPROACH_S, Box, WorkspaceTarget
 
 BOX = Box.of([-0.2, 0.4, 0.05], [0.2, 0.8, 0.3])
 HOME = np.array([0.0, 0.6, 0.2])
@@ -75,6 +75,8 @@ def test_velocity_feeds_forward_and_stops_at_a_touched_face():
     assert v[0] <= 0.0
     v = t.velocity(np.array([0.199, 0.6, 0.2]), 0.1, 1.0)  # 1 mm short: at most 1 mm in a period
     assert v[0] * 0.1 <= 0.001 + 1e-12
+    v = t.velocity(np.array([0.199, 0.6, 0.2]), 0.02, 1.0)  # a fast loop: slowed by FACE_APPROACH_S
+    assert v[0] * FACE_APPROACH_S <= 0.001 + 1e-12
 
 
 def test_bad_boxes_and_settings_refused():
