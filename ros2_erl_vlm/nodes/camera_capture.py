@@ -1,6 +1,8 @@
 """``camera_capture``: camera frames aligned to env steps, at the rating resolution, kept compact.
 
-Subscribes to ``camera/image_raw`` (any sensor_msgs/Image camera topic: remap it) and to
+Subscribes to ``camera/image_raw`` (any sensor_msgs/Image camera topic: remap it), or with
+``transport: compressed`` to ``camera/image_raw/compressed`` (sensor_msgs/CompressedImage, JPEG or
+PNG: image_transport's sibling topic of realsense2_camera, usb_cam), sensor-data QoS, and to
 ``observation``; pairs each observation with the image of the same stamp (or the nearest within
 ``sync_tolerance_s`` for a real camera), crops/resizes it to ``image_size`` and stores it
 (JPEG/PNG/raw) for the last ``max_episodes`` episodes; publishes it on ``camera/frames``
@@ -20,12 +22,12 @@ import sys
 from typing import Any
 
 from erl_vlm.msg import Observation, RatingRequest, StepFrame
-from sensor_msgs.msg import Image
+from sensor_msgs.msg import CompressedImage, Image
 
 from ros2_erl_vlm.core.frames import FrameCodec, FrameStore, StampMatcher, StepKey, crop_resize
 from ros2_erl_vlm.ros import qos
 from ros2_erl_vlm.ros.convert import stamp_ns
-from ros2_erl_vlm.ros.images import ImageError, image_to_rgb, rgb_to_image
+from ros2_erl_vlm.ros.images import ImageError, compressed_to_rgb, image_to_rgb, rgb_to_image
 from ros2_erl_vlm.ros.node_base import ErlNode, run_node
 
 
@@ -50,14 +52,20 @@ class CameraCapture(ErlNode):
         self.pub_frames = (self.create_publisher(StepFrame, qos.FRAMES, qos.IMAGE_QOS)
                            if p["publish_frames"] else None)
         self.pub_requests = self.create_publisher(RatingRequest, qos.RATING_REQUESTS_FRAMED, qos.RATING_QOS)
-        self.create_subscription(Image, qos.CAMERA_IMAGE, self.on_image, qos.IMAGE_QOS)
+        if p["transport"] == "compressed":
+            self.decode = compressed_to_rgb
+            self.create_subscription(CompressedImage, qos.CAMERA_IMAGE_COMPRESSED, self.on_image,
+                                     qos.IMAGE_QOS)
+        else:
+            self.decode = image_to_rgb
+            self.create_subscription(Image, qos.CAMERA_IMAGE, self.on_image, qos.IMAGE_QOS)
         self.create_subscription(Observation, qos.OBSERVATION, self.on_observation, qos.OBSERVATION_QOS)
         self.create_subscription(RatingRequest, qos.RATING_REQUESTS, self.on_request, qos.RATING_QOS)
 
-    def on_image(self, msg: Image) -> None:
+    def on_image(self, msg: Image | CompressedImage) -> None:
         """Decode (validating it) and buffer a camera image."""
         try:
-            rgb = image_to_rgb(msg)
+            rgb = self.decode(msg)
         except ImageError as exc:
             self.count("bad_images", f"dropped a camera image: {exc}")
             return

@@ -66,7 +66,8 @@ Published, stamped with the system clock, ``frame_id`` ``arm.base_frame``:
   second ``obs[11:14]`` / ``obs[14:18]``);
 * ``camera/image_raw`` (``sensor_msgs/Image``, rgb8, sensor-data QoS) of the task camera at
   ``camera.rate_hz`` (0: off), ``camera.image_size`` pixels (0: the task's), stamped at render
-  time, ``frame_id`` ``camera.frame_id``.
+  time, ``frame_id`` ``camera.frame_id``; with ``camera.compressed`` also JPEG on
+  ``camera/image_raw/compressed`` (sensor_msgs/CompressedImage), as a camera driver does.
 
 Commands are subscribed reliable, volatile, depth 10 (Servo's and the controllers' defaults: a
 best-effort publisher reaches none of them).
@@ -95,7 +96,7 @@ import numpy as np
 from builtin_interfaces.msg import Time
 from geometry_msgs.msg import PoseStamped, TwistStamped
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
-from sensor_msgs.msg import Image, JointState
+from sensor_msgs.msg import CompressedImage, Image, JointState
 from std_msgs.msg import Float64MultiArray, Int8
 from std_srvs.srv import SetBool, Trigger
 
@@ -209,6 +210,8 @@ class FakeArm(ErlNode):
         self.pub_status = (self.create_publisher(Int8, self.arm.servo.status_topic, RELIABLE_STATE_QOS)
                            if self.servo else None)
         self.pub_img = self.create_publisher(Image, qos.CAMERA_IMAGE, qos.IMAGE_QOS)
+        self.pub_cimg = (self.create_publisher(CompressedImage, qos.CAMERA_IMAGE_COMPRESSED, qos.IMAGE_QOS)
+                         if p["camera.compressed"] else None)
         if self.servo:
             self.create_subscription(TwistStamped, t.twist, self.on_twist, COMMAND_QOS)
             self.create_service(Trigger, self.arm.servo.switch_service, self.on_switch)
@@ -464,7 +467,16 @@ class FakeArm(ErlNode):
         frame = self.env.render()
         if frame is None:
             return
-        self.pub_img.publish(rgb_to_image(frame, self._stamp(), str(self.p["camera.frame_id"])))
+        stamp = self._stamp()
+        self.pub_img.publish(rgb_to_image(frame, stamp, str(self.p["camera.frame_id"])))
+        if self.pub_cimg is not None:  # as image_transport's compressed plugin: JPEG of BGR
+            import cv2
+
+            ok, buf = cv2.imencode(".jpg", np.ascontiguousarray(frame[..., ::-1]))
+            if ok:
+                msg = CompressedImage(format="rgb8; jpeg compressed bgr8", data=buf.tobytes())
+                msg.header.stamp, msg.header.frame_id = stamp, str(self.p["camera.frame_id"])
+                self.pub_cimg.publish(msg)
         self.counters["images"] += 1
 
     def status(self) -> dict[str, Any]:

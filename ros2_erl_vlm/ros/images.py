@@ -3,8 +3,9 @@
 :func:`image_to_rgb` reads ``rgb8``, ``bgr8``, ``rgba8``, ``bgra8`` and ``mono8`` (rows may be
 padded: ``step >= width * channels``) into an ``(H, W, 3)`` uint8 RGB array and raises
 :class:`ImageError` naming the problem for anything else (unknown encoding, a ``step`` too small
-for the width, data of the wrong length, an empty image). :func:`rgb_to_image` builds an
-``rgb8`` message.
+for the width, data of the wrong length, an empty image). :func:`compressed_to_rgb` reads a
+``sensor_msgs/CompressedImage`` (JPEG or PNG, as image_transport's ``compressed`` plugin and
+camera drivers publish it) with OpenCV. :func:`rgb_to_image` builds an ``rgb8`` message.
 """
 
 from __future__ import annotations
@@ -42,6 +43,25 @@ def image_to_rgb(msg: Any) -> np.ndarray:
     if enc in ("bgr8", "bgra8"):
         return np.ascontiguousarray(px[..., 2::-1])
     return np.ascontiguousarray(px[..., :3])
+
+
+def compressed_to_rgb(msg: Any) -> np.ndarray:
+    """``(H, W, 3)`` uint8 RGB of a CompressedImage (JPEG/PNG); ImageError when it does not decode."""
+    import cv2
+
+    fmt = str(msg.format).lower()
+    if fmt and not any(k in fmt for k in ("jpeg", "jpg", "png")):
+        raise ImageError(f"unsupported compressed format {msg.format!r} (supported: jpeg, png)")
+    data = np.frombuffer(bytes(msg.data), dtype=np.uint8)
+    if data.size == 0:
+        raise ImageError("empty compressed image")
+    bgr = cv2.imdecode(data, cv2.IMREAD_COLOR)
+    if bgr is None or bgr.ndim != 3 or bgr.shape[2] != 3:
+        raise ImageError(f"compressed image ({data.size} bytes, format {msg.format!r}) does not decode")
+    h, w = bgr.shape[:2]
+    if not (0 < h <= MAX_SIDE and 0 < w <= MAX_SIDE):
+        raise ImageError(f"bad image size {w}x{h}")
+    return np.ascontiguousarray(bgr[..., ::-1])
 
 
 def rgb_to_image(frame: np.ndarray, stamp: Any = None, frame_id: str = "") -> Any:

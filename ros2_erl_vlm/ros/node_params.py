@@ -108,6 +108,8 @@ SIM_BRIDGE = (
 
 CAMERA_CAPTURE = (
     RUN_DIR, STATUS_PERIOD,
+    P("transport", "raw", "raw: sensor_msgs/Image on camera/image_raw; compressed: "
+      "sensor_msgs/CompressedImage (JPEG/PNG) on camera/image_raw/compressed", choices=("raw", "compressed")),
     P("image_size", 224, "side of the stored square frames (the rating resolution)", 16, 2048),
     P("crop", [0, 0, 0, 0], "crop box x, y, width, height in pixels applied before resizing "
       "(all zero: no crop)", 0, 16384, length=4),
@@ -242,6 +244,8 @@ FAKE_ARM = (
       0.0, 100.0),
     P("camera.image_size", 0, "rendered image side in pixels (0: the task's)", 0, 2048),
     P("camera.frame_id", "camera", "frame_id of the camera images"),
+    P("camera.compressed", False, "also publish JPEG frames on camera/image_raw/compressed "
+      "(sensor_msgs/CompressedImage), as camera drivers do"),
 )
 
 NODE_PARAMS: dict[str, tuple[ParamSpec, ...]] = {

@@ -21,6 +21,8 @@ from rclpy.qos import (
 OBSERVATION = "observation"
 ACTION = "action"
 CAMERA_IMAGE = "camera/image_raw"
+#: image_transport's name of the compressed sibling (realsense2_camera, usb_cam publish it).
+CAMERA_IMAGE_COMPRESSED = "camera/image_raw/compressed"
 FRAMES = "camera/frames"
 RATING_REQUESTS = "rating_requests"
 RATING_REQUESTS_FRAMED = "rating_requests/framed"

@@ -3,7 +3,8 @@
 arm_bridge commands fake_arm (MetaWorld's Sawyer behind MoveIt Servo's rules) in real time; no
 observation carries simulator truth; a tiny random-weight VLM (the transformers backend) rates
 the fake arm's camera frames; the reward model learns from those ratings on the arm's state and the
-agent trains for a few thousand steps. The fake runs at 50 Hz control (a real arm: 10 Hz) to keep
+agent trains for a few thousand steps. The camera frames travel as JPEG (sensor_msgs/CompressedImage),
+as from a real camera driver. The fake runs at 50 Hz control (a real arm: 10 Hz) to keep
 the suite short.
 """
 
@@ -60,7 +61,9 @@ def run(small_params: Any, start_graph: Any, vlm_config: Path,
     arm = _arm_config(tmp_path_factory.mktemp("arm") / "arm.yaml")
     params = small_params("fake_arm.yaml", {
         "/**/sac_agent": {"total_steps": TOTAL_STEPS, "checkpoint_every": 500},
-        "/**/fake_arm": {"camera.rate_hz": 50.0, "camera.image_size": 64, "rate_hz": 100.0}})
+        "/**/fake_arm": {"camera.rate_hz": 50.0, "camera.image_size": 64, "rate_hz": 100.0,
+                         "camera.compressed": True},
+        "/**/camera_capture": {"transport": "compressed"}})
     t0 = time.monotonic()
     g = start_graph(params, use_sim="false", fake="true", allow_real_training="true",
                     arm_config=str(arm), seed="2", namespace=NAMESPACE, rater="transformers",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ros2_erl_vlm.ros.images import ImageError, image_to_rgb, rgb_to_image
+from ros2_erl_vlm.ros.images import ImageError, compressed_to_rgb, image_to_rgb, rgb_to_image
 
 pytestmark = pytest.mark.ros
 
@@ -66,3 +66,28 @@ def test_malformed_images_raise_clear_errors(h, w, enc, step, n, match) -> None:
 def test_rgb_to_image_rejects_non_rgb() -> None:
     with pytest.raises(ImageError, match="uint8"):
         rgb_to_image(np.zeros((4, 4), np.uint8))
+
+
+@pytest.mark.parametrize("ext, fmt", [(".png", "png"), (".jpg", "rgb8; jpeg compressed bgr8"), (".png", "")])
+def test_compressed_images_decode_to_rgb(ext: str, fmt: str) -> None:
+    import cv2
+    from sensor_msgs.msg import CompressedImage
+
+    rgb = np.zeros((12, 16, 3), np.uint8)
+    rgb[..., 0] = 200  # red
+    ok, buf = cv2.imencode(ext, rgb[..., ::-1])
+    assert ok
+    out = compressed_to_rgb(CompressedImage(format=fmt, data=buf.tobytes()))
+    assert out.shape == (12, 16, 3)
+    assert abs(int(out[..., 0].mean()) - 200) <= 3 and out[..., 2].max() <= 5  # red stays red
+
+
+@pytest.mark.parametrize("fmt, data, match", [
+    ("jpeg", b"", "empty"), ("jpeg", b"not an image at all", "does not decode"),
+    ("theora", b"\x00" * 10, "unsupported compressed format"),
+])
+def test_bad_compressed_images_raise_clear_errors(fmt: str, data: bytes, match: str) -> None:
+    from sensor_msgs.msg import CompressedImage
+
+    with pytest.raises(ImageError, match=match):
+        compressed_to_rgb(CompressedImage(format=fmt, data=data))
