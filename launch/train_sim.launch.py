@@ -34,6 +34,11 @@ def generate_launch_description():
     return LaunchDescription([
         *declare_arguments(),
         SetEnvironmentVariable("MUJOCO_GL", EnvironmentVariable("MUJOCO_GL", default_value="egl")),
+        # On an arm, anything on the DDS domain can publish `action`: this host only, unless set.
+        SetEnvironmentVariable("ROS_AUTOMATIC_DISCOVERY_RANGE",
+                               EnvironmentVariable("ROS_AUTOMATIC_DISCOVERY_RANGE",
+                                                   default_value="LOCALHOST"),
+                               condition=UnlessCondition(use_sim)),
         resolve_action(),
         _include("learning.launch.py"),
         _include("sim.launch.py", condition=IfCondition(use_sim)),

@@ -31,6 +31,7 @@ from ros2_erl_vlm.graph import (
     Graph,
     GraphError,
     check_params,
+    is_sim,
     load_graph,
     node_command,
     parse_bool,
@@ -38,6 +39,7 @@ from ros2_erl_vlm.graph import (
 )
 
 _PR_SET_PDEATHSIG = 1
+DISCOVERY_RANGE = "ROS_AUTOMATIC_DISCOVERY_RANGE"
 
 
 def _die_with_parent() -> None:  # pragma: no cover - runs in the child before exec
@@ -74,6 +76,10 @@ class GraphProcesses:
                  env: dict[str, str] | None = None) -> None:
         self.graph, self.values, self.out = graph, values, out
         self.env = env if env is not None else node_env()
+        if not is_sim(values):
+            # Anything on the DDS domain can publish `action`: an arm listens on this host only
+            # unless the user chose otherwise (docs/real_arm.md).
+            self.env.setdefault(DISCOVERY_RANGE, "LOCALHOST")
         self.overrides = graph.node_overrides(values)
         self.procs: dict[str, subprocess.Popen[str]] = {}
         self.starts: dict[str, int] = {}

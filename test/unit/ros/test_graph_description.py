@@ -170,3 +170,17 @@ def test_real_arm_mode_starts_the_arm_side_with_its_rules(tmp_path) -> None:
     with pytest.raises(GraphError, match="workspace is required"):
         check_params(g, g.resolve({**base, "arm_config": str(bad), "allow_real_training": "true",
                                    "rater": "transformers"}))
+
+
+def test_real_arm_runs_default_to_localhost_discovery(tmp_path) -> None:
+    """Anything on the DDS domain can publish `action`: on an arm the runner's nodes discover on
+    this host only unless the user set ROS_AUTOMATIC_DISCOVERY_RANGE."""
+    from ros2_erl_vlm.runner import DISCOVERY_RANGE, GraphProcesses
+
+    g = load_graph()
+    arm = g.resolve({"run_dir": str(tmp_path), "use_sim": "false", "fake": "true"})
+    assert GraphProcesses(g, arm, out=None, env={}).env[DISCOVERY_RANGE] == "LOCALHOST"
+    chosen = GraphProcesses(g, arm, out=None, env={DISCOVERY_RANGE: "SUBNET"})
+    assert chosen.env[DISCOVERY_RANGE] == "SUBNET"
+    sim = g.resolve({"run_dir": str(tmp_path)})
+    assert DISCOVERY_RANGE not in GraphProcesses(g, sim, out=None, env={}).env
