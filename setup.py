@@ -19,7 +19,7 @@ from setuptools import find_packages, setup
 PACKAGE_NAME = "erl_vlm"
 HERE = Path(__file__).resolve().parent
 NODES = ("sim_bridge", "camera_capture", "vlm_rater", "reward_learner", "sac_agent", "rating_viz",
-         "arm_bridge", "fake_arm")
+         "arm_bridge", "fake_arm", "deploy_agent")
 
 
 def read_requirements(name: str) -> list[str]:

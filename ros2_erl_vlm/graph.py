@@ -42,8 +42,9 @@ class NodeSpec:
     layer: str
     sim_time: bool = True
     ends_graph: bool = False
-    #: started only when this boolean argument is true (None: always)
+    #: started only when this argument is set (non-empty, not false) / not set (None: always)
     when: str | None = None
+    unless: str | None = None
 
     @property
     def module(self) -> str:
@@ -80,6 +81,8 @@ class Graph:
     real_arm_parameters: dict[str, Any] = field(default_factory=dict)
     #: use_sim:=false fake:=true without arm_config: this arm config
     fake_arm_config: Path | None = None
+    #: deploying (checkpoint set): parameters replacing the params file's on every node declaring them
+    deploy_parameters: dict[str, Any] = field(default_factory=dict)
 
     def node(self, name: str) -> NodeSpec:
         """The node called ``name``."""
@@ -97,7 +100,8 @@ class Graph:
         robot side ``use_sim`` picks, minus nodes whose ``when`` argument is false."""
         layers = ("top", "bottom_sim" if is_sim(values) else "bottom_real")
         return [n for n in self.nodes if n.layer in layers
-                and (n.when is None or parse_bool(values.get(n.when) or "false", n.when))]
+                and (n.when is None or is_set(values.get(n.when)))
+                and (n.unless is None or not is_set(values.get(n.unless)))]
 
     def defaults(self) -> dict[str, str]:
         """Every argument's default value."""
@@ -118,6 +122,12 @@ class Graph:
             out["run_dir"] = default_run_dir(out.get("task") or str(shared["task"]),
                                              out.get("seed") or str(shared["seed"]))
         out["run_dir"] = str(Path(out["run_dir"]).expanduser().resolve())
+        if is_deploy(out):
+            ckpt = Path(out["checkpoint"]).expanduser().resolve()
+            if not ckpt.is_file():
+                raise GraphError(f"argument 'checkpoint': {ckpt} does not exist (the training run's "
+                                 f"<run_dir>/sac_agent/checkpoint.pt)")
+            out["checkpoint"] = str(ckpt)
         if not is_sim(out):
             self._resolve_real_arm(out)
         elif not out.get("use_sim_time"):
@@ -147,11 +157,11 @@ class Graph:
     def node_overrides(self, values: dict[str, str]) -> dict[str, dict[str, Any]]:
         """Typed parameter overrides per node from resolved argument values."""
         out: dict[str, dict[str, Any]] = {n.name: {} for n in self.nodes}
-        if not is_sim(values):
-            for node in self.nodes:
-                declared = {s.name for s in node.params}
-                out[node.name].update({k: v for k, v in self.real_arm_parameters.items()
-                                       if k in declared})
+        replaced = {**(self.real_arm_parameters if not is_sim(values) else {}),
+                    **(self.deploy_parameters if is_deploy(values) else {})}
+        for node in self.nodes:
+            declared = {s.name for s in node.params}
+            out[node.name].update({k: v for k, v in replaced.items() if k in declared})
         for arg in self.arguments.values():
             if arg.parameter is None:
                 continue
@@ -170,6 +180,16 @@ class Graph:
             if node.sim_time and use_sim_time:
                 out[node.name]["use_sim_time"] = True
         return out
+
+
+def is_set(raw: str | None) -> bool:
+    """Whether an argument is set: non-empty and not false/0/no/off."""
+    return str(raw or "").strip().lower() not in ("", "false", "0", "no", "off")
+
+
+def is_deploy(values: dict[str, str]) -> bool:
+    """Whether the run deploys a checkpoint (no learning)."""
+    return is_set(values.get("checkpoint"))
 
 
 def is_sim(values: dict[str, str]) -> bool:
@@ -235,7 +255,7 @@ def load_graph(path: str | Path | None = None) -> Graph:
         if layer not in LAYERS:
             raise GraphError(f"{src}: node {name}: layer must be one of {LAYERS}")
         nodes.append(NodeSpec(name, layer, bool(raw.get("sim_time", True)),
-                              bool(raw.get("ends_graph", False)), raw.get("when")))
+                              bool(raw.get("ends_graph", False)), raw.get("when"), raw.get("unless")))
     if not nodes:
         raise GraphError(f"{src}: no nodes")
     args = {}
@@ -249,14 +269,17 @@ def load_graph(path: str | Path | None = None) -> Graph:
         args[name] = Argument(name, str(raw.get("default", "")), description, parameter,
                               raw.get("special"), nodes_for)
     for node in nodes:
-        if node.when is not None and node.when not in args:
-            raise GraphError(f"{src}: node {node.name}: 'when' names no argument ({node.when!r})")
+        for key in ("when", "unless"):
+            arg = getattr(node, key)
+            if arg is not None and arg not in args:
+                raise GraphError(f"{src}: node {node.name}: '{key}' names no argument ({arg!r})")
     pf = Path(str(data.get("params_file", "train_sim.yaml")))
     real = data.get("real_arm") or {}
     fake = real.get("fake_arm_config")
     return Graph(nodes, args, pf if pf.is_absolute() else src.parent / pf, src,
                  dict(real.get("parameters") or {}),
-                 None if not fake else (Path(fake) if Path(fake).is_absolute() else src.parent / fake))
+                 None if not fake else (Path(fake) if Path(fake).is_absolute() else src.parent / fake),
+                 dict((data.get("deploy") or {}).get("parameters") or {}))
 
 
 # -- params files ----------------------------------------------------------------------------------
@@ -351,6 +374,9 @@ def _check_real_arm(graph: Graph, values: dict[str, str], overrides: dict[str, d
         load_arm_config(values["arm_config"], values.get("arm") or None)
     except ArmConfigError as exc:
         raise GraphError(str(exc)) from exc
+    if is_deploy(values):
+        return  # no learning: neither training permission nor a rater is needed (the policy's
+        # state size is checked by deploy_agent when it loads the checkpoint)
     agent = {**_node_values(values["params_file"], "sac_agent"),
              **node_params_from_file(sections, fqn(values.get("namespace", ""), "sac_agent")),
              **overrides["sac_agent"]}

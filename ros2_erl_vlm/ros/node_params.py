@@ -223,6 +223,13 @@ ARM_BRIDGE = (
     P("camera.frame_id", "camera", "frame_id expected on the camera images (informational)"),
 )
 
+DEPLOY_AGENT = (
+    SEED, RUN_DIR, STATUS_PERIOD, ARM_CONFIG,
+    P("checkpoint", "", "the training run's checkpoint whose policy is deployed "
+      "(<run_dir>/sac_agent/checkpoint.pt); set by the checkpoint argument"),
+    P("episodes", 10, "episodes to run, then stop (0: until stopped)", 0, 1_000_000),
+)
+
 FAKE_ARM = (
     TASK, LAYOUT, SEED, RUN_DIR, STATUS_PERIOD, ARM_CONFIG, ARM_DIALECT,
     P("rate_hz", 50.0, "physics / publishing rate of the fake arm (Hz)", 1.0, 1000.0),
@@ -257,6 +264,7 @@ NODE_PARAMS: dict[str, tuple[ParamSpec, ...]] = {
     "rating_viz": RATING_VIZ,
     "arm_bridge": ARM_BRIDGE,
     "fake_arm": FAKE_ARM,
+    "deploy_agent": DEPLOY_AGENT,
 }
 
 

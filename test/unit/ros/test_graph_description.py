@@ -21,7 +21,7 @@ from ros2_erl_vlm.ros.node_params import NODE_PARAMS
 def test_graph_lists_every_node_and_the_shipped_params_check() -> None:
     g = load_graph()
     assert {n.name for n in g.nodes} == set(NODE_PARAMS)
-    assert [n.name for n in g.nodes if n.ends_graph] == ["sac_agent"]
+    assert [n.name for n in g.nodes if n.ends_graph] == ["sac_agent", "deploy_agent"]
     assert [n.name for n in g.layer("bottom_sim")] == ["sim_bridge"]
     values = g.resolve({"run_dir": "/tmp/x"})
     check_params(g, values)
@@ -63,7 +63,8 @@ def test_graph_argument_descriptions_do_not_restate_values() -> None:
         text = str(arg.get("description", ""))
         assert "default" not in text.lower() and "params file's," not in text, (name, text)
         if arg.get("parameter"):
-            spec = {s.name: s for n in ("sac_agent", "vlm_rater", "sim_bridge", "arm_bridge")
+            spec = {s.name: s for n in ("sac_agent", "vlm_rater", "sim_bridge", "arm_bridge",
+                                        "deploy_agent")
                     for s in g.node(n).params}[arg["parameter"]]
             if spec.kind in ("int", "float") or spec.name == "task":
                 assert f"{spec.default}" not in text, (name, text)
@@ -184,3 +185,24 @@ def test_real_arm_runs_default_to_localhost_discovery(tmp_path) -> None:
     assert chosen.env[DISCOVERY_RANGE] == "SUBNET"
     sim = g.resolve({"run_dir": str(tmp_path)})
     assert DISCOVERY_RANGE not in GraphProcesses(g, sim, out=None, env={}).env
+
+
+def test_deploying_starts_the_robot_side_and_deploy_agent_only(tmp_path) -> None:
+    """checkpoint:=<file>: no learning nodes, the lock-step start waits for the agent alone, an
+    arm needs neither allow_real_training nor a VLM rater, a missing checkpoint is an error."""
+    g = load_graph()
+    with pytest.raises(GraphError, match="checkpoint.*does not exist"):
+        g.resolve({"run_dir": str(tmp_path), "checkpoint": str(tmp_path / "missing.pt")})
+    ckpt = tmp_path / "checkpoint.pt"
+    ckpt.write_bytes(b"x")
+    sim = g.resolve({"run_dir": str(tmp_path), "checkpoint": str(ckpt)})
+    check_params(g, sim)
+    assert sorted(n.name for n in g.started(sim)) == ["deploy_agent", "sim_bridge"]
+    ov = g.node_overrides(sim)
+    assert ov["sim_bridge"]["start.observation_subscribers"] == 1
+    assert ov["sim_bridge"]["start.image_subscribers"] == 0
+    assert ov["deploy_agent"]["checkpoint"] == str(ckpt)
+    arm = g.resolve({"run_dir": str(tmp_path), "checkpoint": str(ckpt), "use_sim": "false",
+                     "fake": "true"})
+    check_params(g, arm)  # deploying: no allow_real_training, the default (truth) rater unused
+    assert sorted(n.name for n in g.started(arm)) == ["arm_bridge", "deploy_agent", "fake_arm"]
