@@ -3,7 +3,8 @@
 Publishes ``observation`` (erl_vlm/Observation: the state the arm config assembles, the action
 really applied, no simulator truth; episode and step ids) and ``safety_status`` (std_msgs/String,
 JSON: phase, stop reasons, the limits that acted, measured and target position) once per control
-period. Subscribes to
+period, and ``safety_markers`` for rviz (the workspace box, target vs measured end effector, the
+safety state as text; ``MARKER_RATE_HZ``). Subscribes to
 ``action`` (erl_vlm/Action), the arm's state topics (end-effector ``PoseStamped``, gripper
 ``JointState``, object ``PoseStamped`` topics; best effort), ``enable`` (std_msgs/Bool heartbeat)
 and ``estop`` (std_msgs/Bool). Services: ``reset`` (std_srvs/Trigger: end the episode, move home,
@@ -49,6 +50,7 @@ from geometry_msgs.msg import PoseStamped, TwistStamped
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Bool, Float64MultiArray, Int8, String
 from std_srvs.srv import Trigger
+from visualization_msgs.msg import MarkerArray
 
 from ros2_erl_vlm.core.safety.actions import BadActionError, checked_action
 from ros2_erl_vlm.core.safety.arm_config import ArmConfig, ArmConfigError, load_arm_config
@@ -58,12 +60,15 @@ from ros2_erl_vlm.core.safety.supervisor import SafetySupervisor, Verdict
 from ros2_erl_vlm.core.safety.target import Box, WorkspaceTarget
 from ros2_erl_vlm.ros import qos
 from ros2_erl_vlm.ros.convert import f32
+from ros2_erl_vlm.ros.markers import safety_markers
 from ros2_erl_vlm.ros.node_base import ErlNode, run_node
 from ros2_erl_vlm.ros.params import ParamError
 from ros2_erl_vlm.ros.servo_client import RosServoClient, moveit_types, spin_briefly
 
 #: The policy's action: end-effector xyz delta + gripper (MetaWorld's).
 ACTION_DIM = 4
+#: How often the rviz markers (box, target, measured, safety text) are republished (Hz).
+MARKER_RATE_HZ = 5.0
 
 
 def _stamp_s(stamp: Any) -> float:
@@ -129,6 +134,8 @@ class ArmBridge(ErlNode):
                                                qos.ARM_COMMAND_QOS) if g.enabled else None)
         self.pub_obs = self.create_publisher(Observation, qos.OBSERVATION, qos.OBSERVATION_QOS)
         self.pub_status = self.create_publisher(String, qos.SAFETY_STATUS, qos.SAFETY_STATUS_QOS)
+        self.pub_markers = self.create_publisher(MarkerArray, qos.SAFETY_MARKERS, qos.SAFETY_STATUS_QOS)
+        self._ticks = 0
         # -- safety inputs -----------------------------------------------------------------------
         self.create_subscription(Bool, arm.enable.topic, lambda m: self.supervisor.enable_received(m.data),
                                  qos.SAFETY_INPUT_QOS)
@@ -533,6 +540,13 @@ class ArmBridge(ErlNode):
                 "target": None if self.target.target is None else self.target.target.round(4).tolist(),
                 "estop_latched": self.supervisor.estop_latched}
         self.pub_status.publish(String(data=json.dumps(data)))
+        self._ticks += 1
+        if self._ticks % max(1, round(self.arm.control.rate_hz / MARKER_RATE_HZ)) == 0:
+            text = f"{self.phase} ep {self.episode} step {self.step_idx}" + (
+                f" | STOP: {data['stop']}" if data["stop"] else "")
+            self.pub_markers.publish(safety_markers(
+                self.box.low, self.box.high, data["target"], data["measured"], text,
+                bool(data["stop"]), self.arm.base_frame, self.get_clock().now().to_msg()))
 
     def on_reset(self, _req: Trigger.Request, resp: Trigger.Response) -> Trigger.Response:
         """Service: end the episode (truncated, ``reset``), move home, start the next one."""

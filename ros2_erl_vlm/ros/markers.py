@@ -50,3 +50,56 @@ def rating_markers(points: Sequence[RatedPoint], frame_id: str, stamp: Any, poin
         text.color = ColorRGBA(r=r, g=g, b=b, a=1.0)
         out.markers.append(text)
     return out
+
+
+#: Namespaces of the arm bridge's safety markers.
+NS_BOX = "workspace_box"
+NS_TARGET = "target"
+NS_MEASURED = "measured"
+NS_SAFETY_TEXT = "safety_state"
+
+#: The 12 edges of a box as pairs of corner indices (corner i: bit 0 x, bit 1 y, bit 2 z = high).
+_BOX_EDGES = [(a, b) for a in range(8) for b in range(a + 1, 8) if bin(a ^ b).count("1") == 1]
+
+
+def safety_markers(low: Sequence[float], high: Sequence[float], target: Sequence[float] | None,
+                   measured: Sequence[float] | None, text: str, stopped: bool, frame_id: str,
+                   stamp: Any) -> Any:
+    """The arm bridge's picture for rviz: the workspace box (lines), the commanded target (blue
+    sphere) and the measured end effector (white sphere), and the safety state as text over the
+    box (green running, red stopped)."""
+    from geometry_msgs.msg import Point
+    from std_msgs.msg import ColorRGBA
+    from visualization_msgs.msg import Marker, MarkerArray
+
+    def marker(ns: str, kind: int, color: tuple[float, float, float, float], scale: float) -> Any:
+        m = Marker(ns=ns, id=0, type=kind, action=Marker.ADD)
+        m.header.frame_id, m.header.stamp = frame_id, stamp
+        m.pose.orientation.w = 1.0
+        m.scale.x = m.scale.y = m.scale.z = scale
+        m.color = ColorRGBA(r=color[0], g=color[1], b=color[2], a=color[3])
+        return m
+
+    out = MarkerArray()
+    box = marker(NS_BOX, Marker.LINE_LIST, (1.0, 0.8, 0.0, 1.0), 0.004)
+    corners = [[(high if (i >> axis) & 1 else low)[axis] for axis in range(3)] for i in range(8)]
+    for a, b in _BOX_EDGES:
+        box.points += [Point(x=float(corners[a][0]), y=float(corners[a][1]), z=float(corners[a][2])),
+                       Point(x=float(corners[b][0]), y=float(corners[b][1]), z=float(corners[b][2]))]
+    out.markers.append(box)
+    for ns, pos, color in ((NS_TARGET, target, (0.2, 0.4, 1.0, 0.9)),
+                           (NS_MEASURED, measured, (1.0, 1.0, 1.0, 0.9))):
+        m = marker(ns, Marker.SPHERE, color, 0.02)
+        if pos is None:
+            m.action = Marker.DELETE
+        else:
+            m.pose.position.x, m.pose.position.y, m.pose.position.z = (float(v) for v in pos)
+        out.markers.append(m)
+    label = marker(NS_SAFETY_TEXT, Marker.TEXT_VIEW_FACING,
+                   (1.0, 0.2, 0.2, 1.0) if stopped else (0.3, 1.0, 0.3, 1.0), 0.03)
+    label.text = text
+    label.pose.position.x = float((low[0] + high[0]) / 2)
+    label.pose.position.y = float((low[1] + high[1]) / 2)
+    label.pose.position.z = float(high[2]) + 0.05
+    out.markers.append(label)
+    return out

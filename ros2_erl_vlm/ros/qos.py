@@ -60,6 +60,7 @@ MARKERS_QOS = _reliable(1, DurabilityPolicy.TRANSIENT_LOCAL)
 ESTOP = "estop"
 RESET_ESTOP_SERVICE = "reset_estop"
 SAFETY_STATUS = "safety_status"
+SAFETY_MARKERS = "safety_markers"
 #: Robot state (end-effector pose, joint states, object poses): best effort, as drivers publish it
 #: (a reliable subscriber gets nothing from Franka's best-effort topics; best effort takes both).
 ROBOT_STATE_QOS = qos_profile_sensor_data
@@ -67,5 +68,5 @@ ROBOT_STATE_QOS = qos_profile_sensor_data
 ARM_COMMAND_QOS = _reliable(1)
 #: E-stop and enable heartbeats: reliable, volatile.
 SAFETY_INPUT_QOS = _reliable(10)
-#: The bridge's safety status (JSON text): the latest kept for a late viewer.
+#: The bridge's safety status (JSON text) and its rviz markers: the latest kept for a late viewer.
 SAFETY_STATUS_QOS = _reliable(1, DurabilityPolicy.TRANSIENT_LOCAL)

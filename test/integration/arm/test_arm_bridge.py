@@ -89,6 +89,10 @@ class Policy:
         n.create_subscription(Observation, qos.OBSERVATION, self.on_obs, qos.OBSERVATION_QOS)
         n.create_subscription(String, qos.SAFETY_STATUS, lambda m: self.status.append(json.loads(m.data)),
                               qos.SAFETY_STATUS_QOS)
+        from visualization_msgs.msg import MarkerArray
+
+        self.markers: list[Any] = []
+        n.create_subscription(MarkerArray, qos.SAFETY_MARKERS, self.markers.append, qos.SAFETY_STATUS_QOS)
         t = cfg["topics"]
         n.create_subscription(TwistStamped, t["twist"], self.on_twist, COMMAND_QOS)
         n.create_subscription(PoseStamped, t["pose_target"], self.on_target, COMMAND_QOS)
@@ -259,6 +263,7 @@ def test_pose_dialect_moves_and_stays_in_the_box(arm_node_probe: Any, arm_config
         assert policy.ee[-1][1][2] < z0 - 0.05  # moved down ...
         assert all(t[2] >= BOX_MIN[2] - 1e-9 for _t, t in policy.targets)  # ... targets clipped
         assert all(inside(p) for _t, p in policy.ee)
+        assert policy.markers and {m.ns for m in policy.markers[-1].markers} >= {"workspace_box", "target"}
 
 
 def _exit(args: list[str], tmp_path: Path, timeout: float = 120) -> tuple[int, str]:

@@ -43,14 +43,19 @@ def test_rviz_view_shows_the_graph_topics() -> None:
     """The shipped rviz view subscribes to rating_viz's markers (with its QoS) and the camera."""
     import yaml
 
-    from ros2_erl_vlm.ros.markers import NS_POINTS, NS_TEXT
+    from ros2_erl_vlm.ros import qos
+    from ros2_erl_vlm.ros.markers import NS_BOX, NS_MEASURED, NS_POINTS, NS_SAFETY_TEXT, NS_TARGET, NS_TEXT
 
     view = yaml.safe_load((LAUNCH.parent / "rviz" / "erl_vlm.rviz").read_text())
     manager = view["Visualization Manager"]
     displays = {d["Class"]: d for d in manager["Displays"]}
-    markers = displays["rviz_default_plugins/MarkerArray"]
-    assert markers["Topic"]["Value"] == "/rating_markers"
+    arrays = {d["Topic"]["Value"]: d for d in manager["Displays"]
+              if d["Class"] == "rviz_default_plugins/MarkerArray"}
+    markers = arrays["/rating_markers"]
     assert markers["Topic"]["Durability Policy"] == "Transient Local"
     assert set(markers["Namespaces"]) == {NS_POINTS, NS_TEXT}
+    safety = arrays["/" + qos.SAFETY_MARKERS]  # the arm bridge's
+    assert safety["Topic"]["Durability Policy"] == "Transient Local"
+    assert set(safety["Namespaces"]) == {NS_BOX, NS_TARGET, NS_MEASURED, NS_SAFETY_TEXT}
     assert displays["rviz_default_plugins/Image"]["Topic"]["Value"] == "/camera/image_raw"
     assert manager["Global Options"]["Fixed Frame"] == "world"

@@ -44,3 +44,21 @@ def test_more_captions_allowed_than_points_gives_every_point_one() -> None:
     from builtin_interfaces.msg import Time
 
     assert len(rating_markers([_pt(0, 1)], "world", Time(), 0.02, 5).markers) == 3
+
+
+def test_safety_markers_draw_the_box_target_measured_and_state() -> None:
+    from visualization_msgs.msg import Marker
+
+    from ros2_erl_vlm.ros.markers import NS_BOX, NS_MEASURED, NS_SAFETY_TEXT, NS_TARGET, safety_markers
+
+    arr = safety_markers([-0.2, 0.4, 0.05], [0.2, 0.8, 0.3], [0.0, 0.6, 0.2], None, "stopped | STOP: e-stop",
+                         True, "base_link", None)
+    by_ns = {m.ns: m for m in arr.markers}
+    box = by_ns[NS_BOX]
+    assert box.type == Marker.LINE_LIST and len(box.points) == 24  # 12 edges
+    xs = sorted({round(p.x, 3) for p in box.points})
+    assert xs == [-0.2, 0.2] and box.header.frame_id == "base_link"
+    assert (by_ns[NS_TARGET].pose.position.x, by_ns[NS_TARGET].pose.position.z) == (0.0, 0.2)
+    assert by_ns[NS_MEASURED].action == Marker.DELETE  # no measured pose yet
+    text = by_ns[NS_SAFETY_TEXT]
+    assert "e-stop" in text.text and text.color.r > text.color.g  # red when stopped
