@@ -48,7 +48,7 @@ import numpy as np
 from erl_vlm.msg import Action, Observation
 from geometry_msgs.msg import PoseStamped, TwistStamped
 from sensor_msgs.msg import JointState
-from std_msgs.msg import Bool, Float64MultiArray, Int8, String
+from std_msgs.msg import Bool, Float64, Float64MultiArray, Int8, String
 from std_srvs.srv import Trigger
 from visualization_msgs.msg import MarkerArray
 
@@ -140,6 +140,13 @@ class ArmBridge(ErlNode):
         self.create_subscription(Bool, arm.enable.topic, lambda m: self.supervisor.enable_received(m.data),
                                  qos.SAFETY_INPUT_QOS)
         self.create_subscription(Bool, qos.ESTOP, self.on_estop, qos.SAFETY_INPUT_QOS)
+        self.vendor_stops: dict[str, str] = {}
+        if arm.topics.program_running:
+            self.create_subscription(Bool, arm.topics.program_running, self.on_program_running,
+                                     qos.SAFETY_INPUT_QOS)
+        if arm.topics.speed_scaling:
+            self.create_subscription(Float64, arm.topics.speed_scaling, self.on_speed_scaling,
+                                     qos.ROBOT_STATE_QOS)
         self.create_service(Trigger, qos.RESET_ESTOP_SERVICE, self.on_reset_estop)
         self.create_service(Trigger, qos.RESET_SERVICE, self.on_reset)
         self.scene_client = (self.create_client(Trigger, arm.topics.scene_reset_service)
@@ -271,9 +278,25 @@ class ArmBridge(ErlNode):
 
     def on_servo_status(self, code: int) -> None:
         """Servo's status: a halt stops the bridge too."""
-        reason = servo_stop_reason(code)
+        self._vendor("servo", servo_stop_reason(code))
+
+    def on_program_running(self, msg: Bool) -> None:
+        """The robot's program state (false: it executes no commands)."""
+        self._vendor("program", "" if msg.data else "the robot program is not running")
+
+    def on_speed_scaling(self, msg: Float64) -> None:
+        """The robot's speed scaling (0, or NaN: it does not move)."""
+        v = float(msg.data)
+        self._vendor("scaling", "" if math.isfinite(v) and v > 0.0 else f"speed scaling is {v:g}")
+
+    def _vendor(self, source: str, reason: str) -> None:
+        """An arm-side stop reason from one source ("" clears it); any one stops the arm."""
         if reason:
-            self.supervisor.external_stop(reason)
+            self.vendor_stops[source] = reason
+        else:
+            self.vendor_stops.pop(source, None)
+        if self.vendor_stops:
+            self.supervisor.external_stop("; ".join(self.vendor_stops.values()))
         else:
             self.supervisor.clear_external()
 

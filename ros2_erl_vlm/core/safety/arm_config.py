@@ -96,6 +96,12 @@ class TopicsConfig:
     #: a std_srvs/Trigger service that resets the scene between episodes (a person or a script on
     #: a real robot; the fake arm's fake_arm/reset_scene); empty: none
     scene_reset_service: str = ""
+    #: optional vendor signals the bridge watches (empty: not watched): a std_msgs/Bool that is
+    #: false while the robot executes no commands (UR: io_and_status_controller/
+    #: robot_program_running) and a std_msgs/Float64 speed scaling (UR:
+    #: speed_scaling_state_broadcaster/speed_scaling); false or 0 stops the arm (``external``)
+    program_running: str = ""
+    speed_scaling: str = ""
     #: wait this long at start for every state topic, then exit naming the missing ones (s)
     wait_s: float = setting(10.0, low=0.0, high=600.0)
 

@@ -255,7 +255,10 @@ def test_blocked_arm_keeps_its_target_on_the_leash(arm_node_probe: Any, arm_conf
 
 def test_pose_dialect_moves_and_stays_in_the_box(arm_node_probe: Any, arm_config_file: Any,
                                                  tmp_path: Path) -> None:
-    with start(arm_node_probe, arm_config_file, tmp_path, "pose_box", dialect="pose") as (policy, _probe):
+    from std_msgs.msg import Bool
+
+    with start(arm_node_probe, arm_config_file, tmp_path, "pose_box", dialect="pose",
+               topics={"program_running": "robot/program_running"}) as (policy, _probe):
         assert not policy.twists
         z0 = policy.ee[-1][1][2]
         policy.act = lambda _o: [0.0, 0.0, -1.0, 0.0]
@@ -264,6 +267,16 @@ def test_pose_dialect_moves_and_stays_in_the_box(arm_node_probe: Any, arm_config
         assert all(t[2] >= BOX_MIN[2] - 1e-9 for _t, t in policy.targets)  # ... targets clipped
         assert all(inside(p) for _t, p in policy.ee)
         assert policy.markers and {m.ns for m in policy.markers[-1].markers} >= {"workspace_box", "target"}
+        # the robot's program stops (UR's robot_program_running false): the bridge stops too
+        running = policy.probe.node.create_publisher(Bool, "robot/program_running", 10)
+        for _ in range(5):
+            running.publish(Bool(data=False))
+            policy.probe.spin_for(0.05)
+        policy.run_until(lambda: any(o.truncation_reason == "external" for o in policy.obs), 10,
+                         "the stop on program_running false")
+        n = len(policy.obs)
+        running.publish(Bool(data=True))
+        policy.run_until(lambda: any(o.step > 3 for o in policy.obs[n:]), 60, "steps after it runs again")
 
 
 def _exit(args: list[str], tmp_path: Path, timeout: float = 120) -> tuple[int, str]:
