@@ -208,8 +208,12 @@ class ArmBridge(ErlNode):
 
     # -- state in ---------------------------------------------------------------------------------
     def _state_time(self, msg: Any, values: list[float]) -> bool:
-        problem = self.supervisor.state_received(all(math.isfinite(v) for v in values),
-                                                 _stamp_s(msg.header.stamp))
+        stamp = _stamp_s(msg.header.stamp)
+        if stamp == 0.0:  # an unstamped driver, or one on a clock that is not running
+            self.supervisor.state_refused("a measured state with a zero stamp")
+            self.count("bad_states", "measured state refused: zero stamp")
+            return False
+        problem = self.supervisor.state_received(all(math.isfinite(v) for v in values), stamp)
         if problem:
             self.count("bad_states", f"measured state refused: {problem}")
             return False

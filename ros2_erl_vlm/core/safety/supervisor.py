@@ -111,6 +111,10 @@ class SafetySupervisor:
         self.last_state = self.clock()
         return ""
 
+    def state_refused(self, reason: str) -> None:
+        """A measured state the bridge will not use (e.g. a zero stamp): counts as no state."""
+        self.bad_state = reason
+
     def parts_stale(self, names: list[str] | tuple[str, ...]) -> None:
         """The parts of the state (topics) that are not fresh now (empty: all fresh)."""
         self.stale_parts = tuple(names)

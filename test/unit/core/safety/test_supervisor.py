@@ -67,6 +67,15 @@ def test_nan_state_counts_as_no_state():
     assert s.verdict().mode == "run"
 
 
+def test_a_refused_state_stops_until_a_good_one():
+    s, _ = running()
+    s.state_refused("a measured state with a zero stamp")
+    assert s.verdict().reason == "stale_state" and "zero stamp" in s.describe(s.reasons())
+    s.state_received(True, 2.0)
+    s.action_received()
+    assert s.verdict().mode == "run"
+
+
 def test_out_of_order_stamp_refused():
     s, _ = running()
     assert "before the previous" in s.state_received(True, 0.5)
