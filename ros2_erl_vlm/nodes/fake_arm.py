@@ -239,6 +239,9 @@ class FakeArm(ErlNode):
         self.env.reset(seed=episode_seed(self.seed, self.scene))
         self.target = np.asarray(self.mw.data.mocap_pos[0], dtype=np.float64).copy()
         self.obs = np.asarray(self.mw._get_curr_obs_combined_no_goal(), dtype=np.float64)
+        # The weld's offset between the mocap and the hand, measured whenever the hand is at rest
+        # (while it moves the difference also holds its lag): a hand target -> a mocap target.
+        self.hand_offset = np.zeros(3)
         self.twist = None
         self.pose_goal = None
         for queue in self.pending.values():
@@ -378,9 +381,8 @@ class FakeArm(ErlNode):
             self.counters["pose_stale_ticks"] += 1
             return self.target.copy()
         p = goal.pose.position
-        # The target is for the hand; the mocap leads the hand by the weld's offset.
-        hand = np.asarray(self.obs[0:3], dtype=np.float64)
-        want = np.array([p.x, p.y, p.z], dtype=np.float64) + (self.target - hand)
+        # The target is for the hand; the mocap sits the weld's offset from it.
+        want = np.array([p.x, p.y, p.z], dtype=np.float64) + self.hand_offset
         want = np.clip(want, self.mocap_low, self.mocap_high)
         step = want - self.target
         dist, reach = float(np.linalg.norm(step)), self.max_speed * self.speed_scaling * dt
@@ -432,7 +434,10 @@ class FakeArm(ErlNode):
         mujoco.mj_forward(mw.model, mw.data)
         for site in mw._target_site_config:
             mw._set_pos_site(*site)
+        before = self.obs[0:3].copy()
         self.obs = np.asarray(mw._get_curr_obs_combined_no_goal(), dtype=np.float64)
+        if np.linalg.norm(self.obs[0:3] - before) < 1e-4 * n:  # at rest: the weld's own offset
+            self.hand_offset = self.target - self.obs[0:3]
 
     # -- publishing -----------------------------------------------------------------------------
     def _pose_msg(self, stamp: Time, pos: np.ndarray, quat_xyzw: tuple[float, ...]) -> PoseStamped:
