@@ -140,11 +140,14 @@ class ArmBridge(ErlNode):
         self.create_subscription(Bool, arm.enable.topic, lambda m: self.supervisor.enable_received(m.data),
                                  qos.SAFETY_INPUT_QOS)
         self.create_subscription(Bool, qos.ESTOP, self.on_estop, qos.SAFETY_INPUT_QOS)
+        # The robot's own signals, when named: fail closed until the first message arrives.
         self.vendor_stops: dict[str, str] = {}
-        if arm.topics.program_running:
+        if arm.topics.program_running:  # UR publishes it latched (transient local), on change
+            self._vendor("program", f"no message yet on {arm.topics.program_running}")
             self.create_subscription(Bool, arm.topics.program_running, self.on_program_running,
-                                     qos.SAFETY_INPUT_QOS)
+                                     qos.LATCHED_STATE_QOS)
         if arm.topics.speed_scaling:
+            self._vendor("scaling", f"no message yet on {arm.topics.speed_scaling}")
             self.create_subscription(Float64, arm.topics.speed_scaling, self.on_speed_scaling,
                                      qos.ROBOT_STATE_QOS)
         self.create_service(Trigger, qos.RESET_ESTOP_SERVICE, self.on_reset_estop)

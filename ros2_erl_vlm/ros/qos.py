@@ -66,6 +66,8 @@ SAFETY_MARKERS = "safety_markers"
 ROBOT_STATE_QOS = qos_profile_sensor_data
 #: Arm commands (twists, pose targets, gripper): reliable, volatile, latest only.
 ARM_COMMAND_QOS = _reliable(1)
+#: A robot's latched state (UR's robot_program_running): reliable, transient local, latest only.
+LATCHED_STATE_QOS = _reliable(1, DurabilityPolicy.TRANSIENT_LOCAL)
 #: E-stop and enable heartbeats: reliable, volatile.
 SAFETY_INPUT_QOS = _reliable(10)
 #: The bridge's safety status (JSON text) and its rviz markers: the latest kept for a late viewer.

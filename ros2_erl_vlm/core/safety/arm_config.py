@@ -99,7 +99,8 @@ class TopicsConfig:
     #: optional vendor signals the bridge watches (empty: not watched): a std_msgs/Bool that is
     #: false while the robot executes no commands (UR: io_and_status_controller/
     #: robot_program_running) and a std_msgs/Float64 speed scaling (UR:
-    #: speed_scaling_state_broadcaster/speed_scaling); false or 0 stops the arm (``external``)
+    #: speed_scaling_state_broadcaster/speed_scaling); false or 0 stops the arm (``external``),
+    #: and so does no message yet (fail closed)
     program_running: str = ""
     speed_scaling: str = ""
     #: wait this long at start for every state topic, then exit naming the missing ones (s)

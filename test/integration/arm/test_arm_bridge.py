@@ -127,7 +127,8 @@ class Policy:
 
 
 def start(arm_node_probe: Any, arm_config_file: Any, tmp_path: Path, name: str,
-          bridge_args: tuple[str, ...] = (), fake_args: tuple[str, ...] = (), **changes: Any) -> Any:
+          bridge_args: tuple[str, ...] = (), fake_args: tuple[str, ...] = (),
+          setup: Callable[[Policy], None] | None = None, **changes: Any) -> Any:
     """Context: fake_arm and arm_bridge processes and the policy probe, episode 0 running."""
     import yaml
 
@@ -142,6 +143,8 @@ def start(arm_node_probe: Any, arm_config_file: Any, tmp_path: Path, name: str,
                                                         "-p", "status_period_s:=0.2",
                                                         *bridge_args]) as probe:
             policy = Policy(probe, cfg)
+            if setup is not None:
+                setup(policy)
             policy.run_until(lambda: policy.steps() > 5, STARTUP_S, "the first episode's steps")
             yield policy, probe
 
@@ -284,7 +287,18 @@ def test_pose_dialect_moves_and_stays_in_the_box(arm_node_probe: Any, arm_config
                                                  tmp_path: Path) -> None:
     from std_msgs.msg import Bool
 
-    with start(arm_node_probe, arm_config_file, tmp_path, "pose_box", dialect="pose",
+    from ros2_erl_vlm.ros import qos
+
+    running: list[Any] = []
+
+    def program_running(policy: Policy) -> None:  # latched, as UR's driver publishes it
+        policy.probe.spin_for(3.0)  # the bridge holds (fail closed) until the first message
+        assert not any(o.step > 0 for o in policy.obs)
+        running.append(policy.probe.node.create_publisher(Bool, "robot/program_running",
+                                                          qos.LATCHED_STATE_QOS))
+        running[0].publish(Bool(data=True))
+
+    with start(arm_node_probe, arm_config_file, tmp_path, "pose_box", dialect="pose", setup=program_running,
                topics={"program_running": "robot/program_running"}) as (policy, _probe):
         assert not policy.twists
         z0 = policy.ee[-1][1][2]
@@ -295,14 +309,11 @@ def test_pose_dialect_moves_and_stays_in_the_box(arm_node_probe: Any, arm_config
         assert all(inside(p) for _t, p in policy.ee)
         assert policy.markers and {m.ns for m in policy.markers[-1].markers} >= {"workspace_box", "target"}
         # the robot's program stops (UR's robot_program_running false): the bridge stops too
-        running = policy.probe.node.create_publisher(Bool, "robot/program_running", 10)
-        for _ in range(5):
-            running.publish(Bool(data=False))
-            policy.probe.spin_for(0.05)
+        running[0].publish(Bool(data=False))
         policy.run_until(lambda: any(o.truncation_reason == "external" for o in policy.obs), 10,
                          "the stop on program_running false")
         n = len(policy.obs)
-        running.publish(Bool(data=True))
+        running[0].publish(Bool(data=True))
         policy.run_until(lambda: any(o.step > 3 for o in policy.obs[n:]), 60, "steps after it runs again")
 
 
