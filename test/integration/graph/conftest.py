@@ -183,3 +183,17 @@ def probe_node(module: str, namespace: str, ros_args: list[str]) -> Iterator[Pro
 def node_probe() -> Callable[..., Any]:
     """:func:`probe_node` (``with node_probe(module, namespace, ros_args) as probe: ...``)."""
     return probe_node
+
+
+@pytest.fixture(scope="module")
+def vlm_config(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A rater config for a tiny random-weight VLM checkpoint on disk (the real transformers path)."""
+    from ros2_erl_vlm.raters.random_weight_vlms import BUILDERS, save_vlm
+
+    root = tmp_path_factory.mktemp("vlm")
+    model, processor = BUILDERS["idefics3"]()
+    path = save_vlm(model, processor, root / "tiny-idefics3")
+    cfg = root / "rater.yaml"
+    # random weights put almost no probability on the class names: no class-mass floor
+    cfg.write_text(f"model: {path}\ndtype: float32\nmin_class_mass: 0.0\n")
+    return cfg

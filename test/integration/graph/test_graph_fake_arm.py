@@ -42,19 +42,6 @@ def _arm_config(path: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def vlm_config(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A rater config for a tiny random-weight VLM checkpoint on disk."""
-    from ros2_erl_vlm.raters.random_weight_vlms import BUILDERS, save_vlm
-
-    root = tmp_path_factory.mktemp("vlm")
-    model, processor = BUILDERS["idefics3"]()
-    path = save_vlm(model, processor, root / "tiny-idefics3")
-    cfg = root / "rater.yaml"
-    cfg.write_text(f"model: {path}\ndtype: float32\nmin_class_mass: 0.0\n")
-    return cfg
-
-
-@pytest.fixture(scope="module")
 def run(small_params: Any, start_graph: Any, vlm_config: Path,
         tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """Train the graph on the fake arm for TOTAL_STEPS; collect the outcome."""

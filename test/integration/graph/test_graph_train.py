@@ -98,20 +98,6 @@ def _inject(namespace: str) -> dict[str, int]:
 
 
 @pytest.fixture(scope="module")
-def vlm_config(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A rater config for a tiny random-weight VLM checkpoint on disk (the real transformers path)."""
-    from ros2_erl_vlm.raters.random_weight_vlms import BUILDERS, save_vlm
-
-    root = tmp_path_factory.mktemp("vlm")
-    model, processor = BUILDERS["idefics3"]()
-    path = save_vlm(model, processor, root / "tiny-idefics3")
-    cfg = root / "rater.yaml"
-    # random weights put almost no probability on the class names: no class-mass floor
-    cfg.write_text(f"model: {path}\ndtype: float32\nmin_class_mass: 0.0\n")
-    return cfg
-
-
-@pytest.fixture(scope="module")
 def run(small_params: Any, start_graph: Any, vlm_config: Path) -> dict[str, Any]:
     """Train the graph for TOTAL_STEPS with a VLM rating the camera frames and bad inputs injected
     midway; collect the outcome."""
