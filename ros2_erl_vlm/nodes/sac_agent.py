@@ -13,6 +13,18 @@ Evaluation (simulation only): every ``eval_every`` env steps, ``eval_episodes`` 
 episodes on a private copy of the task with the in-process runner's seeds, so success rates are
 comparable. After ``total_steps`` the agent checkpoints, writes ``summary.json`` and exits 0, which
 ends the graph. Files: ``<run_dir>/sac_agent/{checkpoint.pt,train.csv,eval.csv,summary.json}``.
+
+Progress: a ``[progress]`` line (:func:`ros2_erl_vlm.core.progress.progress_line`) through the node's
+logger every ``progress_period_s`` seconds of wall time, right after every evaluation and every new
+reward model, and at the end: env steps of ``total_steps``, the recent steps/s (over the last
+``max(60 s, 4 periods)``) and the ETA from it, episodes, the last evaluation's success rate, the
+ratings so far and the reward-model version. The agent does not own the ratings and learns them
+without coupling the cores: it also subscribes to ``ratings`` and counts the answers and abstentions
+by request id (the learner's totals in ``<run_dir>/reward_learner/status.json`` replace them when
+larger, e.g. after this agent restarted); the agreement with simulator truth (simulation only) is
+the newest trained round's ``truth_agreement`` from that same status file (rewritten every
+``status_period_s``, so right after a new model it may still be the previous round's). Without the
+file (a learner on another machine) the agreement shows as ``-``.
 """
 
 from __future__ import annotations
@@ -25,12 +37,13 @@ from dataclasses import asdict, replace
 from typing import Any
 
 import numpy as np
-from erl_vlm.msg import Action, EpisodeSummary, Observation, RewardModelUpdate
+from erl_vlm.msg import Action, EpisodeSummary, Observation, Rating, RewardModelUpdate
 
 from ros2_erl_vlm.core import seeds
 from ros2_erl_vlm.core.atomic_write import write_text_atomic
 from ros2_erl_vlm.core.checkpoint import load_checkpoint, save_checkpoint
 from ros2_erl_vlm.core.metrics import MetricsLogger
+from ros2_erl_vlm.core.progress import RecentRate, progress_line
 from ros2_erl_vlm.core.rl.evaluation import evaluate_policy
 from ros2_erl_vlm.core.rl.online_agent import EpisodeStats, OnlineAgent
 from ros2_erl_vlm.ros import qos
@@ -86,10 +99,18 @@ class SacAgent(ErlNode):
                 f"resumed at env step {self.agent.step}, model v{self.agent.model_version}")
         self.first_step_time: float | None = None
         self.first_step = self.agent.step
+        self.on_arm = on_arm
+        period = float(p["progress_period_s"])
+        self.recent_rate = RecentRate(max(60.0, 4 * period))
+        self.rated: dict[str, bool] = {}  # request id -> answered (False: only abstentions)
+        self.learner_status = self.dir.parent / "reward_learner" / "status.json"
+        self.progress_step = -1  # env step of the last progress line
         self.pub_action = self.create_publisher(Action, qos.ACTION, qos.ACTION_QOS)
         self.pub_summary = self.create_publisher(EpisodeSummary, qos.EPISODE_SUMMARY, qos.SUMMARY_QOS)
         self.create_subscription(Observation, qos.OBSERVATION, self.on_observation, qos.OBSERVATION_QOS)
         self.create_subscription(RewardModelUpdate, qos.REWARD_MODEL, self.on_model, qos.REWARD_MODEL_QOS)
+        self.create_subscription(Rating, qos.RATINGS, self.on_rating, qos.RATING_QOS)
+        self.wall_timer(period, self.log_progress)
         if self.agent.step >= c.total_steps:
             self.get_logger().info("the run is already complete")
             self.finish(0)
@@ -110,6 +131,7 @@ class SacAgent(ErlNode):
         if seen.kind == "transition" and self.first_step_time is None:
             self.first_step_time = time.monotonic()
             self.first_step = self.agent.step - 1
+            self.recent_rate.add(self.first_step_time, self.first_step)
         if seen.episode_end is not None:
             self.end_episode(seen.episode_end, msg)
         if seen.kind == "transition":
@@ -166,6 +188,52 @@ class SacAgent(ErlNode):
             self.logger.log("relabel", self.agent.step, {**info, "seconds": time.perf_counter() - t0})
             self.get_logger().info(f"reward model v{info['version']}: relabelled {info['relabelled']} "
                                    f"transitions{' (critic reset)' if info['first'] else ''}")
+            self.log_progress()
+
+    # -- progress ---------------------------------------------------------------------------------
+    def on_rating(self, msg: Rating) -> None:
+        """Count a rater answer (or abstention) for the progress line; repeats of an id count once."""
+        rid = str(msg.request_id)
+        self.rated[rid] = self.rated.get(rid, False) or int(msg.label) >= 0
+
+    def read_learner_status(self) -> dict[str, Any]:
+        """The reward learner's status.json ({} when absent or unreadable)."""
+        try:
+            data = json.loads(self.learner_status.read_text())
+        except (OSError, ValueError):
+            return {}
+        return data if isinstance(data, dict) else {}
+
+    def progress(self) -> str:
+        """The current progress line (see module docstring)."""
+        if self.first_step_time is not None:
+            self.recent_rate.add(time.monotonic(), self.agent.step)
+        learned = self.config.reward_source == "learned"
+        ratings = abstentions = None
+        agreement = None
+        if learned:
+            ratings = sum(self.rated.values())
+            abstentions = len(self.rated) - ratings
+            st = self.read_learner_status()
+            if isinstance(st.get("ratings"), int) and isinstance(st.get("abstentions"), int):
+                ratings, abstentions = max(ratings, st["ratings"]), max(abstentions, st["abstentions"])
+            quality = st.get("last_round_quality")
+            value = quality.get("truth_agreement") if isinstance(quality, dict) else None
+            agreement = float(value) if isinstance(value, (int, float)) else None
+        return progress_line(step=self.agent.step, total_steps=self.config.total_steps,
+                             steps_per_s=self.recent_rate.rate(), episodes=self.episodes_done,
+                             success_rate=self.last_eval.get("success_rate"), ratings=ratings,
+                             abstentions=abstentions or 0, agreement=agreement,
+                             show_agreement=learned and not self.on_arm,
+                             model_version=self.agent.model_version)
+
+    def log_progress(self, once_per_step: bool = False) -> None:
+        """Log :meth:`progress` (the timer, and after evaluations, new models and the last step);
+        with ``once_per_step`` not when a line was already logged at this env step."""
+        if self.done or (once_per_step and self.progress_step == self.agent.step):
+            return
+        self.progress_step = self.agent.step
+        self.get_logger().info(self.progress())
 
     # -- evaluation, checkpoints, the end ------------------------------------------------------
     def evaluate(self) -> None:
@@ -177,6 +245,7 @@ class SacAgent(ErlNode):
         self.history.append({"step": self.agent.step, **out})
         self.logger.log("eval", self.agent.step, out)
         self.get_logger().info(f"eval at step {self.agent.step}: success {res['success_rate']:.2f}")
+        self.log_progress()
 
     def save(self) -> None:
         """Atomic checkpoint of the agent (with its replay buffer) and the history."""
@@ -192,6 +261,7 @@ class SacAgent(ErlNode):
 
     def complete(self) -> None:
         """Checkpoint, write the summary and stop (exit 0)."""
+        self.log_progress(once_per_step=True)  # the last line shows the total (unless an eval's did)
         self.save()
         summary = {"steps": self.agent.step, "episodes": self.episodes_done,
                    "model_version": self.agent.model_version, "relabels": self.agent.relabels,

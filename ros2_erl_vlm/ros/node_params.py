@@ -190,6 +190,8 @@ SAC_AGENT = (
           "task (sim only; 0: no evaluation)"),
     _loop("checkpoint_every", "env steps between checkpoints"),
     P("resume", True, "continue from <run_dir>/sac_agent/checkpoint.pt when it exists"),
+    P("progress_period_s", 15.0, "log a [progress] line (steps, steps/s, ETA, episodes, eval success, "
+      "ratings, reward model) at least this often (s)", 0.5, 3600.0),
     _sac("hidden_dim", "actor/critic width"),
     _sac("hidden_layers", "actor/critic hidden layers"),
     _sac("batch_size", "SAC minibatch"),

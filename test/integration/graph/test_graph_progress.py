@@ -1,0 +1,74 @@
+"""A short graph run shows live progress: the agent's ``[progress]`` lines (periodic, after each
+evaluation and each new reward model, and at the end) carry steps, rate, ETA, episodes, the eval
+success, the ratings with their truth agreement and the reward model's version.
+
+Checks content and counts, not timing.
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytestmark = [pytest.mark.ros, pytest.mark.integration]
+
+TOTAL_STEPS = 600
+LINE = re.compile(r"^\[sac_agent\] .*?(\[progress\] step (\d+)/(\d+) .*)$", re.MULTILINE)
+
+
+def _rows(path: Path) -> int:
+    with path.open() as fh:
+        return len(list(csv.DictReader(fh)))
+
+
+def test_progress_lines_show_the_run(small_params: Any, start_graph: Any) -> None:
+    params = small_params("progress.yaml", {
+        "/**": {"num_unsup_steps": 100},  # the first reward model at step 300, well before the end
+        "/**/sac_agent": {"total_steps": TOTAL_STEPS, "eval_every": 300, "checkpoint_every": 300,
+                          "progress_period_s": 0.5},
+        "/**/sim_bridge": {"camera.enabled": False},  # the oracle rates from simulator truth
+    })
+    t0 = time.monotonic()
+    g = start_graph(params, task="reach-v3", seed="2", rater="oracle")
+    g.wait_for("the agent to finish", lambda: ("sac_agent", 0) in g.procs.exited(), timeout_s=150)
+    codes = g.procs.stop_all()
+    wall_s = time.monotonic() - t0
+    out = g.output()
+    assert all(c == 0 for c in codes.values()), (codes, out[-4000:])
+
+    found = LINE.findall(out)
+    lines = [text for text, _, _ in found]
+    steps = [int(s) for _, s, _ in found]
+    assert len(lines) >= 3, out[-4000:]
+    assert {int(t) for _, _, t in found} == {TOTAL_STEPS}
+    assert steps == sorted(steps) and len(set(steps)) >= 3, steps
+    last = lines[-1]
+    assert steps[-1] == TOTAL_STEPS and "(100%)" in last and "ETA 0s" in last, last
+    assert re.search(r"\| \d+\.\d steps/s \|", last) and "episodes 6 |" in last, last
+    assert re.search(r"\| eval success \d\.\d\d \|", last), last
+
+    # One line right after each evaluation and each new model and one at the end, which the
+    # evaluation at the last step already is (plus the timer's).
+    evals = _rows(g.run_dir / "sac_agent" / "eval.csv")
+    models = _rows(g.run_dir / "sac_agent" / "relabel.csv")
+    assert evals == 2 and models >= 1
+    assert len(lines) >= evals + models and steps.count(TOTAL_STEPS) == 1, lines
+    assert sum(1 for line in lines if re.search(r"eval success \d", line)) >= 1
+
+    # Before the first model: no version, no eval; from it on: the ratings and the version.
+    with_model = [i for i, line in enumerate(lines) if "reward model v1" in line]
+    assert with_model, lines
+    first_model = with_model[0]
+    assert all(line.endswith("reward model -") for line in lines[:first_model])
+    assert "eval success -" in lines[0] and "ratings 0, truth agreement -" in lines[0], lines[0]
+    for line in lines[first_model:]:
+        m = re.search(r"\| ratings (\d+)(?: \(\+\d+ abstained\))?, truth agreement (-|\d+%) \| "
+                      r"reward model v(\d+)$", line)
+        assert m and int(m.group(1)) >= 20 and int(m.group(3)) >= 1, line
+    assert re.search(r"truth agreement \d+%", last), last  # the learner's round score, noiseless-ish
+    print(f"progress test: {len(lines)} lines, {wall_s:.1f} s wall")
