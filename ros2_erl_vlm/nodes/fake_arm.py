@@ -241,7 +241,7 @@ class FakeArm(ErlNode):
         self.obs = np.asarray(self.mw._get_curr_obs_combined_no_goal(), dtype=np.float64)
         # The weld's offset between the mocap and the hand, measured whenever the hand is at rest
         # (while it moves the difference also holds its lag): a hand target -> a mocap target.
-        self.hand_offset = np.zeros(3)
+        self.hand_offset = self.target - self.obs[0:3]
         self.twist = None
         self.pose_goal = None
         for queue in self.pending.values():

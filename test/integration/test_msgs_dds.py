@@ -89,6 +89,7 @@ def build_samples() -> dict[str, list[Any]]:
                 action_taken=[0.25, -0.5, 0.75, -1.0],
                 terminated=True,
                 truncated=True,
+                truncation_reason="time_limit",
                 has_truth=True,
                 true_reward=4.5,
                 progress=0.75,

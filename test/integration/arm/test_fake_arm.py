@@ -17,7 +17,7 @@ pytestmark = [pytest.mark.ros, pytest.mark.integration, pytest.mark.render]
 
 MODULE = "ros2_erl_vlm.nodes.fake_arm"
 STARTUP_S = 120.0  # a busy 2-core machine: imports, MetaWorld, the EGL context
-STILL_M = 0.003  # "no motion": the hand moved less than this
+STILL_M = 0.005  # "no motion": the hand moved less than this (it settles by a few mm on a loaded machine)
 
 
 def _pos(msg: Any) -> np.ndarray:

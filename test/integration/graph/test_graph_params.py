@@ -41,7 +41,7 @@ def test_runner_rejects_unreadable_files_and_bad_arguments(tmp_path: Path,
     assert runner_main(["--seed", "-3", "--check"]) == 2
     assert "argument 'seed'" in capsys.readouterr().err
     assert runner_main(["--use-sim", "false", "--check"]) == 2
-    assert "arm_bridge" in capsys.readouterr().err
+    assert "needs arm_config" in capsys.readouterr().err
     assert runner_main(["--check"]) == 0
 
 
