@@ -10,7 +10,6 @@ reward model while the learner is down.
 from __future__ import annotations
 
 import csv
-import time
 from typing import Any
 
 import pytest
@@ -20,9 +19,10 @@ from ros2_erl_vlm.core.record_log import scan
 
 pytestmark = [pytest.mark.ros, pytest.mark.integration]
 
-# Long enough that the agent is still acting when the restarted learner (about 10 s to import torch and
-# join DDS on a loaded 2-core machine, ~900 lock-step env steps) needs new episodes for its next round.
-TOTAL_STEPS = 4000
+# Never reached: the test stops the graph itself once the restarted learner has trained and the agent
+# adopted its model. (A budget that ran out while the learner restarted left it no new episodes for
+# its next round, a race that failed the test on a loaded machine.)
+TOTAL_STEPS = 1_000_000
 
 
 def test_kill_and_restart_rater_then_learner(small_params: Any, start_graph: Any) -> None:
@@ -55,10 +55,11 @@ def test_kill_and_restart_rater_then_learner(small_params: Any, start_graph: Any
     g.restart("reward_learner")
     g.wait_for("training after the learner restart", lambda: learner().get("version", 0) > v_killed,
                timeout_s=120)
-    g.wait_for("the agent to finish", lambda: ("sac_agent", 0) in g.procs.exited(), timeout_s=200)
-    time.sleep(1.0)
-    final = learner()
+    v_new = learner()["version"]
+    g.wait_for("the agent to adopt the new model", lambda: agent().get("model_version", 0) >= v_new,
+               timeout_s=120)
     codes = g.procs.stop_all()
+    final = learner()  # written at the learner's shutdown
     assert all(c == 0 for n, c in codes.items()), (codes, g.output()[-4000:])
     assert g.procs.starts == {"sim_bridge": 1, "camera_capture": 1, "vlm_rater": 2,
                               "reward_learner": 2, "sac_agent": 1, "rating_viz": 1}
