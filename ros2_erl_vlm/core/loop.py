@@ -41,6 +41,7 @@ from ros2_erl_vlm.core.metrics import MetricsLogger
 from ros2_erl_vlm.core.rating.quality import BinFn
 from ros2_erl_vlm.core.rating.rater import Rater, SimTruth
 from ros2_erl_vlm.core.reward.reward_learner import PendingRequest, RewardLearner
+from ros2_erl_vlm.core.reward.round_log import round_row
 from ros2_erl_vlm.core.rl.evaluation import evaluate_policy
 from ros2_erl_vlm.core.rl.online_agent import OnlineAgent
 
@@ -158,16 +159,9 @@ class ErlVlmTrainer:
         trained = self.learner.train()
         adopted = None if trained is None else self.agent.set_reward_model(self.learner.model,
                                                                           trained.version)
-        tr = self.learner.last_train
-        assert tr is not None
-        out = {"asked": len(requests), **counts, **self.learner.last_round_quality,
-               "dataset": len(self.learner.dataset), "reward_loss": tr.loss,
-               "reward_acc": tr.accuracy, "reward_epochs": tr.epochs,
+        out = {"asked": len(requests), **counts, **round_row(self.learner),
                "relabelled": 0 if adopted is None else adopted["relabelled"],
-               "round_s": time.perf_counter() - t0, "model_version": self.learner.version,
-               "reward_diverged": int(tr.diverged)}
-        for k, cnt in enumerate(self.learner.dataset.class_counts()):
-            out[f"class_{k}"] = int(cnt)
+               "round_s": time.perf_counter() - t0}
         self.logger.log("reward", self.step, out)
         return {**out, "adopted": adopted}
 

@@ -15,7 +15,10 @@ class MetricsLogger:
 
     The logger owns every ``*.csv`` in its directory (:meth:`row_counts`, :meth:`truncate`)."""
 
-    def __init__(self, log_dir: Path | None, tensorboard: bool = True) -> None:
+    def __init__(self, log_dir: Path | None, tensorboard: bool = True,
+                 purge_step: int | None = None) -> None:
+        """``purge_step``: a resumed run's step; TensorBoard hides the events of earlier sittings
+        logged at or after it (the CSVs are truncated with :meth:`truncate`)."""
         self.log_dir = log_dir
         self._files: dict[str, Any] = {}
         self._writers: dict[str, csv.DictWriter] = {}
@@ -23,7 +26,7 @@ class MetricsLogger:
         if log_dir is not None and tensorboard:
             try:
                 from torch.utils.tensorboard import SummaryWriter
-                self.tb = SummaryWriter(str(log_dir / "tb"))
+                self.tb = SummaryWriter(str(log_dir / "tb"), purge_step=purge_step)
             except ImportError:  # tensorboard is optional
                 self.tb = None
 

@@ -24,8 +24,10 @@ from typing import Any
 from erl_vlm.msg import Observation, Rating, RatingRequest, RewardModelUpdate
 
 from ros2_erl_vlm.core.config import TaskInfo
+from ros2_erl_vlm.core.metrics import MetricsLogger
 from ros2_erl_vlm.core.rating.quality import describe_round_quality
 from ros2_erl_vlm.core.reward.reward_learner import RewardLearner, TrainedModel
+from ros2_erl_vlm.core.reward.round_log import round_answer_counts, round_row
 from ros2_erl_vlm.ros import qos
 from ros2_erl_vlm.ros.convert import (
     model_update_msg,
@@ -56,6 +58,13 @@ class RewardLearnerNode(ErlNode):
                                      checkpoint_path=node_dir / "checkpoint.pt",
                                      max_attempts=int(p["max_attempts"]), bin_truth=task.bin_truth)
         self.close_at_exit(self.learner)  # checkpoints and closes the logs
+        # One reward.csv row per trained round (written after the learner's checkpoint, so a
+        # restart never logs a round twice), as the in-process loop writes it; plus TensorBoard.
+        self.logger = MetricsLogger(node_dir, tensorboard=bool(p["tensorboard"]))
+        self.close_at_exit(self.logger)
+        self.round_asked = sum(1 for r in self.learner.pending.values()
+                               if r.round == self.learner.current_round)
+        self.round_t0 = time.perf_counter()
         self.active = self.config.reward_source == "learned"
         self.pub_requests = self.create_publisher(RatingRequest, qos.RATING_REQUESTS, qos.RATING_QOS)
         self.pub_model = self.create_publisher(RewardModelUpdate, qos.REWARD_MODEL, qos.REWARD_MODEL_QOS)
@@ -90,6 +99,7 @@ class RewardLearnerNode(ErlNode):
     def start_round(self) -> None:
         """Choose, persist and send the round's queries."""
         reqs = self.learner.start_round()
+        self.round_asked, self.round_t0 = len(reqs), time.perf_counter()
         self.get_logger().info(f"round {self.learner.schedule.rounds}: {len(reqs)} queries at env step "
                                f"{self.learner.env_steps}")
         self.send_due()
@@ -128,6 +138,9 @@ class RewardLearnerNode(ErlNode):
             return
         t0 = time.perf_counter()
         model = self.learner.train()
+        self.logger.log("reward", self.learner.env_steps, {
+            "asked": self.round_asked, **round_answer_counts(self.learner), **round_row(self.learner),
+            "round_s": time.perf_counter() - self.round_t0})
         if model is None:
             self.get_logger().warning("round closed without any rating to learn from")
             return

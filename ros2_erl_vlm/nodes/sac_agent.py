@@ -82,15 +82,17 @@ class SacAgent(ErlNode):
             from ros2_erl_vlm.envs import make_env
 
             self.eval_env = make_env(task, seed=seeds.eval_env_seed(c.seed), render=False)
-        self.logger = MetricsLogger(self.dir, tensorboard=False)
         self.ckpt = self.dir / "checkpoint.pt"
         self.episodes_done = 0
         self.history: list[dict[str, Any]] = []
         self.metrics: dict[str, float] = {}
         self.last_eval: dict[str, float] = {}
-        if p["resume"] and self.ckpt.exists():
-            state = load_checkpoint(self.ckpt)
+        state = load_checkpoint(self.ckpt) if p["resume"] and self.ckpt.exists() else None
+        if state is not None:
             self.agent.load_state_dict(state["agent"])
+        self.logger = MetricsLogger(self.dir, tensorboard=bool(p["tensorboard"]),
+                                    purge_step=None if state is None else self.agent.step)
+        if state is not None:
             self.episodes_done = int(state["episodes_done"])
             self.history = list(state["history"])
             if "log_rows" in state:  # drop log rows written after the checkpoint

@@ -57,6 +57,14 @@ def test_progress_lines_show_the_run(small_params: Any, start_graph: Any) -> Non
     evals = _rows(g.run_dir / "sac_agent" / "eval.csv")
     models = _rows(g.run_dir / "sac_agent" / "relabel.csv")
     assert evals == 2 and models >= 1
+    # The learner logs each trained round as the in-process loop does; TensorBoard for both nodes
+    # under the one run directory.
+    with (g.run_dir / "reward_learner" / "reward.csv").open() as fh:
+        rounds = list(csv.DictReader(fh))
+    assert len(rounds) >= models and int(rounds[0]["asked"]) == 20, rounds
+    assert {"rated", "abstained", "truth_agreement", "reward_acc", "model_version"} <= set(rounds[0])
+    for node in ("sac_agent", "reward_learner"):
+        assert list((g.run_dir / node / "tb").glob("events.out.tfevents.*")), node
     assert len(lines) >= evals + models and steps.count(TOTAL_STEPS) == 1, lines
     assert sum(1 for line in lines if re.search(r"eval success \d", line)) >= 1
 

@@ -75,3 +75,24 @@ def test_truncate_drops_rows_logged_after_a_checkpoint(tmp_path: Path) -> None:
     assert _rows(tmp_path / "reward.csv") == []
     assert len(_rows(tmp_path / "eval.csv")) == 1
     assert not list(tmp_path.glob(".*.tmp"))
+
+
+def _tb_steps(tb_dir: Path, tag: str) -> list[int]:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    acc = EventAccumulator(str(tb_dir))
+    acc.Reload()
+    return [e.step for e in acc.Scalars(tag)]
+
+
+def test_tensorboard_events_of_a_resumed_run_are_not_doubled(tmp_path: Path) -> None:
+    log = MetricsLogger(tmp_path)
+    for step in range(0, 100, 10):
+        log.log("train", step, {"episode_return": float(step)})
+    log.close()
+    # Resumed from a checkpoint at step 50: the earlier sitting's events from 50 on are hidden.
+    log = MetricsLogger(tmp_path, purge_step=50)
+    for step in range(50, 80, 10):
+        log.log("train", step, {"episode_return": -float(step)})
+    log.close()
+    assert _tb_steps(tmp_path / "tb", "train/episode_return") == [0, 10, 20, 30, 40, 50, 60, 70]

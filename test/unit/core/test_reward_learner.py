@@ -10,6 +10,7 @@ from ros2_erl_vlm.core.rating.dataset import read_ratings
 from ros2_erl_vlm.core.rating.rater import RatingResult, SimTruth
 from ros2_erl_vlm.core.reward.reward_learner import EpisodeAssembler, RewardLearner
 from ros2_erl_vlm.core.reward.reward_model import RewardModelConfig
+from ros2_erl_vlm.core.reward.round_log import round_answer_counts, round_row
 from ros2_erl_vlm.core.rl.sac import SACConfig
 
 OBS = 5
@@ -145,6 +146,13 @@ def _q(query_id: str):
     return RatingQuery(0, (1,), "do it", TASK.class_names, query_id=query_id)
 
 
+def test_round_row_needs_a_trained_round(tmp_path) -> None:
+    lr = RewardLearner(_cfg(), OBS, TASK, tmp_path)
+    with pytest.raises(ValueError, match="trained round"):
+        round_row(lr)
+    lr.close()
+
+
 def test_rejects_bad_observations(tmp_path) -> None:
     lr = RewardLearner(_cfg(), OBS, TASK, tmp_path, checkpoint_path=tmp_path / "checkpoint.pt")
     with pytest.raises(ValueError):
@@ -174,6 +182,13 @@ def test_each_round_is_scored_against_simulator_truth(tmp_path) -> None:
     assert lr.last_round_quality == {"truth_agreement": pytest.approx(2 / 3),
                                      "truth_above_bottom": pytest.approx(np.mean(np.array(truth) > 0))}
     assert lr.status()["last_round_quality"] == lr.last_round_quality
+    # The round's reward.csv row (the loop and the graph's learner node write the same columns).
+    assert round_answer_counts(lr) == {"rated": 3, "abstained": 1}
+    row = round_row(lr)
+    assert row["truth_agreement"] == pytest.approx(2 / 3) and row["dataset"] == 3
+    assert row["model_version"] == lr.version == 1 and row["reward_diverged"] == 0
+    assert [row[f"class_{k}"] for k in range(3)] == list(lr.dataset.class_counts())
+    assert row["reward_acc"] == lr.last_train.accuracy
     # A round without simulator truth on its observations is not scored.
     lr2 = RewardLearner(_cfg(), OBS, TASK, tmp_path / "robot",
                         checkpoint_path=tmp_path / "robot" / "checkpoint.pt", bin_truth=bin_truth)
