@@ -2,8 +2,9 @@
 lock-step, camera off) from Joy messages a probe node publishes (the shipped config/teleop/xbox.yaml
 layout). With the deadman held the hand moves the way the stick points (the observations'
 end-effector position); released, with the stick still pushed, it holds still; the intervention
-flag follows the deadman. Start-up refusals: no input device publishing (exit 1 naming the
-topic) and a bad config file (exit 1 naming the file and the field)."""
+flag follows the deadman. The same node drives arm_bridge against fake_arm, whose workspace clamp
+stops an operator pushing past the box. Start-up refusals: no input device publishing (exit 1
+naming the topic) and a bad config file (exit 1 naming the file and the field)."""
 
 from __future__ import annotations
 
@@ -24,6 +25,8 @@ pytestmark = [pytest.mark.ros, pytest.mark.integration]
 
 TELEOP = "ros2_erl_vlm.nodes.teleop"
 SIM = "ros2_erl_vlm.nodes.sim_bridge"
+BRIDGE = "ros2_erl_vlm.nodes.arm_bridge"
+FAKE = "ros2_erl_vlm.nodes.fake_arm"
 STARTUP_S = 180.0
 #: config/teleop/xbox.yaml: LB is the deadman, the left stick's x axis (left: +1) drives x, the
 #: right stick's vertical axis (forward: +1) drives z.
@@ -207,6 +210,50 @@ def test_deadman_drives_the_hand_and_release_holds_it(tmp_path: Path) -> None:
     assert values.count(True) >= 45 and values.count(False) >= 80
     runs = [v for i, v in enumerate(values) if i == 0 or v != values[i - 1]]
     assert runs == [False, True, False, True, False], runs
+
+
+def test_teleop_drives_the_fake_arm_through_arm_bridge_and_its_box(tmp_path: Path) -> None:
+    """The same node on the real-arm side (config/arms/fake_sawyer.yaml: 10 Hz, 0.1 m/s, workspace
+    x <= 0.25 m): the operator pushes +x past the box and the bridge's clamp stops the hand at its
+    face (teleop publishes actions only; the arm's safety stays in charge); released, the hand
+    holds and the episode goes on (a hold is an action, not a command timeout)."""
+    import yaml
+
+    from ros2_erl_vlm.paths import config_dir
+
+    data = yaml.safe_load((config_dir() / "arms" / "fake_sawyer.yaml").read_text())
+    data["arm"]["topics"]["wait_s"] = STARTUP_S  # the fake arm starts slowly on a loaded machine
+    cfg = tmp_path / "fake_sawyer.yaml"
+    cfg.write_text(yaml.safe_dump(data))
+    box_max_x = data["arm"]["workspace"]["max"][0]
+    ns = "teleop_arm"
+    nodes = {
+        FAKE: ["-p", f"arm_config:={cfg}", "-p", "camera.rate_hz:=0.0"],
+        BRIDGE: ["-p", f"arm_config:={cfg}"],
+        TELEOP: ["-p", f"input_wait_s:={STARTUP_S}"],
+    }
+    with processes(ns, tmp_path, nodes) as procs:
+        op = Operator(ns, procs)
+        try:
+            op.set(deadman=False)
+            op.spin_until(lambda: any(o.step >= 3 for o in op.obs), 2 * STARTUP_S, "the arm's first steps")
+            a_start = len(op.obs)
+            op.set(deadman=True, x=-1.0)  # 0.1 m/s from x = 0: the box's face (0.25 m) after 2.5 s
+            op.spin_until(lambda: len(op.obs) - a_start >= 35, 30, "35 steps pushing +x")
+            b_start = len(op.obs)
+            op.set(deadman=False, x=-1.0)
+            op.spin_until(lambda: len(op.obs) - b_start >= 15, 30, "15 held steps")
+            b_end = len(op.obs)
+        finally:
+            op.close()
+    assert all(p.returncode == 0 for p in procs.values()), {m: p.returncode for m, p in procs.items()}
+    x = np.array([o.state[0] for o in op.obs])
+    assert x[b_start - 1] - x[a_start] > 0.15, (x[a_start], x[b_start - 1])
+    assert x.max() < box_max_x + 0.01, x.max()  # the bridge's clamp, not the operator, stops it
+    assert all(o.truncation_reason == "" for o in op.obs[a_start:b_end])
+    held = np.array([o.state[:3] for o in op.obs[b_start + 3:b_end]])
+    assert np.abs(held - held[0]).max() < 0.003, held
+    assert all(np.array_equal(o.action_taken[:3], [0.0, 0.0, 0.0]) for o in op.obs[b_start + 2:b_end])
 
 
 @pytest.mark.parametrize("kind, silent", [("joy", ["joy"]), ("spacemouse", ["spacenav/twist", "spacenav/joy"])])
