@@ -16,6 +16,7 @@ anything is written. The bags are only read; an existing export is not replaced 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import shutil
@@ -115,17 +116,18 @@ def load_episodes(bags_dir: str | Path, task: str | None = None, obs_dim: int | 
         recs = [read_episode(b, sync_tolerance_s) for b in find_bags(bags_dir)]
     except EpisodeBagError as exc:
         raise ExportError(str(exc)) from exc
-    want_dims: tuple[int | None, int | None] = (obs_dim, action_dim)
-    first: EpisodeRecording | None = None
+    ref: tuple[int, int, EpisodeRecording] | None = None
     tasks = {}
     for rec in recs:
         d, a = check_episode(rec, frames)
-        if want_dims[0] is None or want_dims[1] is None:
-            want_dims, first = (want_dims[0] or d, want_dims[1] or a), rec
-        if (d, a) != want_dims:
-            whence = f"episode {first.episode}'s" if first is not None else "the asked for"
-            raise ExportError(f"{rec.where}: state/action sizes {d}/{a} do not match {whence} "
-                              f"{want_dims[0]}/{want_dims[1]}")
+        ref = ref or (d, a, rec)
+        for what, got, asked, option, first in (("state", d, obs_dim, "--obs-dim", ref[0]),
+                                                 ("action", a, action_dim, "--action-dim", ref[1])):
+            if asked is not None and got != asked:
+                raise ExportError(f"{rec.where}: {what} size {got}, expected {asked} ({option})")
+            if got != first:
+                raise ExportError(f"{rec.where}: {what} size {got} does not match episode "
+                                  f"{ref[2].episode}'s {first} ({ref[2].path})")
         for key, size in (("obs_dim", d), ("action_dim", a)):
             if rec.meta.get(key) not in (None, size):
                 raise ExportError(f"{rec.where}: metadata says {key} {rec.meta[key]}, the recorded "
@@ -145,12 +147,12 @@ def load_episodes(bags_dir: str | Path, task: str | None = None, obs_dim: int | 
         numbered = list(enumerate(recs))
     else:
         numbered = [(r.episode, r) for r in recs]
-        for (e1, r1), (e2, r2) in zip(numbered, numbered[1:], strict=False):
+        for (e1, r1), (e2, r2) in itertools.pairwise(numbered):
             if e1 == e2:
                 raise ExportError(f"episode {e1} is recorded twice ({r1.path} and {r2.path}): "
                                   "export with --renumber to number the episodes 0..n-1")
-    assert want_dims[0] is not None and want_dims[1] is not None
-    return numbered, name, int(want_dims[0]), int(want_dims[1])
+    assert ref is not None
+    return numbered, name, ref[0], ref[1]
 
 
 def _jpeg(frame: Any) -> bytes:

@@ -495,15 +495,17 @@ def _assemble(bag: Path, where: str, meta: dict[str, Any] | None, raw: dict[str,
 
 def _actions_from_topic(messages: list[tuple[int, Any]], steps: list[StepRecord],
                         where: str) -> list[np.ndarray]:
-    by_step = {int(m.step): _f32(m.action) for _, m in messages}
+    """The applied actions, ``[t]`` = the one that led to ``steps[t + 1]`` (logged at its stamp)."""
+    by_stamp = {t_ns: _f32(m.action) for t_ns, m in messages}
     actions = []
-    for prev, cur in zip(steps, steps[1:], strict=False):
-        a = by_step.get(prev.step)
+    for cur in steps[1:]:
+        a = by_stamp.get(cur.stamp_ns)
         if a is None:
-            raise EpisodeBagError(f"{where}: no action_taken message for step {prev.step}")
+            raise EpisodeBagError(f"{where}: no action_taken message for the action that led to step "
+                                  f"{cur.step}")
         if not np.array_equal(a, cur.action_taken, equal_nan=True):
-            raise EpisodeBagError(f"{where}: action_taken of step {prev.step} differs from the one the "
-                                  f"observation of step {cur.step} reports")
+            raise EpisodeBagError(f"{where}: the action_taken message of step {cur.step} differs from "
+                                  "the action its observation reports")
         actions.append(a)
     return actions
 
