@@ -340,6 +340,19 @@ def _check_task(node: str, params: dict[str, Any]) -> None:
         raise GraphError(f"{node}: parameter 'task': {exc}") from exc
 
 
+def _check_rater(params: dict[str, Any]) -> None:
+    """GraphError when the rater's settings (``rater.config_file`` included) would not build: a
+    bad option, a model that is not on this machine, a missing API-key variable, a missing log."""
+    from ros2_erl_vlm.raters.factory import check_rater_config
+    from ros2_erl_vlm.ros.rater_params import rater_settings
+
+    try:
+        check_rater_config(rater_settings(params))
+    except (ParamError, ValueError) as exc:
+        where = f" ({params['rater.config_file']})" if params.get("rater.config_file") else ""
+        raise GraphError(f"vlm_rater: rater{where}: {exc}") from exc
+
+
 def check_params(graph: Graph, values: dict[str, str]) -> None:
     """Validate the params file plus argument overrides for every node; GraphError names the
     node and parameter of the first problem."""
@@ -361,6 +374,8 @@ def check_params(graph: Graph, values: dict[str, str]) -> None:
             raise GraphError(f"{node.name}: {exc}") from exc
         if "task" in own:
             _check_task(node.name, {**{s.name: s.default for s in node.params}, **checked})
+        if node.name == "vlm_rater" and node in graph.started(values):
+            _check_rater({**{s.name: s.default for s in node.params}, **checked})
     if not is_sim(values):
         _check_real_arm(graph, values, overrides, sections)
 

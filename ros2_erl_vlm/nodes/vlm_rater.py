@@ -20,13 +20,10 @@ import sys
 import threading
 import time
 import traceback
-from pathlib import Path
 from typing import Any
 
-import yaml
 from erl_vlm.msg import Rating, RatingRequest
 
-from ros2_erl_vlm.core import seeds
 from ros2_erl_vlm.core.rating.rater import RatingQuery, RatingResult, check_num_classes
 from ros2_erl_vlm.core.rating.request_queue import RequestQueue
 from ros2_erl_vlm.core.record_log import RecordLogError
@@ -34,30 +31,7 @@ from ros2_erl_vlm.ros import qos
 from ros2_erl_vlm.ros.convert import query_from_request, rating_msg
 from ros2_erl_vlm.ros.node_base import ErlNode, run_node
 from ros2_erl_vlm.ros.params import ParamError
-
-
-def rater_settings(p: dict[str, Any]) -> dict[str, Any]:
-    """``make_rater`` settings from the node's parameters (and ``rater.config_file``)."""
-    settings: dict[str, Any] = {}
-    path = str(p["rater.config_file"])
-    if path:
-        try:
-            loaded = yaml.safe_load(Path(path).read_text()) or {}
-        except (OSError, yaml.YAMLError) as exc:
-            raise ParamError(f"parameter 'rater.config_file': cannot read {path}: {exc}") from exc
-        if not isinstance(loaded, dict):
-            raise ParamError(f"parameter 'rater.config_file': {path} must hold a mapping")
-        settings.update(loaded)
-    for key in ("log_path", "store_frames"):
-        settings.pop(key, None)  # the node keeps its own log
-    settings["backend"] = p["rater.backend"]
-    if p["rater.backend"] == "oracle":
-        settings.update(task=p["task"], noise=float(p["rater.noise"]), noise_mode=p["rater.noise_mode"],
-                        abstain_rate=float(p["rater.abstain_rate"]),
-                        seed=seeds.oracle_seed(int(p["seed"])))
-    elif p["rater.backend"] == "simulated_vlm":  # settings from rater.config_file, the task from here
-        settings.update(task=p["task"], seed=seeds.oracle_seed(int(p["seed"])))
-    return settings
+from ros2_erl_vlm.ros.rater_params import rater_settings
 
 
 class VlmRater(ErlNode):

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from ros2_erl_vlm.core.rating.rater import Rater
@@ -125,13 +126,8 @@ _BUILDERS: dict[str, Callable[[dict[str, Any]], Rater]] = {
 }
 
 
-def make_rater(config: Any) -> Rater:
-    """Build the configured rater, wrapped in a cache and a rating log when asked for.
-
-    Raises:
-        ValueError: unknown backend or option, a missing required option (model, API-key
-            variable, replay log, oracle task), or an invalid value.
-    """
+def _parse(config: Any) -> tuple[str, dict[str, Any], dict[str, Any]]:
+    """``(backend, backend options, wrapper options)`` of a rater config (ValueError when malformed)."""
     cfg = _as_dict(config)
     backend = cfg.pop("backend", None)
     if backend not in BACKENDS:
@@ -142,7 +138,18 @@ def make_rater(config: Any) -> Rater:
         raise ValueError(f"rater config section {backend!r} must be a mapping, got {type(section).__name__}")
     for other in BACKENDS:
         cfg.pop(other, None)
-    rater = _BUILDERS[backend]({**section, **cfg})
+    return backend, {**section, **cfg}, wrap
+
+
+def make_rater(config: Any) -> Rater:
+    """Build the configured rater, wrapped in a cache and a rating log when asked for.
+
+    Raises:
+        ValueError: unknown backend or option, a missing required option (model, API-key
+            variable, replay log, oracle task), or an invalid value.
+    """
+    backend, options, wrap = _parse(config)
+    rater = _BUILDERS[backend](options)
     cache, cache_path = wrap.get("cache", False), wrap.get("cache_path")
     if cache or cache_path:
         from ros2_erl_vlm.raters.cache import CachedRater
@@ -154,3 +161,51 @@ def make_rater(config: Any) -> Rater:
         rater = RatingLogRater(rater, wrap["log_path"], store_frames=bool(wrap.get("store_frames", False)),
                                reuse_logged=bool(wrap.get("reuse_logged", False)))
     return rater
+
+
+def _hub_model_cached(model: str, revision: str | None) -> bool:
+    """Whether a hub id's ``config.json`` is in the local Hugging Face cache (no network)."""
+    from huggingface_hub import try_to_load_from_cache
+
+    try:
+        found = try_to_load_from_cache(model, "config.json", revision=revision)
+    except ValueError:  # not a valid repo id
+        return False
+    return isinstance(found, str)
+
+
+def check_rater_config(config: Any) -> None:
+    """Validate a rater config as :func:`make_rater` would, without loading a model or calling a
+    server: every option, the model (a local checkpoint directory with a ``config.json``, or a
+    hub id already in the local Hugging Face cache when ``local_files_only``), the API-key
+    variable, the replay logs. Cheap backends (oracle, simulated VLM) are built.
+
+    Raises:
+        ValueError: the first problem, naming the option, file or variable.
+    """
+    backend, options, _ = _parse(config)
+    if backend == "transformers":
+        from ros2_erl_vlm.raters.transformers_rater import TransformersRaterConfig
+
+        cfg = _fields(TransformersRaterConfig, options, "transformers").validate()
+        local = Path(cfg.model).expanduser()
+        if local.is_dir():
+            if not (local / "config.json").is_file():
+                raise ValueError(f"transformers rater: model directory {cfg.model} has no config.json "
+                                 "(not a transformers checkpoint)")
+        elif cfg.local_files_only and not _hub_model_cached(cfg.model, cfg.revision):
+            raise ValueError(f"transformers rater: model {cfg.model!r} is neither a local directory nor "
+                             "in the Hugging Face cache (HF_HOME / HF_HUB_CACHE); download it first "
+                             f"(huggingface-cli download {cfg.model}) or give a checkpoint directory")
+    elif backend == "openai":
+        from ros2_erl_vlm.raters.openai_rater import OpenAIRaterConfig
+
+        _fields(OpenAIRaterConfig, options, "openai").validate()  # the API-key variable included
+    elif backend == "replay":
+        paths = options.get("paths") or options.get("path")
+        for path in [paths] if isinstance(paths, str) else list(paths or []):
+            if not Path(path).expanduser().is_file():
+                raise ValueError(f"replay rater: rating log {path} not found")
+        _replay(options)
+    else:
+        _BUILDERS[backend](options)

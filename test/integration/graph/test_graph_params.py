@@ -72,6 +72,28 @@ def test_nodes_exit_1_naming_the_problem(small_params: Any, tmp_path: Path) -> N
 
 
 @pytest.mark.ros
+def test_runner_check_validates_the_rater_config_and_model(tmp_path: Path,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    uncached = tmp_path / "uncached.yaml"
+    uncached.write_text("backend: transformers\ntransformers:\n  model: no-such-org/no-such-vlm\n")
+    assert runner_main(["--rater", "transformers", "--rater-config", str(uncached), "--check"]) == 2
+    err = capsys.readouterr().err
+    assert "uncached.yaml" in err and "no-such-org/no-such-vlm" in err and "Hugging Face cache" in err
+    not_a_model = tmp_path / "empty-dir"
+    not_a_model.mkdir()
+    bad_dir = tmp_path / "dir.yaml"
+    bad_dir.write_text(f"backend: transformers\nmodel: {not_a_model}\n")
+    assert runner_main(["--rater", "transformers", "--rater-config", str(bad_dir), "--check"]) == 2
+    assert "has no config.json" in capsys.readouterr().err
+    typo = tmp_path / "typo.yaml"
+    typo.write_text("backend: openai\nopenai:\n  model: m\n  temprature: 0\n")
+    assert runner_main(["--rater", "openai", "--rater-config", str(typo), "--check"]) == 2
+    assert "temprature" in capsys.readouterr().err
+    assert runner_main(["--rater", "transformers", "--rater-config", str(tmp_path / "none.yaml"),
+                        "--check"]) == 2
+    assert "none.yaml" in capsys.readouterr().err
+
+
 def test_a_node_with_a_damaged_checkpoint_exits_1_and_leaves_it(small_params: Any, tmp_path: Path) -> None:
     ckpt = tmp_path / "run" / "sac_agent" / "checkpoint.pt"
     ckpt.parent.mkdir(parents=True)

@@ -93,7 +93,7 @@ def test_a_separate_learner_draws_from_its_own_seed(halves) -> None:
 
 def test_both_starters_build_the_same_oracle_noise_stream() -> None:
     """train.make_rater (in-process) and the vlm_rater node's settings seed the oracle alike."""
-    from ros2_erl_vlm.nodes.vlm_rater import rater_settings
+    from ros2_erl_vlm.ros.rater_params import rater_settings
 
     task = load_task("reach-v3")
     args = argparse.Namespace(rater="oracle", rater_config=None, label_noise=0.2, noise_mode="symmetric")
@@ -106,7 +106,7 @@ def test_both_starters_build_the_same_oracle_noise_stream() -> None:
 
 def test_both_starters_build_the_same_simulated_vlm() -> None:
     """The simulated VLM's answers hash its seed: both starters give it the same one."""
-    from ros2_erl_vlm.nodes.vlm_rater import rater_settings
+    from ros2_erl_vlm.ros.rater_params import rater_settings
 
     task = load_task("reach-v3")
     args = argparse.Namespace(rater="simulated_vlm", rater_config=None, label_noise=0.0,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from ros2_erl_vlm.raters import CachedRater, RatingLogRater, ReplayRater, make_rater
+from ros2_erl_vlm.raters.factory import check_rater_config
 from ros2_erl_vlm.raters.openai_rater import OpenAIRater, OpenAIRaterConfig
 
 
@@ -26,6 +27,32 @@ def test_bad_configs_are_value_errors(config, match, monkeypatch):
     monkeypatch.delenv("ERL_TEST_UNSET_KEY", raising=False)
     with pytest.raises(ValueError, match=match):
         make_rater(config)
+    with pytest.raises(ValueError):  # --check finds each of them without building anything
+        check_rater_config(config)
+
+
+def test_check_finds_models_that_are_not_on_this_machine(tmp_path):
+    with pytest.raises(ValueError, match="neither a local directory nor in the Hugging Face cache"):
+        check_rater_config({"backend": "transformers", "model": "no-such-org/no-such-vlm"})
+    with pytest.raises(ValueError, match="not found locally"):
+        check_rater_config({"backend": "transformers", "model": str(tmp_path / "gone")})
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ValueError, match="has no config.json"):
+        check_rater_config({"backend": "transformers", "model": str(tmp_path / "empty")})
+    # A checkpoint directory passes without its weights being loaded; so does the network mode.
+    (tmp_path / "ckpt").mkdir()
+    (tmp_path / "ckpt" / "config.json").write_text("{}")
+    check_rater_config({"backend": "transformers", "model": str(tmp_path / "ckpt")})
+    check_rater_config({"backend": "transformers", "model": "org/vlm", "local_files_only": False})
+
+
+def test_check_builds_the_cheap_backends_and_checks_replay_logs(tmp_path):
+    check_rater_config({"backend": "oracle", "task": "reach-v3"})
+    check_rater_config({"backend": "simulated_vlm", "task": "drawer-open-v3"})
+    with pytest.raises(ValueError, match="closest|known"):
+        check_rater_config({"backend": "oracle", "task": "reach-v9"})
+    with pytest.raises(ValueError, match="rating log .*missing.erlr not found"):
+        check_rater_config({"backend": "replay", "paths": [str(tmp_path / "missing.erlr")]})
 
 
 def test_missing_local_model_directory_fails_fast_offline(tmp_path):
