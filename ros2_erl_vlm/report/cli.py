@@ -14,10 +14,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from ros2_erl_vlm.report.hint import REPORT_DIR, report_dir
 from ros2_erl_vlm.report.read_run import RunDirError, find_run
-
-#: The report's folder inside a run directory (when ``--out`` is not given).
-REPORT_DIR = "report"
 
 
 @dataclass
@@ -29,18 +27,6 @@ class ReportFiles:
     summary_txt: Path
     summary_json: Path
     frames: str  # where the sheet's frames came from, in words
-
-
-def report_dir(run_dir: str | Path, out: str | Path | None = None) -> Path:
-    """Where the report of ``run_dir`` goes: ``out``, else ``<run_dir>/report``."""
-    return Path(out) if out is not None else Path(run_dir) / REPORT_DIR
-
-
-def report_hint(run_dir: str | Path) -> str:
-    """One line for the end of a training command: how to make the run's report and where it lands."""
-    out = report_dir(run_dir)
-    return (f"run report: python -m ros2_erl_vlm.report {run_dir} (or ./erl report {run_dir}) writes "
-            f"{out}/report.png, contact_sheet.png and summary.txt; it also works while a run is going")
 
 
 def make_report(run_dir: str | Path, out: str | Path | None = None, *, task: str | None = None,
@@ -75,6 +61,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--task", help="the task, when the run does not name it (a graph run started "
                    "without --task)")
     p.add_argument("--max-frames", type=int, default=48, help="cells on the contact sheet")
+    p.add_argument("--threads", type=int, default=1, help="torch CPU threads (scoring the reward "
+                   "models; one leaves the cores to a run that is still going)")
     return p
 
 
@@ -86,6 +74,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.max_frames < 1:
         print("error: --max-frames must be at least 1", file=sys.stderr)
         return 1
+    import torch
+
+    torch.set_num_threads(max(1, args.threads))
     try:
         files = make_report(args.run_dir, args.out, task=args.task, max_cells=args.max_frames)
     except (RunDirError, OSError) as exc:

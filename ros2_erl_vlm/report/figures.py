@@ -87,7 +87,9 @@ def _per_round(ax: Any, run: RunData, key: str, title: str, ylabel: str) -> None
     rows, source = round_rows(run)
     pts = [(r["step"], r[key]) for r in rows if isinstance(r.get(key), float) and r.get("step") is not None]
     if not pts:
-        if not run.ratings and not run.reward:
+        if run.kind == "offline":
+            why = "an offline run keeps no ratings"
+        elif not run.ratings and not run.reward:
             why = "no rating round yet"
         elif not run.task and run.ratings:
             why = "the task is unknown (pass --task)"
@@ -106,7 +108,8 @@ def _per_round(ax: Any, run: RunData, key: str, title: str, ylabel: str) -> None
 def _fit_scatter(ax: Any, run: RunData, fit: RewardFit | None) -> None:
     title = "learned reward vs true progress"
     if fit is None:
-        why = ("no reward model saved yet" if not run.models else
+        why = ("an offline run keeps no ratings" if run.kind == "offline" else
+               "no reward model saved yet" if not run.models else
                "no rated state with simulator truth")
         _no_data(ax, title, why)
         return

@@ -11,7 +11,10 @@ Three layouts are recognised:
   ``eval.csv``, ``reward.csv``, ``ratings.erlr``, ``requests.erlr``, ``models/``, ``run.json``,
   ``summary.json`` at the end);
 * ``benchmark``: an in-process run started by ``bench/learning.py`` (the same files plus
-  ``sittings.jsonl``).
+  ``sittings.jsonl``);
+* ``offline``: ``python -m ros2_erl_vlm.offline.train`` (``run.json`` naming its ``data``,
+  ``train.csv`` of gradient-step windows, not episodes; ``eval.csv`` with ``--eval-task``); it
+  keeps no ratings.
 
 Everything is read-only and tolerant of a run still being written: a CSV's half-written last line
 is left out, missing files are empty streams, and a rating log's crash-truncated or half-appended
@@ -214,7 +217,10 @@ def run_kind(path: Path) -> str | None:
     if any((path / n).is_dir() for n in ("sac_agent", "reward_learner", "vlm_rater")):
         return "graph"
     if any((path / f).exists() for f in IN_PROCESS_FILES):
-        return "benchmark" if (path / "sittings.jsonl").exists() else "in-process"
+        if (path / "sittings.jsonl").exists():
+            return "benchmark"
+        settings = _json(path / "run.json", [])
+        return "offline" if settings is not None and "data" in settings else "in-process"
     return None
 
 
@@ -389,8 +395,13 @@ def read_run(path: str | Path, task: str | None = None) -> RunData:
         run.finished = run.summary is not None
         run.models = _models(root / "models")
         settings = _json(root / "run.json", notes) or {}
-        name, layout = settings.get("task"), settings.get("layout")
-        seed, steps = settings.get("loop.seed"), settings.get("loop.total_steps")
+        if kind == "offline":  # the task it was evaluated on (with --eval-task)
+            evaluation = settings.get("eval") if isinstance(settings.get("eval"), dict) else {}
+            name, layout = evaluation.get("task"), evaluation.get("layout")
+            seed, steps = settings.get("seed"), settings.get("steps")
+        else:
+            name, layout = settings.get("task"), settings.get("layout")
+            seed, steps = settings.get("loop.seed"), settings.get("loop.total_steps")
         run.seed = None if seed is None else int(seed)
         run.total_steps = None if steps is None else int(steps)
         learner_log, rater_log = root / "ratings.erlr", None
@@ -414,6 +425,6 @@ def read_run(path: str | Path, task: str | None = None) -> RunData:
             run.class_names = ()
     elif name:
         notes.append(f"task {name!r} unknown here: truth classes need the task's definition")
-    else:
+    elif kind != "offline":
         notes.append("the run does not name its task (pass --task): truth classes left out")
     return run

@@ -4,7 +4,8 @@ Every number is an aggregate of the run's own streams, computed here from the ro
 :mod:`~ros2_erl_vlm.report.read_run` read, never copied from a file that could disagree:
 
 * steps: the largest ``step`` in ``train.csv``/``eval.csv``/``reward.csv``; episodes: rows of
-  ``train.csv``; for a graph run still going, the agent's ``status.json`` step is shown beside;
+  ``train.csv`` (an offline run's rows are windows of gradient steps: no episodes); for a graph
+  run still going, the agent's ``status.json`` step is shown beside;
 * evaluation (``eval.csv``): last and best success rate, and "success at N" as the learning
   benchmark defines it (``bench/learning.py``: the mean of the last three evaluations up to N);
 * ratings (the rating log): answers, abstentions, late ones, per class, agreement with the truth
@@ -142,7 +143,7 @@ def compute_summary(run: RunData, fit: RewardFit | None = None) -> dict[str, Any
         "seed": run.seed, "finished": run.finished, "total_steps": run.total_steps,
         "steps": int(max(steps)) if steps else 0,
         "agent_step_now": int(agent_now) if isinstance(agent_now, int) else None,
-        "episodes": len(run.train),
+        "episodes": None if run.kind == "offline" else len(run.train),  # offline rows: step windows
         "train_success_rate": (float(np.mean(_num(run.train, "success")))
                                if _num(run.train, "success") else None),
         "last_episode_true_return": _last(_num(run.train, "true_return")),
@@ -171,7 +172,8 @@ def summary_text(s: dict[str, Any]) -> str:
         f"run      {s['run_dir']}",
         f"kind     {s['kind']}, task {s['task'] or '?'}"
         + (f" ({s['layout']} layout)" if s["layout"] else "") + f", seed {_f(s['seed'], 'd')}, {state}",
-        f"steps    {s['steps']}{total}{now}, {s['episodes']} episodes"
+        f"steps    {s['steps']}{total}{now}"
+        + (" gradient steps" if s["episodes"] is None else f", {s['episodes']} episodes")
         + (f", {s['wall_s']:.0f} s" if s["wall_s"] is not None else ""),
         f"eval     {ev['evaluations']} evaluations; last success {_f(ev['last_success_rate'])} at step "
         f"{_f(ev['last_step'], 'd')}, best {_f(ev['best_success_rate'])} at step {_f(ev['best_step'], 'd')}, "

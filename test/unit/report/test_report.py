@@ -378,3 +378,24 @@ def test_real_short_in_process_run(tmp_path: Path) -> None:
     assert summary["reward_model"]["spearman_version"] == summary["reward_model"]["versions_trained"]
     _not_blank(files.report_png)
     _not_blank(files.contact_sheet_png)
+
+
+def test_offline_run_has_no_episodes_and_no_ratings(tmp_path: Path) -> None:
+    """An offline training run (``python -m ros2_erl_vlm.offline.train``): train.csv rows are windows
+    of gradient steps, eval.csv the simulated evaluation; its run.json names the data (the keys
+    below are the ones the report reads: ``data``, ``seed``, ``steps``, ``eval.task``)."""
+    run_dir = tmp_path / "offline"
+    logger = MetricsLogger(run_dir, tensorboard=False)
+    for step in (100, 200, 300):
+        logger.log("train", step, {"actor_loss": 1.0 / step, "steps_per_s": 50.0})
+    logger.log("eval", 300, {"success_rate": 0.3, "true_return": 12.0})
+    logger.close()
+    write_text_atomic(run_dir / "run.json", json.dumps({"data": "export.npz", "method": "bc", "seed": 2,
+                                                        "steps": 300, "eval": {"task": TASK}}))
+    files = make_report(run_dir)
+    summary = json.loads(files.summary_json.read_text())
+    assert summary["kind"] == "offline" and summary["task"] == TASK and summary["total_steps"] == 300
+    assert summary["episodes"] is None and summary["steps"] == 300
+    assert summary["eval"]["last_success_rate"] == 0.3 and summary["ratings"]["records"] == 0
+    assert "gradient steps" in files.summary_txt.read_text()
+    _not_blank(files.report_png)
