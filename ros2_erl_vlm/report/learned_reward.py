@@ -4,7 +4,8 @@ Each reward model version the run saved (``models/reward_model_v<N>.pt``) is eva
 uses it (ensemble mean), on every rated segment that carries simulator truth (a segment's reward is
 the sum over its steps; the truth is its last step's progress). Per version: the rank correlation
 (Spearman) with progress; for the newest: the points themselves, for a scatter plot. Without model
-files, rated inputs or truth there is nothing to score (None).
+files, rated inputs or truth there is nothing to score (None). Long runs are sampled (at most
+:data:`MAX_VERSIONS` versions and :data:`MAX_POINTS` segments, :data:`MAX_IMAGE_POINTS` for frames).
 """
 
 from __future__ import annotations
@@ -18,8 +19,10 @@ from ros2_erl_vlm.report.read_run import RunData
 
 #: At most this many model versions are scored (evenly spread, the newest always included).
 MAX_VERSIONS = 25
-#: At most this many rated segments (evenly spread over the log) are scored.
+#: At most this many rated segments (evenly spread over the log) are scored: state inputs, frames
+#: (an image reward model's CNN on the CPU).
 MAX_POINTS = 3000
+MAX_IMAGE_POINTS = 300
 
 
 @dataclass
@@ -83,7 +86,8 @@ def reward_fit(run: RunData) -> RewardFit | None:
     rated = [r for r in run.ratings if r.inputs is not None and r.truth_progress is not None]
     if not rated or not run.models:
         return None
-    rated = [rated[i] for i in _spread(len(rated), MAX_POINTS)]
+    images = rated[0].inputs is not None and rated[0].inputs.ndim == 4
+    rated = [rated[i] for i in _spread(len(rated), MAX_IMAGE_POINTS if images else MAX_POINTS)]
     inputs = np.stack([r.inputs for r in rated])  # (N, T, ...)
     flat = inputs.reshape(-1, *inputs.shape[2:])
     progress = np.array([r.truth_progress for r in rated], dtype=np.float64)
