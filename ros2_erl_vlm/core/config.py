@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from ros2_erl_vlm.core.device import DEVICE_CHOICES, check_device
 from ros2_erl_vlm.core.rating.rater import MAX_CLASSES, MIN_CLASSES, check_num_classes
 from ros2_erl_vlm.core.reward.reward_model import RewardModelConfig
 from ros2_erl_vlm.core.reward.segment_selection import STRATEGIES
@@ -57,6 +58,9 @@ class LoopConfig:
     eval_episodes: int = setting(10, low=0)
     checkpoint_every: int = setting(50_000, low=1)
     log_every: int = setting(1000, low=1)
+    #: Torch device of SAC, the replay buffer, the reward ensemble and its relabelling: auto (a
+    #: CUDA GPU when torch sees one, else the CPU), cpu or cuda; cuda without a GPU is refused.
+    device: str = setting("auto", choices=DEVICE_CHOICES)
     sac: SACConfig = field(default_factory=SACConfig)
     reward: RewardModelConfig = field(default_factory=RewardModelConfig)
 
@@ -69,6 +73,7 @@ class LoopConfig:
         """Raise ``ValueError`` naming the first bad field."""
         check_num_classes(self.num_classes)
         check_declared(self)
+        check_device(self.device)
         if self.num_seed_steps < self.sac.batch_size // 8:
             raise ValueError("num_seed_steps is too small to fill a first SAC batch")
         self.sac.validate()

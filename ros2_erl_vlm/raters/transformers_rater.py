@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ros2_erl_vlm.core.device import resolve_device
 from ros2_erl_vlm.core.rating.rater import RatingQuery, RatingResult
 from ros2_erl_vlm.raters import prompts
 from ros2_erl_vlm.raters.hf_loading import load_model, load_processor, prepare_tokenizer, resolve_dtype
@@ -55,7 +56,8 @@ class TransformersRaterConfig:
         two_step: analyse the frames first, then rate the analysis (paper's two-call prompt).
         dtype: ``"auto"`` (the checkpoint's; float32 on a CPU without native bfloat16, where
             bfloat16 is far slower), ``"bfloat16"``, ``"float16"`` or ``"float32"``.
-        device: torch device.
+        device: ``auto`` (a CUDA GPU when torch sees one, else the CPU), ``cpu``, ``cuda`` or
+            ``cuda:N``; CUDA where torch has none is refused (:mod:`ros2_erl_vlm.core.device`).
         threads: torch intra-op threads (``None``: leave as is). Process-wide.
         batch_size: rows per forward pass.
         max_new_tokens: generation budget of an answer (``generate`` mode).
@@ -75,7 +77,7 @@ class TransformersRaterConfig:
     choice_scoring: str = "auto"
     two_step: bool = False
     dtype: str = "auto"
-    device: str = "cpu"
+    device: str = "auto"
     threads: int | None = None
     batch_size: int = 4
     max_new_tokens: int = 16
@@ -100,6 +102,10 @@ class TransformersRaterConfig:
             raise ValueError(f"transformers rater: choice_scoring must be one of {CHOICE_SCORING}, "
                              f"got {self.choice_scoring!r}")
         resolve_dtype(self.dtype)
+        try:
+            resolve_device(self.device)
+        except ValueError as exc:
+            raise ValueError(f"transformers rater: {exc}") from None
         for name in ("batch_size", "max_new_tokens", "analysis_max_new_tokens"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"transformers rater: {name} must be >= 1, got {getattr(self, name)}")
@@ -131,16 +137,19 @@ class TransformersRater:
             raise ValueError("pass both model and processor, or neither")
         kw = {"local_files_only": config.local_files_only, "revision": config.revision,
               "trust_remote_code": config.trust_remote_code}
+        #: Where the model runs (``config.device`` resolved).
+        self.device = resolve_device(config.device)
         if processor is None:
             processor = load_processor(config.model, **kw)
-            model = load_model(config.model, dtype=config.dtype, device=config.device, **kw)
-        elif config.dtype != "auto":
-            model = model.to(dtype=resolve_dtype(config.dtype, config.device))
+            model = load_model(config.model, dtype=config.dtype, device=str(self.device), **kw)
+        else:
+            if config.dtype != "auto":
+                model = model.to(dtype=resolve_dtype(config.dtype, str(self.device)))
+            model = model.to(self.device)
         self.model = model.eval()
         self.processor = processor
         self.tokenizer = prepare_tokenizer(processor)
         self.template = prompts.PromptTemplate.from_any(config.prompt)
-        self.device = torch.device(config.device)
         self.stats = RaterStats()
         name = Path(config.model.rstrip("/")).name or config.model
         self.backend_id = f"transformers:{name}"
@@ -284,7 +293,7 @@ class TransformersRater:
         """Greedy answers and, per row, whether the token budget cut it off (no end token)."""
         texts: list[str] = []
         cut: list[bool] = []
-        stop = torch.tensor(sorted(self._stop_ids()), dtype=torch.long)
+        stop = torch.tensor(sorted(self._stop_ids()), dtype=torch.long, device=self.device)
         for start in range(0, len(rows), self.config.batch_size):
             enc = self._inputs(rows[start : start + self.config.batch_size])
             out = self.model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False,

@@ -74,6 +74,8 @@ NUM_UNSUP_STEPS = _loop("num_unsup_steps", "env steps of PEBBLE state-entropy ex
                         "the seed steps (reward learning starts after both)")
 REWARD_SOURCE = _loop("reward_source", "learned: reward from VLM ratings; true: the simulator's "
                       "dense reward (upper-bound baseline, no rating)")
+DEVICE = _loop("device", "torch device of SAC, the replay buffer and the reward ensemble: auto (a CUDA "
+              "GPU when torch sees one, else the CPU), cpu or cuda (refused without a GPU)")
 TENSORBOARD = P("tensorboard", True, "also write TensorBoard events to <run_dir>/<node>/tb "
                 "(tensorboard --logdir <run_dir> shows the whole run)")
 MAX_EPISODE_STEPS = P("max_episode_steps", 0, "episode length in env steps (0: the task's, 500)",
@@ -141,7 +143,7 @@ VLM_RATER = (
 
 REWARD_LEARNER = (
     TASK, SEED, RUN_DIR, TORCH_THREADS, STATUS_PERIOD, NUM_SEED_STEPS, NUM_UNSUP_STEPS, REWARD_SOURCE,
-    ARM_CONFIG, TENSORBOARD,
+    ARM_CONFIG, TENSORBOARD, DEVICE,
     # Not LoopConfig.num_classes: 0 stands for the task's count.
     P("num_classes", 0, "rating classes (0: the task's)", 0, MAX_CLASSES),
     _loop("query_every", "env steps between reward-learning rounds"),
@@ -176,7 +178,7 @@ REWARD_LEARNER = (
 
 SAC_AGENT = (
     TASK, LAYOUT, SEED, RUN_DIR, TORCH_THREADS, STATUS_PERIOD, NUM_SEED_STEPS, NUM_UNSUP_STEPS, REWARD_SOURCE,
-    MAX_EPISODE_STEPS, TENSORBOARD,
+    MAX_EPISODE_STEPS, TENSORBOARD, DEVICE,
     _loop("total_steps", "env steps to train; the agent (and the graph) stops after them"),
     ARM_CONFIG,
     P("allow_real_training", False, "with arm_config (a real or fake arm): allow online training "

@@ -172,7 +172,9 @@ class RewardLearner:
             self.run_dir.mkdir(parents=True, exist_ok=True)
         self.checkpoint_path = None if checkpoint_path is None else Path(checkpoint_path)
         self.rng = seeds.learner_rng(c.seed) if rng is None else rng
-        self.model = RewardEnsemble(c.reward, obs_dim=self.obs_dim, seed=seeds.reward_model_seed(c.seed))
+        # On the device setting's device (core/device.py); its checkpoint and bytes hold CPU tensors.
+        self.model = RewardEnsemble(c.reward, obs_dim=self.obs_dim, seed=seeds.reward_model_seed(c.seed),
+                                    device=c.device)
         self.schedule = QuerySchedule()
         self.env_steps = 0
         self.assembler = EpisodeAssembler(frame_codec=frame_codec)

@@ -25,6 +25,12 @@ standardised by its mean and std over every rated step, recomputed at each train
 with the weights (``"none"``: raw observations). Positions in metres and a gripper opening in
 [0, 1] then weigh alike, and a dimension that never varies on rated states (floored std) cannot
 dominate.
+
+Device (``device``, :mod:`~ros2_erl_vlm.core.device`): the members, their optimiser and the
+normalisation statistics live there; inputs may come from anywhere (numpy, CPU frames) and are
+moved one chunk or minibatch at a time, so a replay buffer of frames never has to fit on a GPU.
+Members are initialised on the CPU and moved (the same seed, the same weights on any device);
+:meth:`RewardEnsemble.state_dict` and :meth:`RewardEnsemble.to_bytes` hold CPU tensors.
 """
 
 from __future__ import annotations
@@ -40,6 +46,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ros2_erl_vlm.core.device import resolve_device, to_cpu
 from ros2_erl_vlm.core.rating.dataset import RatingDataset
 from ros2_erl_vlm.core.reward.rbrl import DEFAULT_K, LOSSES, rbrl_loss
 from ros2_erl_vlm.core.settings import check_declared, setting
@@ -160,11 +167,13 @@ class RewardEnsemble:
         config: hyperparameters.
         obs_dim: observation size (``state`` input).
         seed: torch seed for the initial weights (reproducible runs).
+        device: where the members run (``auto``/``cpu``/``cuda``/``cuda:N`` or a torch device).
     """
 
     def __init__(self, config: RewardModelConfig, obs_dim: int | None = None,
-                 seed: int | None = None) -> None:
+                 seed: int | None = None, device: str | torch.device = "cpu") -> None:
         self.config = config.validate()
+        self.device = resolve_device(device)
         if config.input_kind == "state" and (obs_dim is None or obs_dim <= 0):
             raise ValueError("a state reward model needs obs_dim > 0")
         self.obs_dim = obs_dim
@@ -176,14 +185,27 @@ class RewardEnsemble:
         finally:
             if seed is not None:
                 torch.random.set_rng_state(gen_state)
+        self.members.to(self.device)
         self.optimizer = torch.optim.Adam(self.members.parameters(), lr=config.lr)
         self.version = 0
         self.num_ratings_seen = 0
         #: per-member (mean, std) of the outputs over the rated inputs (identity until trained).
-        self.norm_stats = torch.tensor([[0.0, 1.0]] * config.ensemble_size)
+        self.norm_stats = torch.tensor([[0.0, 1.0]] * config.ensemble_size, device=self.device)
         #: (mean, std) per state dimension over the rated steps (identity until trained).
-        self.input_stats = (torch.tensor([[0.0], [1.0]]).repeat(1, obs_dim)
+        self.input_stats = (torch.tensor([[0.0], [1.0]], device=self.device).repeat(1, obs_dim)
                             if config.input_kind == "state" and obs_dim else None)
+
+    def to(self, device: str | torch.device) -> RewardEnsemble:
+        """Move the members, their optimiser state and the statistics to ``device``; returns self."""
+        dev = resolve_device(device)
+        if dev == self.device:
+            return self
+        self.members.to(dev)  # in place: the optimiser keeps its parameters
+        self.optimizer.load_state_dict(self.optimizer.state_dict())  # state follows its parameters
+        self.norm_stats = self.norm_stats.to(dev)
+        self.input_stats = None if self.input_stats is None else self.input_stats.to(dev)
+        self.device = dev
+        return self
 
     def _make_member(self) -> nn.Module:
         c = self.config
@@ -222,14 +244,14 @@ class RewardEnsemble:
 
     @torch.no_grad()
     def raw_member_rewards(self, x: np.ndarray | torch.Tensor) -> torch.Tensor:
-        """The members' tanh outputs ``(E, B)`` for per-step inputs ``(B, ...)``."""
+        """The members' tanh outputs ``(E, B)`` for per-step inputs ``(B, ...)`` (on any device;
+        the outputs are on the ensemble's)."""
         t = self._as_tensor(x)
         self._check_inputs(t)
-        t = self._normalise_inputs(t)
-        out = torch.empty(len(self.members), t.shape[0])
+        out = torch.empty(len(self.members), t.shape[0], device=self.device)
         bs = self.config.predict_batch if self.config.input_kind == "state" else 256
         for i in range(0, t.shape[0], bs):
-            chunk = t[i : i + bs]
+            chunk = self._normalise_inputs(t[i : i + bs].to(self.device))
             for m, net in enumerate(self.members):
                 out[m, i : i + bs] = net(chunk)
         return out
@@ -273,9 +295,12 @@ class RewardEnsemble:
             raise ValueError(
                 f"dataset holds {dataset.spec.input_kind} inputs, the model takes {c.input_kind}"
             )
+        dev = self.device
         inputs = self._as_tensor(dataset.inputs)
-        labels = torch.as_tensor(dataset.labels)
-        weights = torch.as_tensor(dataset.class_weights()) if c.class_weighting else None
+        if c.input_kind == "state":
+            inputs = inputs.to(dev)  # small; frames stay where they are, moved per minibatch
+        labels = torch.as_tensor(dataset.labels).to(dev)
+        weights = torch.as_tensor(dataset.class_weights()).to(dev) if c.class_weighting else None
         num_classes = dataset.spec.num_classes
         backup = copy.deepcopy({"members": self.members.state_dict(),
                                 "optimizer": self.optimizer.state_dict(),
@@ -293,11 +318,11 @@ class RewardEnsemble:
             seen = 0
             for b in range(len(orders[0])):
                 self.optimizer.zero_grad(set_to_none=True)
-                loss_sum = torch.zeros(())
+                loss_sum = torch.zeros((), device=dev)
                 for net, order in zip(self.members, orders, strict=True):
                     idx = torch.as_tensor(order[b])
-                    returns = self._segment_returns(net, inputs[idx])
-                    loss, ok = rbrl_loss(returns, labels[idx], num_classes, loss=c.loss, k=c.k,
+                    returns = self._segment_returns(net, inputs[idx.to(inputs.device)].to(dev))
+                    loss, ok = rbrl_loss(returns, labels[idx.to(dev)], num_classes, loss=c.loss, k=c.k,
                                          class_weights=weights)
                     loss_sum = loss_sum + loss
                     correct += int(ok)
@@ -341,8 +366,9 @@ class RewardEnsemble:
 
     # -- serialisation ------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
-        """Everything needed to rebuild the ensemble (weights, optimiser, config, version)."""
-        return {
+        """Everything needed to rebuild the ensemble (weights, optimiser, config, version), as CPU
+        tensors whatever the device."""
+        return to_cpu({
             "config": asdict(self.config),
             "obs_dim": self.obs_dim,
             "members": self.members.state_dict(),
@@ -351,10 +377,11 @@ class RewardEnsemble:
             "num_ratings_seen": self.num_ratings_seen,
             "norm_stats": self.norm_stats.clone(),
             "input_stats": None if self.input_stats is None else self.input_stats.clone(),
-        }
+        })
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore weights, optimiser and version (config and obs_dim must match)."""
+        """Restore weights, optimiser and version (config and obs_dim must match; tensors on
+        any device)."""
         if state.get("config", {}).get("input_kind") != self.config.input_kind or (
             state.get("obs_dim") != self.obs_dim
         ):
@@ -375,7 +402,7 @@ class RewardEnsemble:
                     stats[:, 1] <= 0).any():
                 raise ValueError(f"reward model norm_stats must be finite ({len(self.members)}, 2) "
                                  f"with positive stds, got {tuple(stats.shape)}")
-            self.norm_stats = stats
+            self.norm_stats = stats.to(self.device)
         inputs = state.get("input_stats")  # absent in states saved before input_norm existed
         if inputs is not None and self.input_stats is not None:
             inputs = torch.as_tensor(inputs, dtype=torch.float32)
@@ -383,12 +410,13 @@ class RewardEnsemble:
                     inputs[1] <= 0).any():
                 raise ValueError(f"reward model input_stats must be finite (2, {self.obs_dim}) with "
                                  f"positive stds, got {tuple(inputs.shape)}")
-            self.input_stats = inputs
+            self.input_stats = inputs.to(self.device)
 
     @classmethod
-    def from_state_dict(cls, state: dict[str, Any]) -> RewardEnsemble:
-        """Build an ensemble from :meth:`state_dict` output."""
-        model = cls(RewardModelConfig(**state["config"]), obs_dim=state.get("obs_dim"))
+    def from_state_dict(cls, state: dict[str, Any],
+                        device: str | torch.device = "cpu") -> RewardEnsemble:
+        """Build an ensemble on ``device`` from :meth:`state_dict` output."""
+        model = cls(RewardModelConfig(**state["config"]), obs_dim=state.get("obs_dim"), device=device)
         model.load_state_dict(state)
         return model
 
@@ -402,13 +430,16 @@ class RewardEnsemble:
         return buf.getvalue()
 
     @classmethod
-    def from_bytes(cls, blob: bytes, expected_sha256: str | None = None) -> RewardEnsemble:
-        """Inverse of :meth:`to_bytes`; checks the SHA-256 when given."""
+    def from_bytes(cls, blob: bytes, expected_sha256: str | None = None,
+                   device: str | torch.device = "cpu") -> RewardEnsemble:
+        """Inverse of :meth:`to_bytes` (read on the CPU, then moved to ``device``); checks the
+        SHA-256 when given."""
         if expected_sha256 is not None and hashlib.sha256(blob).hexdigest() != expected_sha256:
             raise ValueError("reward model bytes do not match their sha256 checksum")
+        resolve_device(device)  # a bad device is the caller's error, not undecodable bytes
         try:
             state = torch.load(io.BytesIO(blob), map_location="cpu", weights_only=True)
-            model = cls.from_state_dict(state)
+            model = cls.from_state_dict(state, device=device)
         except Exception as exc:  # torch raises many types for bad bytes / a wrong state layout
             raise ValueError(f"cannot decode reward model bytes: {type(exc).__name__}: {exc}") from exc
         if not all(torch.isfinite(p).all() for p in model.members.parameters()):

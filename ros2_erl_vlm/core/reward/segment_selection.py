@@ -92,6 +92,11 @@ class MemberRewards(Protocol):
         ...
 
 
+def _host(rewards: Any) -> np.ndarray:
+    """``rewards`` as a numpy array (a tensor on a GPU is copied to the host first)."""
+    return np.asarray(rewards.cpu() if hasattr(rewards, "cpu") else rewards)
+
+
 def select_segments(strategy: str, store: EpisodeStore, n: int, rng: np.random.Generator,
                     model: MemberRewards, segment_length: int = 1, *,
                     use_frames: bool = False) -> list[Segment]:
@@ -101,5 +106,5 @@ def select_segments(strategy: str, store: EpisodeStore, n: int, rng: np.random.G
         raise ValueError(f"query strategy must be one of {STRATEGIES}, got {strategy!r}")
     if strategy == "uniform" or model.num_ratings_seen == 0:
         return sample_uniform(store, n, rng, segment_length)
-    return sample_disagreement(store, n, rng, lambda x: np.asarray(model.member_rewards(x)),
+    return sample_disagreement(store, n, rng, lambda x: _host(model.member_rewards(x)),
                                segment_length, use_frames=use_frames)

@@ -10,6 +10,9 @@ the in-process loop (:mod:`ros2_erl_vlm.core.loop`) drives it from its own env. 
 3. :meth:`OnlineAgent.learn`: runs the SAC updates due (:mod:`~ros2_erl_vlm.core.schedule`);
 4. :meth:`OnlineAgent.set_reward_model`: takes each new reward-model version, relabels the whole
    replay buffer and, on the first one, resets the critic (PEBBLE).
+
+SAC, the replay buffer's transitions and the reward model it rewards with live on the
+``device`` setting's device (:mod:`~ros2_erl_vlm.core.device`); checkpoints hold CPU tensors.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import numpy as np
 
 from ros2_erl_vlm.core import seeds
 from ros2_erl_vlm.core.config import LoopConfig
+from ros2_erl_vlm.core.device import resolve_device
 from ros2_erl_vlm.core.rating.rater import SimTruth
 from ros2_erl_vlm.core.reward.reward_model import RewardEnsemble
 from ros2_erl_vlm.core.rl.entropy import StateEntropyReward
@@ -84,9 +88,13 @@ class OnlineAgent:
         self.obs_dim, self.action_dim = int(obs_dim), int(action_dim)
         self.rng = seeds.agent_rng(c.seed) if rng is None else rng
         seeds.seed_torch(c.seed)
-        self.sac = SAC(self.obs_dim, self.action_dim, c.sac, seed=seeds.sac_seed(c.seed))
+        #: Where SAC, the replay's transitions and the reward model live (``config.device``).
+        self.device = resolve_device(c.device)
+        self.sac = SAC(self.obs_dim, self.action_dim, c.sac, seed=seeds.sac_seed(c.seed),
+                       device=self.device)
         self.replay = ReplayBuffer(self.obs_dim, self.action_dim, c.replay_capacity,
-                                   frame_shape if self.use_frames else None, seed=seeds.sac_seed(c.seed))
+                                   frame_shape if self.use_frames else None, seed=seeds.sac_seed(c.seed),
+                                   device=self.device)
         self.entropy = StateEntropyReward()
         #: The reward model stored rewards come from (:meth:`set_reward_model`,
         #: :meth:`share_reward_model`).
@@ -216,8 +224,9 @@ class OnlineAgent:
         return metrics
 
     def set_reward_model(self, model: RewardEnsemble, version: int) -> dict[str, Any] | None:
-        """Adopt reward model ``version`` (ignored unless newer): relabel the replay buffer and,
-        for the first model, reset the critic and run ``reset_updates`` SAC updates (PEBBLE).
+        """Adopt reward model ``version`` (ignored unless newer; moved to the agent's device):
+        relabel the replay buffer and, for the first model, reset the critic and run
+        ``reset_updates`` SAC updates (PEBBLE).
 
         Returns ``{"version", "relabelled", "first", "metrics"}`` (``metrics``: the last reset
         update's, None when none ran), or None when the version is not newer.
@@ -230,6 +239,7 @@ class OnlineAgent:
                              f"{model.obs_dim}; the agent rewards {kind} inputs (observations of "
                              f"size {self.obs_dim})")
         first = self.model_version == 0
+        model.to(self.device)
         relabelled = self.replay.relabel(model.predict)  # ValueError (buffer untouched) on NaN
         self.reward_model, self.model_version = model, int(version)
         self.relabels += 1
@@ -261,7 +271,8 @@ class OnlineAgent:
         self.replay.load_state_dict(state["replay"])
         if not self._shares_model:
             blob = state.get("reward_model")
-            self.reward_model = None if blob is None else RewardEnsemble.from_bytes(blob)
+            self.reward_model = (None if blob is None
+                                 else RewardEnsemble.from_bytes(blob, device=self.device))
         self.model_version = int(state["model_version"])
         self.step, self.relabels = int(state["step"]), int(state["relabels"])
         self.updates = int(state.get("updates", 0))

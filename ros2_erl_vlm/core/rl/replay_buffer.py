@@ -3,6 +3,12 @@
 The buffer stores what the learned reward needs to recompute every reward after a reward-model
 update: the per-step reward input (the observation after the step for ``state`` models, the
 frame after the step for ``image`` models, optional).
+
+Device: the transitions live on the buffer's ``device`` (the agent's), so a sampled batch needs no
+copy on a GPU and relabelling runs where the rewards are; frames stay in CPU memory (200k frames
+of 224 px are 30 GB) and the reward model moves each chunk it reads. The sampling generator is a
+CPU one whatever the device: the same seed samples the same indices on a CPU and on a GPU, and its
+state is a CPU tensor in checkpoints.
 """
 
 from __future__ import annotations
@@ -12,6 +18,8 @@ from typing import Any
 
 import numpy as np
 import torch
+
+from ros2_erl_vlm.core.device import resolve_device
 
 
 class ReplayBuffer:
@@ -23,18 +31,21 @@ class ReplayBuffer:
         capacity: number of transitions kept (oldest overwritten).
         frame_shape: if given, a ``uint8`` frame per transition is kept for image reward models.
         seed: seeds sampling.
+        device: where the transitions (not the frames) are kept and batches come out.
     """
 
     def __init__(self, obs_dim: int, action_dim: int, capacity: int,
-                 frame_shape: tuple[int, ...] | None = None, seed: int | None = None) -> None:
+                 frame_shape: tuple[int, ...] | None = None, seed: int | None = None,
+                 device: str | torch.device = "cpu") -> None:
         if capacity <= 0:
             raise ValueError(f"replay capacity must be positive, got {capacity}")
         self.capacity = int(capacity)
-        self.obs = torch.zeros(capacity, obs_dim)
-        self.next_obs = torch.zeros(capacity, obs_dim)
-        self.action = torch.zeros(capacity, action_dim)
-        self.reward = torch.zeros(capacity)
-        self.not_done = torch.zeros(capacity)
+        self.device = dev = resolve_device(device)
+        self.obs = torch.zeros(capacity, obs_dim, device=dev)
+        self.next_obs = torch.zeros(capacity, obs_dim, device=dev)
+        self.action = torch.zeros(capacity, action_dim, device=dev)
+        self.reward = torch.zeros(capacity, device=dev)
+        self.not_done = torch.zeros(capacity, device=dev)
         self.frames = (torch.zeros((capacity, *frame_shape), dtype=torch.uint8)
                        if frame_shape is not None else None)
         self.size = 0
@@ -72,18 +83,19 @@ class ReplayBuffer:
         n = min(int(n), self.size)
         idx = (torch.arange(self.pos - n, self.pos) % self.capacity) if self.size == self.capacity \
             else torch.arange(self.size - n, self.size)
-        return self.next_obs[idx]
+        return self.next_obs[idx.to(self.device)]
 
     def sample(self, batch_size: int) -> tuple[torch.Tensor, ...]:
-        """Uniform batch ``(obs, action, reward, next_obs, not_done)``."""
+        """Uniform batch ``(obs, action, reward, next_obs, not_done)`` on the buffer's device."""
         if self.size == 0:
             raise RuntimeError("cannot sample from an empty replay buffer")
-        idx = torch.randint(0, self.size, (batch_size,), generator=self.generator)
+        idx = torch.randint(0, self.size, (batch_size,), generator=self.generator).to(self.device)
         return (self.obs[idx], self.action[idx], self.reward[idx], self.next_obs[idx],
                 self.not_done[idx])
 
     def reward_inputs(self) -> torch.Tensor:
-        """Per-transition inputs of the learned reward (frames if stored, else next_obs)."""
+        """Per-transition inputs of the learned reward (frames if stored, on the CPU; else
+        next_obs, on the buffer's device)."""
         if self.frames is not None:
             return self.frames[: self.size]
         return self.next_obs[: self.size]
@@ -93,33 +105,38 @@ class ReplayBuffer:
         """Recompute every stored reward as ``reward_fn(inputs)``; returns how many.
 
         All or nothing: the new rewards are checked before any is written, so a model producing
-        NaN/inf (``ValueError``) leaves the buffer as it was.
+        NaN/inf (``ValueError``) leaves the buffer as it was. ``reward_fn``'s output may be on any
+        device (it is copied to the buffer's).
         """
         inputs = self.reward_inputs()
-        new = torch.empty(self.size, dtype=self.reward.dtype)
+        new = torch.empty(self.size, dtype=self.reward.dtype, device=self.device)
         for i in range(0, self.size, batch):
             r = reward_fn(inputs[i : i + batch])
-            if not torch.isfinite(r).all():
-                raise ValueError("reward model produced NaN/inf while relabelling")
             new[i : i + len(r)] = r
+        if not torch.isfinite(new).all():  # one check (one GPU sync) for the whole buffer
+            raise ValueError("reward model produced NaN/inf while relabelling")
         self.reward[: self.size] = new
         return self.size
 
     def state_dict(self) -> dict[str, Any]:
-        """The filled part of the buffer and its cursor (for checkpoints)."""
+        """The filled part of the buffer and its cursor (for checkpoints), as CPU tensors."""
         n = self.size
+
+        def copy(t: torch.Tensor) -> torch.Tensor:
+            return t[:n].to("cpu", copy=True)
+
         out: dict[str, Any] = {
             "capacity": self.capacity, "size": n, "pos": self.pos,
-            "obs": self.obs[:n].clone(), "next_obs": self.next_obs[:n].clone(),
-            "action": self.action[:n].clone(), "reward": self.reward[:n].clone(),
-            "not_done": self.not_done[:n].clone(), "generator": self.generator.get_state(),
+            "obs": copy(self.obs), "next_obs": copy(self.next_obs),
+            "action": copy(self.action), "reward": copy(self.reward),
+            "not_done": copy(self.not_done), "generator": self.generator.get_state(),
         }
         if self.frames is not None:
             out["frames"] = self.frames[:n].clone()
         return out
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore from :meth:`state_dict` (same capacity and shapes)."""
+        """Restore from :meth:`state_dict` (same capacity and shapes; tensors on any device)."""
         if int(state["capacity"]) != self.capacity:
             raise ValueError(
                 f"replay checkpoint capacity {state['capacity']} != buffer capacity {self.capacity}"

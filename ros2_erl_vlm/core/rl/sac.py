@@ -4,6 +4,8 @@
 * Critic: twin Q networks evaluated as one batched ensemble (one ``baddbmm`` per layer).
 * Temperature: learned ``log_alpha``, target entropy ``-action_dim``.
 * Speed: fused Adam, one forward for both critics, no Python-side copies of batches.
+* Device: the networks live on ``device`` (CPU by default; :mod:`~ros2_erl_vlm.core.device`);
+  they are initialised on the CPU and moved, so a seed gives the same initial weights anywhere.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import torch
 from torch import nn
 from torch.nn import functional
 
+from ros2_erl_vlm.core.device import resolve_device, to_cpu
 from ros2_erl_vlm.core.settings import check_declared, setting
 
 
@@ -147,21 +150,25 @@ class SAC:
         action_dim: action size (actions live in ``[-1, 1]``).
         config: hyperparameters.
         seed: seeds the initial weights and the agent's sampling.
+        device: where the networks live and update (``auto``/``cpu``/``cuda``/``cuda:N`` or a
+            torch device); :meth:`update` takes batches there (others are moved).
     """
 
     def __init__(self, obs_dim: int, action_dim: int, config: SACConfig | None = None,
-                 seed: int | None = None) -> None:
+                 seed: int | None = None, device: str | torch.device = "cpu") -> None:
         self.config = c = (config or SACConfig()).validate()
         self.obs_dim = obs_dim
         self.action_dim = action_dim
+        self.device = resolve_device(device)
         if seed is not None:
             torch.manual_seed(seed)
         if c.flush_denormal:
             torch.set_flush_denormal(True)
         self.actor = Actor(obs_dim, action_dim, c.hidden_dim, c.hidden_layers, c.log_std_min,
-                           c.log_std_max)
+                           c.log_std_max).to(self.device)
         self._make_critic()
-        self.log_alpha = torch.tensor(math.log(c.init_temperature), requires_grad=True)
+        self.log_alpha = torch.tensor(math.log(c.init_temperature), device=self.device,
+                                      requires_grad=True)
         self.target_entropy = (
             float(-action_dim) if c.target_entropy is None else float(c.target_entropy)
         )
@@ -174,8 +181,10 @@ class SAC:
     def _make_critic(self) -> None:
         """Fresh twin critic, its target copy and optimiser."""
         c = self.config
-        self.critic = TwinCritic(self.obs_dim, self.action_dim, c.hidden_dim, c.hidden_layers)
-        self.critic_target = TwinCritic(self.obs_dim, self.action_dim, c.hidden_dim, c.hidden_layers)
+        self.critic = TwinCritic(self.obs_dim, self.action_dim, c.hidden_dim,
+                                 c.hidden_layers).to(self.device)
+        self.critic_target = TwinCritic(self.obs_dim, self.action_dim, c.hidden_dim,
+                                        c.hidden_layers).to(self.device)
         self.critic_target.load_state_dict(self.critic.state_dict())
         self.critic_target.requires_grad_(False)
         self.critic_opt = self._adam(self.critic.parameters(), c.critic_lr)
@@ -193,14 +202,15 @@ class SAC:
     @torch.no_grad()
     def act(self, obs: np.ndarray, deterministic: bool = False) -> np.ndarray:
         """Action in ``[-1, 1]^action_dim`` for one observation (or a batch)."""
-        o = torch.as_tensor(np.asarray(obs, dtype=np.float32))
+        arr = np.asarray(obs, dtype=np.float32)
+        if not np.isfinite(arr).all():
+            raise ValueError("observation contains NaN or inf")
+        o = torch.as_tensor(arr, device=self.device)
         single = o.ndim == 1
         if single:
             o = o.unsqueeze(0)
-        if not torch.isfinite(o).all():
-            raise ValueError("observation contains NaN or inf")
         action, _, mean_action = self.actor.sample(o)
-        out = (mean_action if deterministic else action).numpy()
+        out = (mean_action if deterministic else action).cpu().numpy()
         return out[0] if single else out
 
     def reset_critic(self) -> None:
@@ -212,8 +222,11 @@ class SAC:
         """One SAC gradient step on a batch; returns scalar diagnostics.
 
         ``not_done`` is 0 only at true terminations (a time-limit truncation still bootstraps).
+        Tensors on another device than the agent's are moved to it.
         """
         c = self.config
+        obs, action, reward, next_obs, not_done = (
+            t.to(self.device) for t in (obs, action, reward, next_obs, not_done))
         with torch.no_grad():
             next_action, next_logp, _ = self.actor.sample(next_obs)
             target_q = self.critic_target(next_obs, next_action).min(0).values
@@ -224,7 +237,7 @@ class SAC:
         self.critic_opt.zero_grad(set_to_none=True)
         critic_loss.backward()
         self.critic_opt.step()
-        metrics = {"critic_loss": critic_loss.item(), "q_mean": q.mean().item()}
+        names, values = ["critic_loss", "q_mean"], [critic_loss.detach(), q.detach().mean()]
 
         if self.num_updates % c.actor_update_every == 0:
             pi, logp, _ = self.actor.sample(obs)
@@ -240,18 +253,19 @@ class SAC:
             self.alpha_opt.zero_grad(set_to_none=True)
             alpha_loss.backward()
             self.alpha_opt.step()
-            metrics.update(actor_loss=actor_loss.item(), alpha=alpha.item(),
-                           entropy=-logp.mean().item())
+            names += ["actor_loss", "alpha", "entropy"]
+            values += [actor_loss.detach(), alpha, -logp.detach().mean()]
 
         if self.num_updates % c.critic_target_update_every == 0:
             soft_update(self.critic_target, self.critic, c.tau)
         self.num_updates += 1
-        return metrics
+        # One device-to-host copy for all diagnostics (one GPU sync per update, not five).
+        return dict(zip(names, torch.stack(values).tolist(), strict=True))
 
     # -- checkpointing ------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
-        """Networks, optimisers, temperature and counters."""
-        return {
+        """Networks, optimisers, temperature and counters, as CPU tensors (whatever the device)."""
+        return to_cpu({
             "config": asdict(self.config),
             "obs_dim": self.obs_dim,
             "action_dim": self.action_dim,
@@ -263,10 +277,10 @@ class SAC:
             "critic_opt": self.critic_opt.state_dict(),
             "alpha_opt": self.alpha_opt.state_dict(),
             "num_updates": self.num_updates,
-        }
+        })
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore from :meth:`state_dict` (dimensions must match)."""
+        """Restore from :meth:`state_dict` (dimensions must match; tensors on any device)."""
         if (state["obs_dim"], state["action_dim"]) != (self.obs_dim, self.action_dim):
             raise ValueError(
                 f"SAC checkpoint is for obs_dim={state['obs_dim']} action_dim={state['action_dim']}, "
