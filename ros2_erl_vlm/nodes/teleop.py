@@ -20,7 +20,9 @@ At start it says loudly which button must be held, then waits up to ``input_wait
 message on every input topic; when one stays silent it exits 1 naming it (no device, driver not
 running, wrong topic). Observations are answered only after that. The arm's own safety
 (``arm_bridge``: box, clamp, leash, watchdogs, e-stop) stays in charge: teleop only publishes
-actions, as a policy does.
+actions, as a policy does. Optionally (``enable_topic``) the deadman also feeds the arm's enable
+heartbeat, so that on an arm with ``enable.required`` releasing it stops the arm (and ends the
+episode with ``deadman``) instead of holding it.
 """
 
 from __future__ import annotations
@@ -76,6 +78,11 @@ TELEOP_PARAMS = (
       "after start (s)", 0.1, 3600.0),
     P("rate_hz", 80.0, "answer observations at most this often (Hz): the pace of a lock-step "
       "simulation (80: MetaWorld's real time); an arm bridge paces itself", 1.0, 1000.0),
+    P("enable_topic", "", "also publish the deadman as the arm's enable heartbeat on this topic "
+      "(std_msgs/Bool, arm_bridge's enable.topic, e.g. enable): true while the operator drives, "
+      "false otherwise, at enable_rate_hz; empty: not published"),
+    P("enable_rate_hz", 10.0, "rate of the enable heartbeat (Hz; arm_bridge's default timeout is "
+      "0.5 s)", 2.0, 100.0),
 )
 
 
@@ -109,6 +116,13 @@ class Teleop(ErlNode):
         self._wait_for_input()
         self.create_subscription(Observation, qos.OBSERVATION, self.on_observation, qos.OBSERVATION_QOS)
         self.wall_timer(1.0 / float(p["rate_hz"]), self.tick)
+        self.pub_enable = None
+        if p["enable_topic"]:
+            self.pub_enable = self.create_publisher(Bool, str(p["enable_topic"]), qos.SAFETY_INPUT_QOS)
+            self.get_logger().info(f"the deadman is also the arm's enable heartbeat on "
+                                   f"{self.resolve_topic_name(str(p['enable_topic']))} "
+                                   f"({float(p['enable_rate_hz']):g} Hz)")
+            self.wall_timer(1.0 / float(p["enable_rate_hz"]), self.heartbeat)
 
     # -- start-up ---------------------------------------------------------------------------------
     def _input(self, kind: Any, topic: str, callback: Any) -> None:
@@ -183,6 +197,12 @@ class Teleop(ErlNode):
             self.engaged = cmd.engaged
         elif not cmd.engaged and not cmd.reason.startswith("deadman"):
             self.warn(f"holding: {cmd.reason}", "held_input")
+
+    def heartbeat(self) -> None:
+        """With ``enable_topic``: true while the operator drives (deadman held, input fresh), else
+        false (arm_bridge stops at once on false, and after its timeout without a message)."""
+        assert self.pub_enable is not None
+        self.pub_enable.publish(Bool(data=self.mapper.hold_reason(time.monotonic()) == ""))
 
     def status(self) -> dict[str, Any]:
         """Input, config, whether the operator drives, the gripper command."""

@@ -212,19 +212,30 @@ def test_deadman_drives_the_hand_and_release_holds_it(tmp_path: Path) -> None:
     assert runs == [False, True, False, True, False], runs
 
 
-def test_teleop_drives_the_fake_arm_through_arm_bridge_and_its_box(tmp_path: Path) -> None:
-    """The same node on the real-arm side (config/arms/fake_sawyer.yaml: 10 Hz, 0.1 m/s, workspace
-    x <= 0.25 m): the operator pushes +x past the box and the bridge's clamp stops the hand at its
-    face (teleop publishes actions only; the arm's safety stays in charge); released, the hand
-    holds and the episode goes on (a hold is an action, not a command timeout)."""
+def fake_arm_config(tmp_path: Path, **arm: Any) -> tuple[Path, dict[str, Any]]:
+    """config/arms/fake_sawyer.yaml with ``arm`` fields replaced, a long start-up wait and
+    load-tolerant stop timeouts: these tests are about the operator, not the stops (which
+    test/integration/arm covers); on a loaded CI machine a node starved for 0.2 s would otherwise
+    stop the arm (command timeout, stale state) in the middle of a test."""
     import yaml
 
     from ros2_erl_vlm.paths import config_dir
 
     data = yaml.safe_load((config_dir() / "arms" / "fake_sawyer.yaml").read_text())
-    data["arm"]["topics"]["wait_s"] = STARTUP_S  # the fake arm starts slowly on a loaded machine
+    data["arm"]["topics"]["wait_s"] = STARTUP_S
+    data["arm"]["control"].update({"command_timeout_periods": 10.0, "state_timeout_s": 2.0})
+    data["arm"].update(arm)
     cfg = tmp_path / "fake_sawyer.yaml"
     cfg.write_text(yaml.safe_dump(data))
+    return cfg, data
+
+
+def test_teleop_drives_the_fake_arm_through_arm_bridge_and_its_box(tmp_path: Path) -> None:
+    """The same node on the real-arm side (config/arms/fake_sawyer.yaml: 10 Hz, 0.1 m/s, workspace
+    x <= 0.25 m): the operator pushes +x past the box and the bridge's clamp stops the hand at its
+    face (teleop publishes actions only; the arm's safety stays in charge); released, the hand
+    holds and the episode goes on (a hold is an action, not a command timeout)."""
+    cfg, data = fake_arm_config(tmp_path)
     box_max_x = data["arm"]["workspace"]["max"][0]
     ns = "teleop_arm"
     nodes = {
@@ -250,10 +261,55 @@ def test_teleop_drives_the_fake_arm_through_arm_bridge_and_its_box(tmp_path: Pat
     x = np.array([o.state[0] for o in op.obs])
     assert x[b_start - 1] - x[a_start] > 0.15, (x[a_start], x[b_start - 1])
     assert x.max() < box_max_x + 0.01, x.max()  # the bridge's clamp, not the operator, stops it
-    assert all(o.truncation_reason == "" for o in op.obs[a_start:b_end])
+    reasons = [(o.step, o.truncation_reason) for o in op.obs[a_start:b_end] if o.truncation_reason]
+    assert reasons == [], reasons
     held = np.array([o.state[:3] for o in op.obs[b_start + 3:b_end]])
     assert np.abs(held - held[0]).max() < 0.003, held
     assert all(np.array_equal(o.action_taken[:3], [0.0, 0.0, 0.0]) for o in op.obs[b_start + 2:b_end])
+
+
+def test_deadman_as_the_arms_enable_heartbeat(tmp_path: Path) -> None:
+    """enable_topic: on an arm that requires the enable heartbeat nothing moves (not even the move
+    home) until the operator holds the deadman; releasing it stops the arm at once and ends the
+    episode with ``deadman``."""
+    import json
+
+    from std_msgs.msg import String
+
+    from ros2_erl_vlm.ros import qos
+
+    cfg, _ = fake_arm_config(tmp_path, enable={"required": True, "topic": "enable", "timeout_s": 1.0})
+    ns = "teleop_enable"
+    nodes = {
+        FAKE: ["-p", f"arm_config:={cfg}", "-p", "camera.rate_hz:=0.0"],
+        BRIDGE: ["-p", f"arm_config:={cfg}"],
+        TELEOP: ["-p", f"input_wait_s:={STARTUP_S}", "-p", "enable_topic:=enable"],
+    }
+    with processes(ns, tmp_path, nodes) as procs:
+        op = Operator(ns, procs)
+        status: list[dict[str, Any]] = []
+        op.node.create_subscription(String, qos.SAFETY_STATUS, lambda m: status.append(json.loads(m.data)),
+                                    qos.SAFETY_STATUS_QOS)
+        try:
+            op.set(deadman=False)
+            op.spin_until(lambda: any("enable heartbeat" in st["stop"] for st in status), 2 * STARTUP_S,
+                          "the bridge waiting for the enable heartbeat")
+            waited = len(status)
+            op.spin_until(lambda: len(status) >= waited + 20, 30, "2 s more of the bridge's status")
+            assert op.obs == [] and all(st["phase"] != "episode" for st in status)
+            op.set(deadman=True, x=-1.0)
+            op.spin_until(lambda: sum(1 for o in op.obs if o.step > 0) >= 10, 60, "10 steps driven")
+            released_at = len(op.obs)
+            op.set(deadman=False)
+            op.spin_until(lambda: any(o.truncated for o in op.obs[released_at:]), 10,
+                          "the episode ended by the release")
+        finally:
+            op.close()
+    ended = next(o for o in op.obs[released_at:] if o.truncated)
+    assert ended.truncation_reason == "deadman"
+    assert op.obs[released_at - 1].state[0] > op.obs[0].state[0] + 0.05  # it did move before
+    # Stopped by the false heartbeat (0.1 s at 10 Hz), not by its timeout: a few steps at most.
+    assert ended.step - op.obs[released_at - 1].step <= 5, (ended.step, op.obs[released_at - 1].step)
 
 
 @pytest.mark.parametrize("kind, silent", [("joy", ["joy"]), ("spacemouse", ["spacenav/twist", "spacenav/joy"])])
