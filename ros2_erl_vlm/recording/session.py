@@ -39,7 +39,7 @@ from ros2_erl_vlm.recording.mcap_episode import EpisodeWriter, StepRecord, episo
 Encoder = Callable[[], tuple[bytes, str]]
 
 COUNTERS = ("observations", "duplicate_observations", "stale_observations", "missing_steps",
-            "frames", "bad_images", "late_frames", "interventions", "safety_status",
+            "images", "frames", "bad_images", "late_frames", "interventions", "safety_status",
             "unrecorded_messages", "marks", "marks_refused", "episodes_recorded", "episodes_unmarked",
             "name_collisions")
 
@@ -205,6 +205,7 @@ class RecordingSession:
               frame_id: str = "") -> None:
         """A camera image stamped ``stamp_ns``; ``encode`` is called once it is paired with a step
         (ValueError from it: a bad image, counted and dropped)."""
+        self.counters["images"] += 1
         pending = _Pending(encode, int(stamp_ns if header_stamp_ns is None else header_stamp_ns), frame_id)
         self._write_frames(self.matcher.add_image(int(stamp_ns), pending))
 
