@@ -273,3 +273,22 @@ def test_sim_bridge_episodes_are_recorded(tmp_path: Path) -> None:
     assert sorted(recs[1].frames) == list(range(7))
     assert recs[1].frames[0].rgb().shape == (32, 32, 3)
     assert set(recs[0].frames) <= set(range(7)) and 6 in recs[0].frames
+
+
+def test_every_recorder_parameter_is_documented() -> None:
+    from ros2_erl_vlm.nodes.recorder import RECORDER
+
+    text = (Path(__file__).resolve().parents[3] / "docs" / "recording.md").read_text()
+    for spec in RECORDER:
+        assert f"`{spec.name}`" in text, spec.name
+
+
+def test_a_bad_parameter_exits_1_naming_it(tmp_path: Path) -> None:
+    proc = subprocess.run([sys.executable, "-m", "ros2_erl_vlm.nodes.recorder", "--ros-args", "-p",
+                           f"run_dir:={tmp_path}", "-p", "camera.transport:=mjpeg"],
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert proc.returncode == 1
+    assert "parameter 'camera.transport'" in proc.stderr
+    proc = subprocess.run([sys.executable, "-m", "ros2_erl_vlm.nodes.recorder"], capture_output=True,
+                          text=True, timeout=120, check=False)
+    assert proc.returncode == 1 and "parameter 'run_dir': must be set" in proc.stderr
