@@ -6,6 +6,7 @@
 #   ./erl train-inprocess [args]  the same loop in one process (python -m ros2_erl_vlm.train)
 #   ./erl test [pytest args] run the tests (test/); fails when no test ran
 #   ./erl lint [ruff args]  ruff check
+#   ./erl report <run_dir> [--out DIR]  a run's report: report.png, contact_sheet.png, summary.txt
 #   ./erl run <cmd...>      run a command inside the environment (venv + ROS prefix variables)
 #   ./erl env               print `export` lines for the environment (eval "$(./erl env)")
 #   ./erl setup [--force]   only bootstrap
@@ -49,7 +50,7 @@ warn() { printf '%s[erl] warning:%s %s\n' "$_Y" "$_N" "$*" >&2; }
 die() { printf '%s[erl] error:%s %s\n' "$_R" "$_N" "$*" >&2; exit 1; }
 
 usage() {
-  sed -n '2,11p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+  sed -n '2,12p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
 }
 
 now() { date +%s.%N; }
@@ -402,6 +403,11 @@ main() {
     test)
       bootstrap
       cmd_test "$@"
+      ;;
+    report)
+      bootstrap
+      activate_env
+      exec "$VPY" -m ros2_erl_vlm.report "$@"
       ;;
     lint)
       bootstrap

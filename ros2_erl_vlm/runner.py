@@ -31,6 +31,7 @@ from ros2_erl_vlm.graph import (
     Graph,
     GraphError,
     check_params,
+    is_deploy,
     is_sim,
     load_graph,
     node_command,
@@ -263,6 +264,10 @@ def main(argv: list[str] | None = None) -> int:
         procs._emit(f"[runner] unclean exits: {bad}")
         code = code or 1
     procs._emit(f"[runner] done (exit {code}); run directory: {values['run_dir']}")
+    if not is_deploy(values):  # a training run (a deployment has no learning to report)
+        from ros2_erl_vlm.report import report_hint
+
+        procs._emit(f"[runner] {report_hint(values['run_dir'])}")
     return code
 
 

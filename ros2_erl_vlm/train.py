@@ -265,6 +265,9 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     print(json.dumps({k: summary[k] for k in ("steps", "episodes", "ratings", "abstentions",
                                                "final_success_rate", "wall_s")}, default=str))
+    from ros2_erl_vlm.report import report_hint
+
+    print(report_hint(run_dir), file=sys.stderr)
     return 0
 
 
