@@ -215,7 +215,7 @@ def agent_loop(device: torch.device, sizes: Sizes) -> dict[str, Any]:
         on_cpu.load_state_dict(load_checkpoint(path)["agent"])
     probe = np.zeros(OBS_DIM, np.float32)
     same = np.allclose(on_cpu.sac.act(probe, deterministic=True), agent.sac.act(probe, deterministic=True),
-                       atol=1e-4)
+                       atol=1e-3)
     if not same or on_cpu.step != agent.step or len(on_cpu.replay) != len(agent.replay):
         raise AssertionError("agent: the checkpoint loaded on the CPU acts or counts differently")
     return {"device": str(device), "steps": agent.step, "sac_updates": agent.updates,

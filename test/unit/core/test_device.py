@@ -323,3 +323,33 @@ def test_the_gpu_checks_imports_need_no_simulator_or_ros() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO,
                          timeout=120)
     assert out.returncode == 0 and "imported" in out.stdout, out.stderr
+
+
+def _gpu_check() -> Any:
+    sys.path.insert(0, str(REPO / "bench"))
+    try:
+        import gpu_check
+    finally:
+        sys.path.remove(str(REPO / "bench"))
+    return gpu_check
+
+
+def test_the_gpu_check_without_a_gpu_exits_2_saying_why(no_gpu: None, tmp_path: Path,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "gpu_check.json"
+    assert _gpu_check().main(["--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "no GPU to check: device 'cuda': CUDA is not available" in err and "--cpu-only" in err
+    assert not out.exists()
+
+
+def test_the_gpu_check_runs_on_the_cpu(tmp_path: Path) -> None:
+    import json
+
+    out = tmp_path / "gpu_check.json"
+    assert _gpu_check().main(["--cpu-only", "--only", "relabel", "--out", str(out)]) == 0
+    result = json.loads(out.read_text())
+    row = result["components"]["relabel_cpu"]
+    assert result["mode"] == "cpu-only" and result["failed"] == []
+    assert row["transitions"] == 20_000 and row["transitions_per_s"] > 0 and row["tensors_checked"] > 0
+    assert result["versions"]["torch"] == torch.__version__  # (its imports: the subprocess test above)
