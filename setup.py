@@ -19,7 +19,7 @@ from setuptools import find_packages, setup
 PACKAGE_NAME = "erl_vlm"
 HERE = Path(__file__).resolve().parent
 NODES = ("sim_bridge", "camera_capture", "vlm_rater", "reward_learner", "sac_agent", "rating_viz",
-         "arm_bridge", "fake_arm", "deploy_agent")
+         "arm_bridge", "fake_arm", "deploy_agent", "teleop", "recorder")
 
 
 def read_requirements(name: str) -> list[str]:
@@ -42,7 +42,7 @@ def share_data_files() -> list[tuple[str, list[str]]]:
         ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE_NAME}"]),
         (share, ["package.xml"]),
     ]
-    for top in ("launch", "config", "sim", "rviz"):
+    for top in ("launch", "config", "sim", "rviz", "msg"):
         for dirpath, dirnames, filenames in os.walk(HERE / top):
             dirnames[:] = sorted(d for d in dirnames if d != "__pycache__")
             rel = Path(dirpath).relative_to(HERE)

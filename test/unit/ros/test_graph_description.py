@@ -156,8 +156,14 @@ def test_real_arm_mode_starts_the_arm_side_with_its_rules(tmp_path) -> None:
     truth = g.resolve({**base, "fake": "true", "allow_real_training": "true"})
     with pytest.raises(GraphError, match="simulated_vlm rater rates from simulator truth"):
         check_params(g, truth)
+    no_model = g.resolve({**base, "fake": "true", "allow_real_training": "true", "rater": "transformers"})
+    with pytest.raises(GraphError, match="vlm_rater: rater: transformers rater: 'model'"):
+        check_params(g, no_model)  # --check finds it before anything starts
+    (tmp_path / "vlm").mkdir()
+    (tmp_path / "vlm" / "config.json").write_text("{}")
+    (tmp_path / "vlm.yaml").write_text(f"backend: transformers\nmodel: {tmp_path / 'vlm'}\n")
     allowed = g.resolve({**base, "fake": "true", "allow_real_training": "true", "arm": "pose",
-                         "rater": "transformers"})
+                         "rater": "transformers", "rater_config": str(tmp_path / "vlm.yaml")})
     check_params(g, allowed)
     ov = g.node_overrides(allowed)
     assert ov["sac_agent"]["eval_episodes"] == 0 and ov["camera_capture"]["sync_tolerance_s"] == 0.05
@@ -170,7 +176,7 @@ def test_real_arm_mode_starts_the_arm_side_with_its_rules(tmp_path) -> None:
     bad.write_text("arm: {dialect: servo}\n")
     with pytest.raises(GraphError, match="workspace is required"):
         check_params(g, g.resolve({**base, "arm_config": str(bad), "allow_real_training": "true",
-                                   "rater": "transformers"}))
+                                   "rater": "transformers", "rater_config": str(tmp_path / "vlm.yaml")}))
 
 
 def test_real_arm_runs_default_to_localhost_discovery(tmp_path) -> None:
