@@ -55,16 +55,13 @@ def load_reward_model(path: str | Path) -> RewardEnsemble:
         raise ValueError(f"reward model {path} does not exist")
     try:
         state = load_checkpoint(path)
-    except CheckpointError as exc:
-        if "format tag missing" not in str(exc):
-            raise ValueError(f"reward model {path}: {exc}") from exc
-        state = None
-    if state is None:  # not an erl_vlm checkpoint: a published model version (to_bytes)?
+    except CheckpointError as not_checkpoint:  # a published model version (to_bytes)?
         try:
             return RewardEnsemble.from_bytes(path.read_bytes())
         except ValueError as exc:
-            raise ValueError(f"reward model {path}: neither a reward model version nor an erl_vlm "
-                             f"checkpoint ({exc})") from exc
+            raise ValueError(f"reward model {path}: neither a published reward model version "
+                             f"(models/reward_model_v*.pt) nor an erl_vlm checkpoint "
+                             f"({not_checkpoint})") from exc
     ens = _ensemble_state(state)
     if ens is None:
         raise ValueError(f"reward model {path}: this checkpoint holds no reward model (expected a "
