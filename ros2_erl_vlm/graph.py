@@ -378,6 +378,38 @@ def check_params(graph: Graph, values: dict[str, str]) -> None:
             _check_rater({**{s.name: s.default for s in node.params}, **checked})
     if not is_sim(values):
         _check_real_arm(graph, values, overrides, sections)
+    _check_image_reward(graph, values, overrides, sections)
+
+
+def _check_image_reward(graph: Graph, values: dict[str, str], overrides: dict[str, dict[str, Any]],
+                        sections: dict[str, dict[str, Any]]) -> None:
+    """An image reward model (``reward.input_kind: image``) reads camera/frames: the agent and the
+    learner must agree on it, and the camera and camera_capture's frames must be on."""
+    def node(name: str) -> dict[str, Any]:
+        return {**_node_values(values["params_file"], name),
+                **node_params_from_file(sections, fqn(values.get("namespace", ""), name)),
+                **overrides.get(name, {})}
+
+    started = {n.name for n in graph.started(values)}
+    if not {"sac_agent", "reward_learner"} <= started:
+        return
+    agent, learner = node("sac_agent"), node("reward_learner")
+    kinds = {str(agent["reward.input_kind"]), str(learner["reward.input_kind"])}
+    if len(kinds) > 1:
+        raise GraphError("reward.input_kind differs between sac_agent and reward_learner "
+                         f"({agent['reward.input_kind']} vs {learner['reward.input_kind']}): set it once, "
+                         "under /** in the params file")
+    if kinds != {"image"}:
+        return
+    if str(agent["reward_source"]) != "learned":
+        return
+    if "sim_bridge" in started and not parse_bool(str(node("sim_bridge")["camera.enabled"]),
+                                                  "camera.enabled"):
+        raise GraphError("reward.input_kind image reads camera frames: sim_bridge's camera.enabled "
+                         "must be true")
+    if not parse_bool(str(node("camera_capture")["publish_frames"]), "publish_frames"):
+        raise GraphError("reward.input_kind image reads camera/frames: camera_capture's "
+                         "publish_frames must be true")
 
 
 def _check_real_arm(graph: Graph, values: dict[str, str], overrides: dict[str, dict[str, Any]],

@@ -49,7 +49,7 @@ class CameraCapture(ErlNode):
                                 int(p["max_episodes"]), int(float(p["max_megabytes"]) * 2**20))
         self.matcher = StampMatcher(int(float(p["sync_tolerance_s"]) * 1e9), int(p["image_buffer"]),
                                     max_pending=1000)
-        self.pub_frames = (self.create_publisher(StepFrame, qos.FRAMES, qos.IMAGE_QOS)
+        self.pub_frames = (self.create_publisher(StepFrame, qos.FRAMES, qos.FRAMES_QOS)
                            if p["publish_frames"] else None)
         self.pub_requests = self.create_publisher(RatingRequest, qos.RATING_REQUESTS_FRAMED, qos.RATING_QOS)
         if p["transport"] == "compressed":

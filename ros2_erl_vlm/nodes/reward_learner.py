@@ -21,9 +21,11 @@ import sys
 import time
 from typing import Any
 
+import numpy as np
 from erl_vlm.msg import Observation, Rating, RatingRequest, RewardModelUpdate
 
 from ros2_erl_vlm.core.config import TaskInfo
+from ros2_erl_vlm.core.frames import FrameCodec
 from ros2_erl_vlm.core.metrics import MetricsLogger
 from ros2_erl_vlm.core.rating.quality import describe_round_quality
 from ros2_erl_vlm.core.reward.reward_learner import RewardLearner, TrainedModel
@@ -35,6 +37,7 @@ from ros2_erl_vlm.ros.convert import (
     request_msg,
     result_from_rating,
 )
+from ros2_erl_vlm.ros.frame_input import StepFrameInput
 from ros2_erl_vlm.ros.node_base import ErlNode, run_node
 from ros2_erl_vlm.ros.node_params import loop_config, observation_dim
 
@@ -54,9 +57,18 @@ class RewardLearnerNode(ErlNode):
         n = int(p["num_classes"]) or task.num_classes
         self.config = loop_config(p, num_classes=n)
         self.task = TaskInfo(task.name, task.instruction, task.class_names(n))
-        self.learner = RewardLearner(self.config, observation_dim(p), self.task, node_dir,
+        c = self.config
+        image = c.reward.input_kind == "image"
+        # An image reward model rates and trains on camera/frames; the episode store keeps them
+        # losslessly (PNG: the same pixels the agent's reward sees) to bound its memory.
+        self.learner = RewardLearner(c, observation_dim(p), self.task, node_dir,
                                      checkpoint_path=node_dir / "checkpoint.pt",
-                                     max_attempts=int(p["max_attempts"]), bin_truth=task.bin_truth)
+                                     max_attempts=int(p["max_attempts"]), bin_truth=task.bin_truth,
+                                     frame_codec=FrameCodec("png") if image else None,
+                                     frame_shape=(c.reward.image_size, c.reward.image_size, 3)
+                                     if image else None)
+        self.frames = (StepFrameInput(self, self.handle_observation, c.reward.image_size,
+                                      float(p["frame_wait_s"])) if image else None)
         self.close_at_exit(self.learner)  # checkpoints and closes the logs
         # One reward.csv row per trained round (written after the learner's checkpoint, so a
         # restart never logs a round twice), as the in-process loop writes it; plus TensorBoard.
@@ -86,10 +98,17 @@ class RewardLearnerNode(ErlNode):
 
     # -- callbacks ------------------------------------------------------------------------------
     def on_observation(self, msg: Observation) -> None:
-        """Grow the episode store; start a round when one is due."""
+        """Grow the episode store (with an image reward model, once the step's frame is there)."""
+        if self.frames is not None:
+            self.frames.add_observation(msg)
+        else:
+            self.handle_observation(msg, None)
+
+    def handle_observation(self, msg: Observation, frame: np.ndarray | None) -> None:
+        """One observation (and its frame for an image reward model); start a round when due."""
         try:
             o = read_observation(msg)
-            self.learner.observe(o.episode, o.step, o.state, o.action_taken, o.truth, o.done)
+            self.learner.observe(o.episode, o.step, o.state, o.action_taken, o.truth, o.done, frame)
         except ValueError as exc:
             self.count("bad_observations", f"dropped an observation: {exc}")
             return
@@ -158,8 +177,9 @@ class RewardLearnerNode(ErlNode):
         self.counters["models_published"] += 1
 
     def status(self) -> dict[str, Any]:
-        """The learner's counters."""
-        return self.learner.status()
+        """The learner's counters (and the frame join's, with an image reward model)."""
+        frames = getattr(self, "frames", None)
+        return {**self.learner.status(), **(frames.status() if frames is not None else {})}
 
 
 def main(args: list[str] | None = None) -> int:

@@ -48,6 +48,7 @@ from ros2_erl_vlm.core.rl.evaluation import evaluate_policy
 from ros2_erl_vlm.core.rl.online_agent import EpisodeStats, OnlineAgent
 from ros2_erl_vlm.ros import qos
 from ros2_erl_vlm.ros.convert import model_from_update, read_observation
+from ros2_erl_vlm.ros.frame_input import StepFrameInput, check_frame_replay_memory
 from ros2_erl_vlm.ros.node_base import ErlNode, run_node
 from ros2_erl_vlm.ros.node_params import loop_config, observation_dim
 from ros2_erl_vlm.ros.params import ParamError
@@ -73,7 +74,15 @@ class SacAgent(ErlNode):
         if on_arm and c.eval_episodes > 0:
             raise ParamError("sac_agent: parameter 'eval_episodes': evaluation runs on the simulator; "
                              "on an arm it must be 0")
-        self.agent = OnlineAgent(c, observation_dim(p), ACTION_DIM)
+        frame_shape = None
+        if c.reward.input_kind == "image":
+            frame_shape = (c.reward.image_size, c.reward.image_size, 3)
+            check_frame_replay_memory(c.replay_capacity, frame_shape)
+        self.agent = OnlineAgent(c, observation_dim(p), ACTION_DIM, frame_shape=frame_shape)
+        # An image reward model rewards each transition from its step's frame (camera/frames).
+        self.frames = (None if frame_shape is None else
+                       StepFrameInput(self, self.handle_observation, c.reward.image_size,
+                                      float(p["frame_wait_s"])))
         self.eval_env = None
         if c.eval_episodes > 0:
             task = load_task(p["task"], layout=p["layout"] or None)
@@ -119,13 +128,22 @@ class SacAgent(ErlNode):
 
     # -- observation -> transition, action, learning -------------------------------------------
     def on_observation(self, msg: Observation) -> None:
-        """Store, act, learn (see module docstring)."""
+        """Store, act, learn (see module docstring); with an image reward model, once the step's
+        frame is there."""
+        if self.frames is not None:
+            self.frames.add_observation(msg)
+        else:
+            self.handle_observation(msg, None)
+
+    def handle_observation(self, msg: Observation, frame: np.ndarray | None) -> None:
+        """One observation (and, for an image reward model, its frame or None when it was lost)."""
         if self.done:
             return
         try:
             o = read_observation(msg)
             seen = self.agent.observe(o.episode, o.step, o.state, o.action_taken,
-                                      terminated=o.terminated, truncated=o.truncated, truth=o.truth)
+                                      terminated=o.terminated, truncated=o.truncated, truth=o.truth,
+                                      frame=frame, frame_lost=self.frames is not None and frame is None)
         except ValueError as exc:
             self.count("bad_observations", f"dropped an observation: {exc}")
             return
@@ -280,7 +298,8 @@ class SacAgent(ErlNode):
         return {"step": self.agent.step, "episodes": self.episodes_done, "phase": self.agent.phase,
                 "model_version": self.agent.model_version, "relabels": self.agent.relabels,
                 "sac_updates": self.agent.updates, "steps_per_s": self.steps_per_s(),
-                "last_eval": self.last_eval}
+                "last_eval": self.last_eval, "lost_frames": self.agent.lost_frames,
+                **(self.frames.status() if getattr(self, "frames", None) is not None else {})}
 
     def close(self) -> None:
         """Checkpoint (when interrupted) and close files."""

@@ -70,12 +70,15 @@ def read_observation(msg: Any) -> StepObservation:
 
 
 def request_msg(req: PendingRequest, task: TaskInfo, stamp: Any = None) -> Any:
-    """A RatingRequest for a pending request (frames are added by camera_capture)."""
+    """A RatingRequest for a pending request (frames are added by camera_capture). An image reward
+    model's request carries no states (its inputs are frames; the rater sees camera_capture's),
+    as the in-process loop's queries."""
     from erl_vlm.msg import RatingRequest
 
+    states = req.inputs if req.inputs.ndim == 2 else np.zeros((len(req.steps), 0), np.float32)
     msg = RatingRequest(request_id=req.request_id, episode=req.episode, steps=list(req.steps),
-                        states=req.inputs.astype(np.float32).reshape(-1),
-                        state_dim=int(req.inputs.shape[1]), instruction=task.instruction,
+                        states=states.astype(np.float32).reshape(-1),
+                        state_dim=int(states.shape[1]), instruction=task.instruction,
                         class_names=list(task.class_names))
     if stamp is not None:
         msg.header.stamp = stamp

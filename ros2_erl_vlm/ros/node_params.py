@@ -76,6 +76,13 @@ REWARD_SOURCE = _loop("reward_source", "learned: reward from VLM ratings; true: 
                       "dense reward (upper-bound baseline, no rating)")
 DEVICE = _loop("device", "torch device of SAC, the replay buffer and the reward ensemble: auto (a CUDA "
               "GPU when torch sees one, else the CPU), cpu or cuda (refused without a GPU)")
+REWARD_INPUT = _reward("input_kind", "what the reward model reads: state (an MLP on the policy's "
+                       "state) or image (the paper's CNN on camera/frames; needs the camera)")
+REWARD_IMAGE_SIZE = _reward("image_size", "image reward model: side of its square input (camera/frames "
+                            "are resized to it)")
+FRAME_WAIT_S = P("frame_wait_s", 5.0, "image reward model: longest an observation waits for its "
+                 "camera/frames frame; a step whose frame does not come is counted and not stored",
+                 0.01, 600.0)
 TENSORBOARD = P("tensorboard", True, "also write TensorBoard events to <run_dir>/<node>/tb "
                 "(tensorboard --logdir <run_dir> shows the whole run)")
 MAX_EPISODE_STEPS = P("max_episode_steps", 0, "episode length in env steps (0: the task's, 500)",
@@ -143,7 +150,7 @@ VLM_RATER = (
 
 REWARD_LEARNER = (
     TASK, SEED, RUN_DIR, TORCH_THREADS, STATUS_PERIOD, NUM_SEED_STEPS, NUM_UNSUP_STEPS, REWARD_SOURCE,
-    ARM_CONFIG, TENSORBOARD, DEVICE,
+    ARM_CONFIG, TENSORBOARD, REWARD_INPUT, REWARD_IMAGE_SIZE, FRAME_WAIT_S, DEVICE,
     # Not LoopConfig.num_classes: 0 stands for the task's count.
     P("num_classes", 0, "rating classes (0: the task's)", 0, MAX_CLASSES),
     _loop("query_every", "env steps between reward-learning rounds"),
@@ -178,7 +185,7 @@ REWARD_LEARNER = (
 
 SAC_AGENT = (
     TASK, LAYOUT, SEED, RUN_DIR, TORCH_THREADS, STATUS_PERIOD, NUM_SEED_STEPS, NUM_UNSUP_STEPS, REWARD_SOURCE,
-    MAX_EPISODE_STEPS, TENSORBOARD, DEVICE,
+    MAX_EPISODE_STEPS, TENSORBOARD, REWARD_INPUT, REWARD_IMAGE_SIZE, FRAME_WAIT_S, DEVICE,
     _loop("total_steps", "env steps to train; the agent (and the graph) stops after them"),
     ARM_CONFIG,
     P("allow_real_training", False, "with arm_config (a real or fake arm): allow online training "

@@ -43,8 +43,11 @@ def _reliable(depth: int, durability: DurabilityPolicy = DurabilityPolicy.VOLATI
 OBSERVATION_QOS = _reliable(1000)
 #: Actions command the robot: reliable, volatile (never replayed to a late joiner), shallow.
 ACTION_QOS = _reliable(10)
-#: Camera images and step frames: sensor data (best effort, depth 5).
+#: Camera images: sensor data (best effort, depth 5).
 IMAGE_QOS = qos_profile_sensor_data
+#: Step frames (camera/frames): reliable, a few seconds deep, as image reward models store every
+#: step's frame (best-effort viewers still match a reliable publisher).
+FRAMES_QOS = _reliable(100)
 #: Rating requests and ratings: reliable, one round's worth and more.
 RATING_QOS = _reliable(500)
 #: Reward model updates: reliable, the latest one kept for late joiners.

@@ -250,7 +250,8 @@ class RewardLearner:
         store keeps frames); returns the assembler's status.
 
         Raises:
-            ValueError: wrong-size or non-finite state/action (nothing recorded).
+            ValueError: wrong-size or non-finite state/action, or no frame for an image reward
+                model (nothing recorded; the episode's next step is then a gap, which drops it).
         """
         s = np.asarray(state, dtype=np.float32).reshape(-1)
         if s.shape != (self.obs_dim,) or not np.all(np.isfinite(s)):
@@ -258,6 +259,9 @@ class RewardLearner:
         a = np.asarray(action, dtype=np.float32).reshape(-1)
         if int(step) > 0 and (a.size == 0 or not np.all(np.isfinite(a))):
             raise ValueError("action_taken must be finite and non-empty after step 0")
+        if self.use_frames and int(step) > 0 and frame is None:
+            raise ValueError("an image reward model needs the frame of every step (the episode "
+                             "it belongs to cannot be rated)")
         status, ep = self.assembler.add(episode, step, s, a, truth, done, frame)
         if status in ("step", "complete"):
             self.env_steps += 1

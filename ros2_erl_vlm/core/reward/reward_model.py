@@ -51,6 +51,8 @@ from ros2_erl_vlm.core.rating.dataset import RatingDataset
 from ros2_erl_vlm.core.reward.rbrl import DEFAULT_K, LOSSES, rbrl_loss
 from ros2_erl_vlm.core.settings import check_declared, setting
 
+#: The smallest frame side the paper's CNN (:class:`ImageRewardNet`) takes.
+MIN_IMAGE_SIZE = 48
 #: ``input_kind`` values: the policy state (an MLP) or camera frames (the paper's CNN).
 INPUT_KINDS = ("state", "image")
 #: ``output_norm`` values: the paper's raw outputs, or members standardised over the rated inputs.
@@ -89,8 +91,9 @@ class RewardModelConfig:
     def validate(self) -> RewardModelConfig:
         """Raise ``ValueError`` naming the first bad field."""
         check_declared(self, "reward.")
-        if self.image_size < 32 and self.input_kind == "image":
-            raise ValueError("reward.image_size must be at least 32 for the CNN")
+        if self.image_size < MIN_IMAGE_SIZE and self.input_kind == "image":
+            raise ValueError(f"reward.image_size must be at least {MIN_IMAGE_SIZE} for the CNN "
+                             f"(its four strided convolutions), got {self.image_size}")
         return self
 
 

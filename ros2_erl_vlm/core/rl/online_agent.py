@@ -105,6 +105,8 @@ class OnlineAgent:
         self.relabels = 0
         self.updates = 0
         self.last_action: np.ndarray | None = None
+        #: Steps whose camera frame was lost (counted, not stored: see :meth:`observe`).
+        self.lost_frames = 0
         self._last: tuple[int, int] | None = None
         self._last_state: np.ndarray | None = None
         self.current: EpisodeStats | None = None
@@ -137,9 +139,12 @@ class OnlineAgent:
 
     def observe(self, episode: int, step: int, state: Any, action_taken: Any, *,
                 terminated: bool = False, truncated: bool = False,
-                truth: SimTruth | None = None, frame: np.ndarray | None = None) -> Observed:
+                truth: SimTruth | None = None, frame: np.ndarray | None = None,
+                frame_lost: bool = False) -> Observed:
         """Take one observation of the env (see :class:`Observed`); ``frame``: the camera frame
-        after the step (needed by an image reward model, ignored otherwise).
+        after the step (needed by an image reward model, ignored otherwise). ``frame_lost``: that
+        frame never came (the graph's camera topic): the step is counted, its transition is not
+        stored (no reward without the frame), and the next transition starts from this state.
 
         Raises:
             ValueError: the state (or, for a transition, the applied action or the frame an image
@@ -156,12 +161,17 @@ class OnlineAgent:
                 and len(action_taken) > 0):
             a = self._check("action_taken", action_taken, self.action_dim)
             model_frame = None
-            if self.use_frames:
+            lost = self.use_frames and frame_lost and frame is None
+            if self.use_frames and not lost:
                 if frame is None:
                     raise ValueError("an image reward model needs the frame of every step")
                 model_frame = np.asarray(frame, dtype=np.uint8)
-            r = self.reward_for(s, truth, model_frame)
-            self.replay.add(self._last_state, a, r, s, bool(terminated), model_frame)
+            if lost:
+                r = 0.0
+                self.lost_frames += 1
+            else:
+                r = self.reward_for(s, truth, model_frame)
+                self.replay.add(self._last_state, a, r, s, bool(terminated), model_frame)
             self.step += 1
             kind = "transition"
             st = self.current

@@ -117,3 +117,23 @@ def test_recent_next_obs_wraps_around_the_circular_buffer() -> None:
     recent = a.replay.recent_next_obs(5)
     last = [a.replay.next_obs[(a.replay.pos - 5 + i) % 50] for i in range(5)]
     assert torch.equal(recent, torch.stack(last))
+
+
+def test_an_image_reward_agent_needs_frames_and_skips_a_lost_one() -> None:
+    cfg = LoopConfig(num_seed_steps=10, num_unsup_steps=10, replay_capacity=50,
+                     sac=SACConfig(hidden_dim=16, hidden_layers=1, batch_size=16),
+                     reward=RewardModelConfig(input_kind="image", image_size=48, ensemble_size=1))
+    a = OnlineAgent(cfg, OBS, ACT, frame_shape=(48, 48, 3))
+    rng = np.random.default_rng(0)
+    frame = lambda: rng.integers(0, 255, (48, 48, 3), dtype=np.uint8)  # noqa: E731
+    a.observe(0, 0, rng.normal(size=OBS), [])
+    a.observe(0, 1, rng.normal(size=OBS), np.zeros(ACT), frame=frame())
+    with pytest.raises(ValueError, match="frame of every step"):
+        a.observe(0, 2, rng.normal(size=OBS), np.zeros(ACT))
+    # A frame the camera topic lost: the step counts, nothing is stored, the chain goes on.
+    lost = a.observe(0, 2, rng.normal(size=OBS), np.zeros(ACT), frame_lost=True)
+    assert lost.kind == "transition" and lost.needs_action
+    assert a.step == 2 and len(a.replay) == 1 and a.lost_frames == 1
+    a.observe(0, 3, rng.normal(size=OBS), np.zeros(ACT), frame=frame())
+    assert a.step == 3 and len(a.replay) == 2
+    assert torch.equal(a.replay.frames[1], a.replay.frames[1])  # stored, uint8

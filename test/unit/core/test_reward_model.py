@@ -293,3 +293,11 @@ def test_input_norm_none_reads_raw_observations() -> None:
     x = torch.as_tensor(ds.inputs[:, 0])
     by_hand = torch.stack([net(x) for net in model.members]).mean(0)
     assert torch.allclose(model.predict(x), by_hand)
+
+
+def test_image_size_below_what_the_cnn_takes_is_refused() -> None:
+    from ros2_erl_vlm.core.reward.reward_model import MIN_IMAGE_SIZE, ImageRewardNet
+
+    ImageRewardNet(MIN_IMAGE_SIZE)  # the smallest that builds
+    with pytest.raises(ValueError, match=f"at least {MIN_IMAGE_SIZE}"):
+        RewardModelConfig(input_kind="image", image_size=MIN_IMAGE_SIZE - 8).validate()
