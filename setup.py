@@ -56,7 +56,8 @@ def console_scripts() -> list[str]:
     """Entry points in ``bin/``; ``lib/erl_vlm/`` gets the same ones from CMake for ``ros2 run``."""
     scripts = [f"erl_vlm_{node}=ros2_erl_vlm.nodes.{node}:main" for node in NODES]
     scripts += ["erl_vlm_run=ros2_erl_vlm.runner:main", "erl_vlm_train=ros2_erl_vlm.train:main",
-                "erl_vlm_report=ros2_erl_vlm.report.cli:main"]
+                "erl_vlm_report=ros2_erl_vlm.report.cli:main",
+                "erl_vlm_offline_train=ros2_erl_vlm.offline.train:main"]
     return scripts
 
 

@@ -64,6 +64,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="reward model input: policy state (cheap) or camera frames (the paper's CNN)")
     p.add_argument("--query-strategy", choices=("uniform", "disagreement"), default="uniform")
     p.add_argument("--config", type=Path, help="YAML file of loop settings")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"),
+                   help="torch device of SAC, the replay buffer and the reward model (default: auto, "
+                        "a GPU when torch sees one)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override any loop setting, e.g. --set sac.batch_size=256")
     p.add_argument("--run-dir", type=Path,
@@ -98,6 +101,8 @@ def make_config(args: argparse.Namespace, task_num_classes: int) -> LoopConfig:
         cfg.reward.loss, cfg.reward.stratified, cfg.reward.class_weighting = "ce", False, False
     elif args.method == "sac-true":
         cfg.reward_source, cfg.num_unsup_steps = "true", 0
+    if args.device:
+        cfg.device = args.device
     apply_overrides(cfg, parse_assignments(args.set, "--set", ConfigError), "--set", ConfigError)
     try:
         return cfg.validate()
@@ -134,7 +139,7 @@ def make_rater(args: argparse.Namespace, task: Any, seed: int) -> Rater:
 #: What a run was started with (beside its checkpoint); ``--resume`` must match it.
 RUN_SETTINGS_FILE = "run.json"
 #: Settings a resumed run may change.
-RESUMABLE = frozenset({"loop.total_steps"})
+RESUMABLE = frozenset({"loop.total_steps", "loop.device"})
 
 
 def _json_flat(nested: dict[str, Any]) -> dict[str, Any]:
