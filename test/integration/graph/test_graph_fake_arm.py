@@ -2,8 +2,9 @@
 
 arm_bridge commands fake_arm (MetaWorld's Sawyer behind MoveIt Servo's rules) in real time; no
 observation carries simulator truth; a tiny random-weight VLM (the transformers backend) rates
-the fake arm's camera frames; the reward model learns from those ratings on the arm's state and the
-agent trains for a few thousand steps. The camera frames travel as JPEG (sensor_msgs/CompressedImage),
+the fake arm's camera frames; the reward model learns from those ratings on the same camera frames
+(``reward.input_kind: image``, the paper's CNN: a real arm has no object state) and the agent trains
+for a few thousand steps. The camera frames travel as JPEG (sensor_msgs/CompressedImage),
 as from a real camera driver. The fake runs at 50 Hz control (a real arm: 10 Hz) to keep
 the suite short.
 """
@@ -20,6 +21,7 @@ import pytest
 import yaml
 
 from ros2_erl_vlm.core.rating.dataset import read_ratings
+from ros2_erl_vlm.core.record_log import scan
 from ros2_erl_vlm.paths import config_dir
 
 pytestmark = [pytest.mark.ros, pytest.mark.integration, pytest.mark.render]
@@ -47,6 +49,7 @@ def run(small_params: Any, start_graph: Any, vlm_config: Path,
     """Train the graph on the fake arm for TOTAL_STEPS; collect the outcome."""
     arm = _arm_config(tmp_path_factory.mktemp("arm") / "arm.yaml")
     params = small_params("fake_arm.yaml", {
+        "/**": {"reward.input_kind": "image", "reward.image_size": 48},
         "/**/sac_agent": {"total_steps": TOTAL_STEPS, "checkpoint_every": 500},
         "/**/fake_arm": {"camera.rate_hz": 50.0, "camera.image_size": 64, "rate_hz": 100.0,
                          "camera.compressed": True},
@@ -91,3 +94,11 @@ def test_ratings_come_from_camera_frames_without_truth(run: dict[str, Any]) -> N
     assert cam["requests_framed"] >= 40
     assert run["status"]["reward_learner"]["version"] >= 2
     assert run["status"]["sac_agent"]["model_version"] >= 2
+    # The reward model read the camera: rated inputs are frames, and (nearly) every agent step had
+    # its frame (the camera runs at the control rate; a frame camera_capture could not pair within
+    # its tolerance is a skipped transition, counted).
+    shapes = {r.arrays["input"].shape for r in scan(run["dir"] / "reward_learner" / "ratings.erlr").records
+              if "input" in r.arrays}
+    assert shapes == {(1, 48, 48, 3)}, shapes
+    agent = run["status"]["sac_agent"]
+    assert agent["lost_frames"] <= 0.05 * TOTAL_STEPS, agent
