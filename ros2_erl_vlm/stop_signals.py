@@ -10,7 +10,10 @@ forwards another SIGINT milliseconds later. Once the owner is tearing down, no s
 
 from __future__ import annotations
 
+import contextlib
 import signal
+import sys
+import threading
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -55,3 +58,18 @@ class StopSignals:
 
     def __exit__(self, *exc: object) -> None:
         self.restore()
+
+
+def stop_on_ctrl_c(trainer: Any) -> contextlib.AbstractContextManager[Any]:
+    """For the training commands (in-process and offline): the first Ctrl-C sets
+    ``trainer.stop_requested`` (the trainer stops at its next step boundary and checkpoints, never
+    inside an update); another one a second or more later stops at once (:class:`StopSignals`).
+    Only in the main thread (elsewhere a no-op)."""
+    if threading.current_thread() is not threading.main_thread():
+        return contextlib.nullcontext()
+
+    def request_stop(_name: str) -> None:
+        trainer.stop_requested = True
+        print("\nstopping after the current step (Ctrl-C again to stop at once)", file=sys.stderr)
+
+    return StopSignals((signal.SIGINT,), on_first=request_stop)

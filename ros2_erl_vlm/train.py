@@ -13,13 +13,10 @@ budget), ``--config FILE.yaml`` (keys of :class:`~ros2_erl_vlm.core.config.LoopC
 from __future__ import annotations
 
 import argparse
-import contextlib
 import dataclasses
 import json
 import os
-import signal
 import sys
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -31,8 +28,14 @@ from ros2_erl_vlm.core.config import SHORT_RUN, LoopConfig, TaskInfo
 from ros2_erl_vlm.core.loop import EnvDataError, ErlVlmTrainer
 from ros2_erl_vlm.core.rating.rater import Rater
 from ros2_erl_vlm.core.record_log import RecordLogError
-from ros2_erl_vlm.core.settings import apply_overrides, flatten, parse_assignments, read_settings_file
-from ros2_erl_vlm.stop_signals import StopSignals
+from ros2_erl_vlm.core.settings import (
+    apply_overrides,
+    flatten,
+    parse_assignments,
+    read_settings_file,
+    settings_diff,
+)
+from ros2_erl_vlm.stop_signals import stop_on_ctrl_c
 
 
 class ConfigError(ValueError):
@@ -165,26 +168,10 @@ def check_resume(run_dir: Path, settings: dict[str, Any]) -> None:
         return
     saved = json.loads(path.read_text())
     defaults = _json_flat({"loop": dataclasses.asdict(LoopConfig())})
-    diffs = [f"{k}: {saved.get(k)!r} (now {settings.get(k)!r})" for k in sorted(set(saved) | set(settings))
-             if k not in RESUMABLE and saved.get(k) != settings.get(k)
-             and not (k not in saved and k in defaults and settings.get(k) == defaults[k])]
+    diffs = settings_diff(saved, settings, RESUMABLE, defaults)
     if diffs:
         raise ConfigError(f"{run_dir} was started with other settings; resume it with the same flags "
                           f"(only --total-steps may change): {'; '.join(diffs)}")
-
-
-def stop_on_ctrl_c(trainer: ErlVlmTrainer) -> contextlib.AbstractContextManager[Any]:
-    """First Ctrl-C: the trainer stops at the next step boundary and checkpoints (never in the
-    middle of a reward training or an SAC update); another one a second or more later stops at
-    once (see :class:`~ros2_erl_vlm.stop_signals.StopSignals`). Only in the main thread."""
-    if threading.current_thread() is not threading.main_thread():
-        return contextlib.nullcontext()
-
-    def request_stop(_name: str) -> None:
-        trainer.stop_requested = True
-        print("\nstopping after the current step (Ctrl-C again to stop at once)", file=sys.stderr)
-
-    return StopSignals((signal.SIGINT,), on_first=request_stop)
 
 
 def main(argv: list[str] | None = None) -> int:

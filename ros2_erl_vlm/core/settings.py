@@ -249,3 +249,14 @@ def read_settings_file(path: str | Path, what: str, error: type[Exception] = Val
     if not isinstance(data, dict):
         raise error(f"{what} {p}: expected {expected}")
     return data
+
+
+def settings_diff(saved: Mapping[str, Any], now: Mapping[str, Any], may_change: frozenset[str] = frozenset(),
+                  defaults: Mapping[str, Any] | None = None) -> list[str]:
+    """``"key: saved (now value)"`` for every flat setting that differs between what a run was
+    started with and what a resume asks for, except ``may_change``; a key added after the run
+    started counts as unchanged while it keeps its value in ``defaults``."""
+    defaults = defaults or {}
+    return [f"{k}: {saved.get(k)!r} (now {now.get(k)!r})" for k in sorted(set(saved) | set(now))
+            if k not in may_change and saved.get(k) != now.get(k)
+            and not (k not in saved and k in defaults and now.get(k) == defaults[k])]

@@ -19,14 +19,11 @@ exit 1 with ``error: ...``; Ctrl-C stops after the current step with a checkpoin
 from __future__ import annotations
 
 import argparse
-import contextlib
 import dataclasses
 import hashlib
 import json
 import os
-import signal
 import sys
-import threading
 import time
 from pathlib import Path
 from typing import Any, NoReturn
@@ -43,8 +40,8 @@ from ros2_erl_vlm.core.offline.dataset import (
     sparse_success_rewards,
 )
 from ros2_erl_vlm.core.offline.iql import IQLConfig
-from ros2_erl_vlm.core.settings import apply_overrides, parse_assignments
-from ros2_erl_vlm.stop_signals import StopSignals
+from ros2_erl_vlm.core.settings import apply_overrides, flatten, parse_assignments, settings_diff
+from ros2_erl_vlm.stop_signals import stop_on_ctrl_c
 
 METHODS = ("iql", "iql-sparse", "bc")
 REWARDS = ("learned", "sparse")
@@ -236,24 +233,10 @@ def check_resume(run_dir: Path, settings: dict[str, Any]) -> None:
     if not path.is_file():
         raise UsageError(f"{run_dir}: no {RUN_SETTINGS_FILE}, not an offline training run")
     saved = json.loads(path.read_text())
-    diffs = [f"{k}: {saved.get(k)!r} (now {settings.get(k)!r})"
-             for k in sorted(set(saved) | set(settings))
-             if k not in RESUMABLE and saved.get(k) != settings.get(k)]
+    diffs = settings_diff(flatten(saved), flatten(settings), RESUMABLE)
     if diffs:
         raise UsageError(f"{run_dir} was started with other settings; resume it with the same ones "
                          f"(only --steps, --device and the periods may change): {'; '.join(diffs)}")
-
-
-def stop_on_ctrl_c(trainer: Any) -> contextlib.AbstractContextManager[Any]:
-    """First Ctrl-C: stop after the current step and checkpoint; another one stops at once."""
-    if threading.current_thread() is not threading.main_thread():
-        return contextlib.nullcontext()
-
-    def request_stop(_name: str) -> None:
-        trainer.stop_requested = True
-        print("\nstopping after the current step (Ctrl-C again to stop at once)", file=sys.stderr)
-
-    return StopSignals((signal.SIGINT,), on_first=request_stop)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -88,3 +88,14 @@ def test_read_settings_file(tmp_path: Path) -> None:
         read_settings_file(p, "config", BadSettingError)
     with pytest.raises(BadSettingError, match="cannot read graph description .*missing.yaml"):
         read_settings_file(tmp_path / "missing.yaml", "graph description", BadSettingError)
+
+
+def test_settings_diff_names_what_a_resume_changes() -> None:
+    from ros2_erl_vlm.core.settings import settings_diff
+
+    saved = {"a": 1, "b": 2, "steps": 100}
+    assert settings_diff(saved, {"a": 1, "b": 2, "steps": 200}, frozenset({"steps"})) == []
+    assert settings_diff(saved, {"a": 1, "b": 3, "steps": 100}) == ["b: 2 (now 3)"]
+    # A setting added after the run started counts as unchanged while it keeps its default.
+    assert settings_diff(saved, {**saved, "c": 0}, defaults={"c": 0}) == []
+    assert settings_diff(saved, {**saved, "c": 1}, defaults={"c": 0}) == ["c: None (now 1)"]

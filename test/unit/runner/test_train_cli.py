@@ -211,7 +211,7 @@ def test_a_second_ctrl_c_a_second_later_stops_at_once() -> None:
     import signal
     import time
 
-    from ros2_erl_vlm.train import stop_on_ctrl_c
+    from ros2_erl_vlm.stop_signals import stop_on_ctrl_c
 
     class Trainer:
         stop_requested = False
