@@ -18,11 +18,12 @@ import torch
 from ros2_erl_vlm.core.offline.iql import (
     Batch,
     IQLConfig,
+    actor_lr_at,
     adam,
     as_device,
     check_state,
-    cosine_lr,
     make_actor,
+    weighted_actor_step,
 )
 
 
@@ -49,20 +50,13 @@ class BC:
 
     def actor_lr(self) -> float:
         """The actor's learning rate for the next update."""
-        c = self.config
-        return cosine_lr(c.actor_lr, self.num_updates, c.steps) if c.cosine_actor_lr else c.actor_lr
+        return actor_lr_at(self.config, self.num_updates)
 
     def update(self, batch: Batch) -> dict[str, float]:
         """One step of ``-mean(log pi(a | s))`` on ``batch``; returns diagnostics."""
         self.actor.train()
         lr = self.actor_lr()
-        for group in self.actor_opt.param_groups:
-            group["lr"] = lr
-        log_prob = self.actor.log_prob(batch.obs, batch.actions)
-        loss = -log_prob.mean()
-        self.actor_opt.zero_grad(set_to_none=True)
-        loss.backward()
-        self.actor_opt.step()
+        loss = weighted_actor_step(self.actor, self.actor_opt, batch, None, lr)  # IQL's, all weights 1
         self.num_updates += 1
         with torch.no_grad():  # the mean without dropout, as deployed; one device-to-host copy
             self.actor.eval()

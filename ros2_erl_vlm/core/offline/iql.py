@@ -31,6 +31,7 @@ from typing import Any, NamedTuple
 import torch
 from torch.nn import functional
 
+from ros2_erl_vlm.core.device import resolve_device
 from ros2_erl_vlm.core.offline.networks import GaussianActor, ValueNet
 from ros2_erl_vlm.core.rl.sac import TwinCritic, soft_update
 from ros2_erl_vlm.core.settings import check_declared, setting
@@ -122,12 +123,29 @@ def adam(params: Any, lr: float, device: torch.device) -> torch.optim.Adam:
 
 
 def as_device(device: str | torch.device) -> torch.device:
-    """``"cpu"``, ``"cuda"``, ``"cuda:1"`` or a ``torch.device`` as a device, checked to exist."""
-    dev = torch.device(device)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {device!r}: CUDA is not available here (torch "
-                         f"{torch.__version__}); use cpu")
-    return dev
+    """A ``device`` setting (``auto``, ``cpu``, ``cuda``, ``cuda:N`` or a ``torch.device``) as a
+    device: :func:`ros2_erl_vlm.core.device.resolve_device`, the one rule for every trainer."""
+    return resolve_device(device)
+
+
+def actor_lr_at(config: IQLConfig, num_updates: int) -> float:
+    """The actor's learning rate for update ``num_updates`` (cosine decay over ``config.steps``)."""
+    return (cosine_lr(config.actor_lr, num_updates, config.steps) if config.cosine_actor_lr
+            else config.actor_lr)
+
+
+def weighted_actor_step(actor: Any, opt: torch.optim.Optimizer, batch: Batch, weights: torch.Tensor | None,
+                        lr: float) -> torch.Tensor:
+    """One step of ``-mean(w * log pi(a | s))`` on the dataset's actions at learning rate ``lr``
+    (``weights`` None: all 1, behaviour cloning); returns the loss (detached)."""
+    for group in opt.param_groups:
+        group["lr"] = lr
+    log_prob = actor.log_prob(batch.obs, batch.actions)
+    loss = -(log_prob if weights is None else weights * log_prob).mean()
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+    return loss.detach()
 
 
 class IQL:
@@ -163,8 +181,7 @@ class IQL:
 
     def actor_lr(self) -> float:
         """The actor's learning rate for the next update."""
-        c = self.config
-        return cosine_lr(c.actor_lr, self.num_updates, c.steps) if c.cosine_actor_lr else c.actor_lr
+        return actor_lr_at(self.config, self.num_updates)
 
     def update(self, batch: Batch) -> dict[str, float]:
         """One IQL step (V, actor, critics, target critics) on ``batch``; returns diagnostics."""
@@ -186,12 +203,7 @@ class IQL:
             weights = advantage_weights(adv, c.beta, c.adv_weight_clip)
             next_v = self.value(batch.next_obs)
         lr = self.actor_lr()
-        for group in self.actor_opt.param_groups:
-            group["lr"] = lr
-        actor_loss = -(weights * self.actor.log_prob(batch.obs, batch.actions)).mean()
-        self.actor_opt.zero_grad(set_to_none=True)
-        actor_loss.backward()
-        self.actor_opt.step()
+        actor_loss = weighted_actor_step(self.actor, self.actor_opt, batch, weights, lr)
 
         # 3. Critics: towards r + discount * V(s'); 4. target critics follow.
         target = q_targets(batch.rewards, batch.not_done, next_v, c.discount)
