@@ -74,6 +74,13 @@ def test_deploy_on_the_fake_arm_and_refuse_a_simulator_policy(small_params: Any,
     g.wait_for("two episodes on the fake arm", lambda: ("deploy_agent", 0) in g.procs.exited(),
                timeout_s=240)
     rows = _rows(g.run_dir)
-    assert len(rows) == 2 and all(int(r["length"]) >= 1 for r in rows)
+    episodes = json.loads((g.run_dir / "deploy_agent" / "summary.json").read_text())["rows"]
+    assert len(rows) == len(episodes) == 2
+    # Each episode runs its 30 steps to the time limit, or a safety stop (on this loaded machine,
+    # e.g. a late command) ended it earlier and says which.
+    for ep in episodes:
+        assert (ep["length"] == 30 and ep["reason"] == "time_limit") or \
+            (1 <= ep["length"] < 30 and ep["reason"] not in ("", "time_limit")), episodes
     bridge = json.loads((g.run_dir / "arm_bridge" / "status.json").read_text())
-    assert bridge["counters"]["bad_actions"] == 0 and bridge["counters"]["steps"] >= 2
+    assert bridge["counters"]["bad_actions"] == 0
+    assert bridge["counters"]["steps"] >= sum(ep["length"] for ep in episodes)
