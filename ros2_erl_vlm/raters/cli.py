@@ -4,7 +4,9 @@
         --backend transformers --set model=/models/SmolVLM-256M-Instruct --set dtype=bfloat16
 
 ``EPISODES`` are frame directories, ``.npy``/``.npz`` arrays or ROS 2 bags (MCAP or SQLite; see
-:mod:`.episodes`). Every ``--stride``-th window of ``--segment-length`` frames is one query. The
+:mod:`.recorded_episodes`). Every ``--stride``-th window of ``--segment-length`` frames is one query
+(id ``<episode name>:<first step>``). An erl_vlm episode bag gives each frame its recorded step
+and, in simulation, its observation's truth, so the oracle and the simulated VLM rate it. The
 rater is configured like the ``vlm_rater`` node: ``--config`` (YAML/JSON; the whole file or its
 ``rater`` section), then ``--backend``, then ``--set key=value`` overrides (YAML values).
 Writes ``DIR/ratings.log`` (the crash-safe rating log: every result, before anything else sees
@@ -31,6 +33,8 @@ from ros2_erl_vlm.raters.factory import make_rater
 from ros2_erl_vlm.raters.recorded_episodes import RecordedEpisode, read_episodes
 from ros2_erl_vlm.raters.stats import reason_kind
 
+#: Backends that rate from simulator truth with the task's thresholds (``--task`` is theirs too).
+TRUTH_BACKENDS = ("oracle", "simulated_vlm")
 CSV_FIELDS = ("episode", "name", "steps", "query_id", "label", "class_name", "probabilities",
               "abstain_reason", "latency_s", "attempts", "backend")
 
@@ -60,7 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def rater_config(args: argparse.Namespace, log_path: Path | None = None) -> dict[str, Any]:
     """The rater config from ``--config``, ``--backend`` and ``--set`` (``log_path`` unless the
-    config names one)."""
+    config names one; ``--task`` for the oracle and the simulated VLM unless it names one)."""
     cfg: dict[str, Any] = {}
     if args.config:
         data = yaml.safe_load(Path(args.config).read_text(encoding="utf-8")) or {}
@@ -76,6 +80,10 @@ def rater_config(args: argparse.Namespace, log_path: Path | None = None) -> dict
         cfg[key.strip()] = yaml.safe_load(value) if value else ""
     if log_path is not None:
         cfg.setdefault("log_path", str(log_path))
+    section = cfg.get(str(cfg.get("backend")))
+    in_section = isinstance(section, dict) and "task" in section
+    if args.task and cfg.get("backend") in TRUTH_BACKENDS and not in_section:
+        cfg.setdefault("task", args.task)  # the backends that bin the truth need the task
     return cfg
 
 
@@ -102,10 +110,12 @@ def make_queries(episodes: Sequence[RecordedEpisode], instruction: str, class_na
         raise ValueError("--segment-length and --stride must be >= 1")
     for ei, ep in enumerate(episodes):
         for start in range(0, len(ep) - segment_length + 1, stride):
-            steps = tuple(range(start, start + segment_length))
-            frames = ep.frames[start : start + segment_length]
+            window = slice(start, start + segment_length)
+            steps = tuple(range(start, start + segment_length)) if ep.steps is None else ep.steps[window]
+            truth = None if ep.truth is None else ep.truth[window]
             yield ei, ep, RatingQuery(episode=ei, steps=steps, instruction=instruction,
-                                      class_names=class_names, frames=frames, query_id=f"{ep.name}:{start}")
+                                      class_names=class_names, frames=ep.frames[window], truth=truth,
+                                      query_id=f"{ep.name}:{steps[0]}")
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:

@@ -7,7 +7,9 @@ Accepted inputs (:func:`read_episodes`):
 * a ``.npy`` file (``(T, H, W, 3)`` uint8) or ``.npz`` (key ``frames``): one episode;
 * a ROS 2 bag (a directory with ``metadata.yaml``, or a bare ``.mcap``/``.db3`` file), read with
   ``rosbags``: the ``sensor_msgs/msg/Image`` or ``CompressedImage`` messages of one topic, in time
-  order, are one episode.
+  order, are one episode. A bag recorded by erl_vlm (the ``recorder`` node or the scripted expert,
+  ``recording.mcap_episode``) is read as its episode: each frame with its step number and, in
+  simulation, the simulator truth its observation recorded (for the oracle and the simulated VLM).
 """
 
 from __future__ import annotations
@@ -21,17 +23,25 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from ros2_erl_vlm.core.rating.rater import SimTruth
+
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
 IMAGE_TYPES = ("sensor_msgs/msg/Image", "sensor_msgs/msg/CompressedImage")
 
 
 @dataclass
 class RecordedEpisode:
-    """Frames of one recorded episode (``frames``: ``(T, H, W, 3)`` uint8 RGB, upright)."""
+    """Frames of one recorded episode (``frames``: ``(T, H, W, 3)`` uint8 RGB, upright).
+
+    ``steps``: each frame's step number when the recording says (an erl_vlm bag), else None (the
+    frame index is the step); ``truth``: each frame's simulator truth when recorded, else None.
+    """
 
     name: str
     frames: np.ndarray
     stamps_s: np.ndarray | None = None
+    steps: tuple[int, ...] | None = None
+    truth: tuple[SimTruth, ...] | None = None
 
     def __len__(self) -> int:
         return int(self.frames.shape[0])
@@ -85,11 +95,53 @@ def _decode_image_msg(msg: Any, msgtype: str) -> np.ndarray:
     return np.ascontiguousarray(arr[..., :3])
 
 
+def _erl_vlm_bag(path: Path) -> bool:
+    """Whether ``path`` is a bag written by erl_vlm's recorder (its episode record in metadata.yaml)."""
+    import yaml
+
+    from ros2_erl_vlm.recording.mcap_episode import METADATA_KEY
+
+    bag = path.parent if path.is_file() else path
+    try:
+        info = (yaml.safe_load((bag / "metadata.yaml").read_text(encoding="utf-8")) or {})
+        custom = info["rosbag2_bagfile_information"].get("custom_data") or {}
+    except (OSError, KeyError, TypeError, AttributeError, yaml.YAMLError):
+        return False
+    return METADATA_KEY in custom
+
+
+def read_recorded_episode(path: Path) -> RecordedEpisode:
+    """An erl_vlm episode bag: its frames in step order, their steps and (in simulation) the truth
+    of each frame's observation. ``ValueError`` naming the episode and bag when it does not read."""
+    from ros2_erl_vlm.recording.mcap_episode import read_episode
+
+    rec = read_episode(path)  # EpisodeBagError (a ValueError) names the episode and the file
+    if not rec.frames:
+        raise ValueError(f"{rec.where}: no camera frames recorded")
+    by_step = {s.step: s for s in rec.steps}
+    steps = tuple(sorted(rec.frames))
+    frames = []
+    for step in steps:
+        with Image.open(io.BytesIO(rec.frames[step].data)) as img:  # decoded as any other bag's frames
+            frames.append(np.asarray(img.convert("RGB"), dtype=np.uint8))
+    obs = [by_step[s] for s in steps]
+    truth = (tuple(SimTruth(reward=o.true_reward, success=o.success, progress=o.progress) for o in obs)
+             if all(o.has_truth for o in obs) else None)
+    bag = path.parent if path.is_file() else path
+    return RecordedEpisode(bag.name, _stack(frames, str(path)),
+                           np.asarray([o.stamp_ns * 1e-9 for o in obs]), steps, truth)
+
+
 def read_bag(path: Path, topic: str | None = None) -> RecordedEpisode:
-    """The image messages of ``topic`` (default: the only image topic) of a ROS 2 bag."""
+    """The image messages of ``topic`` (default: the only image topic) of a ROS 2 bag (an erl_vlm
+    episode bag: :func:`read_recorded_episode`)."""
     from rosbags.highlevel import AnyReader, AnyReaderError
     from rosbags.typesys import Stores, get_typestore
 
+    from ros2_erl_vlm.recording.mcap_episode import FRAMES
+
+    if topic in (None, FRAMES, f"/{FRAMES}") and _erl_vlm_bag(path):
+        return read_recorded_episode(path)
     try:
         return _read_bag(AnyReader([path], default_typestore=get_typestore(Stores.ROS2_KILTED)), path, topic)
     except AnyReaderError as exc:
