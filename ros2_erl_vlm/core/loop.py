@@ -50,7 +50,8 @@ CHECKPOINT_KEYS = ("agent", "learner", "loop")
 
 
 class Env(Protocol):
-    """The gymnasium subset the loop uses (``info`` carries ``success``/``true_reward``/``progress``)."""
+    """The gymnasium subset the loop uses (``info`` carries ``success``/``true_reward``/``progress``
+    and, optionally, ``sim_state``: the simulator state that re-renders the step)."""
 
     observation_space: Any
     action_space: Any
@@ -66,6 +67,13 @@ class Env(Protocol):
     def render(self) -> np.ndarray | None:
         """The task camera's frame (None when the env does not render)."""
         ...
+
+
+def _sim_state(info: dict[str, Any]) -> np.ndarray | None:
+    """The step's simulator state from the env's ``info`` (``sim_state``; None when absent), kept with
+    the truth so the reward learner's requests can re-render a rated step."""
+    state = info.get("sim_state")
+    return None if state is None else np.asarray(state, dtype=np.float64).reshape(-1)
 
 
 class EnvDataError(RuntimeError):
@@ -234,7 +242,7 @@ class ErlVlmTrainer:
                                    f"(reward {env_reward!r}, true_reward {true_reward!r})")
             frame = self._render()
             success = bool(info.get("success", False))
-            truth = SimTruth(true_reward, success, info.get("progress"))
+            truth = SimTruth(true_reward, success, info.get("progress"), _sim_state(info))
             t += 1
             r = self._observe(t, next_obs, action, truth, bool(terminated), bool(truncated), frame)
             ep_true_return += true_reward

@@ -36,6 +36,9 @@ ACTION_DIM = 4
 #: goal to positions MetaWorld rejects, e.g. closer than its 0.15 m minimum).
 _MAX_RESET_DRAWS = 1000
 
+#: What :meth:`MetaWorldTaskEnv.sim_state` holds, in order (``mujoco.mjtState`` members).
+SIM_STATE_PARTS = ("qpos", "qvel", "act", "mocap_pos", "mocap_quat")
+
 _LIVE_ENVS: weakref.WeakSet[MetaWorldTaskEnv] = weakref.WeakSet()
 _ATEXIT_REGISTERED = False
 
@@ -61,6 +64,16 @@ def _safe_renderer_class() -> type:
 
         _SAFE_RENDERER = SafeRenderer
     return _SAFE_RENDERER
+
+
+def _sim_state_spec() -> int:
+    """The ``mujoco.mjtState`` bit mask of :data:`SIM_STATE_PARTS`."""
+    import mujoco
+
+    spec = 0
+    for part in SIM_STATE_PARTS:
+        spec |= int(getattr(mujoco.mjtState, f"mjSTATE_{part.upper()}"))
+    return spec
 
 
 def _close_live_renderers() -> None:
@@ -101,7 +114,8 @@ class MetaWorldTaskEnv(gym.Env[np.ndarray, np.ndarray]):
     ``success`` (bool, MetaWorld's success flag, or ``obj_to_target <= success_radius`` when the
     layout sets one), ``true_reward`` (float, the dense reward), ``progress`` (float in [0, 1]:
     dense reward / 10, or the grasp-and-lift stage for ``oracle.progress: grasp_lift``),
-    ``episode_step`` (int, steps taken).
+    ``episode_step`` (int, steps taken), ``sim_state`` (float64 array, :meth:`sim_state`: the
+    MuJoCo state that, set after a reset on the same seed, renders this step's frame exactly).
 
     ## Episode End
     Never terminates (as in the paper). Truncates after ``max_episode_steps`` steps (500, which
@@ -260,6 +274,51 @@ class MetaWorldTaskEnv(gym.Env[np.ndarray, np.ndarray]):
         """Simulator truth for the current state: dense reward, success flag, progress."""
         return self._truth
 
+    def sim_state(self) -> np.ndarray:
+        """The MuJoCo state now, as float64 values in ``mujoco.mj_getState`` order: joint
+        positions (``qpos``), velocities (``qvel``), actuator activations (none in MetaWorld) and
+        the mocap body's position and quaternion (:data:`SIM_STATE_PARTS`): 27 values for
+        door/drawer tasks, 38 for tasks with a free object. With :meth:`set_sim_state` after a
+        ``reset`` on the episode's seed (which places what the state does not hold: the goal,
+        bodies a reset moves) it renders exactly the frame of the step it was taken at."""
+        import mujoco
+
+        mw = getattr(self.metaworld, "unwrapped", self.metaworld)
+        spec = _sim_state_spec()
+        out = np.empty(mujoco.mj_stateSize(mw.model, spec), dtype=np.float64)
+        mujoco.mj_getState(mw.model, mw.data, out, spec)
+        return out
+
+    @property
+    def sim_state_size(self) -> int:
+        """Values in :meth:`sim_state` for this task."""
+        import mujoco
+
+        mw = getattr(self.metaworld, "unwrapped", self.metaworld)
+        return int(mujoco.mj_stateSize(mw.model, _sim_state_spec()))
+
+    def set_sim_state(self, state: np.ndarray) -> None:
+        """Put the simulator in ``state`` (:meth:`sim_state` output) and recompute what a render
+        reads from it (``mj_forward``, as MetaWorld's ``step`` ends). For re-rendering a recorded
+        step: call ``reset(seed=...)`` with the episode's seed first. The episode's bookkeeping
+        (step count, truth) is not changed.
+
+        Raises:
+            ValueError: ``state`` is not a flat array of :attr:`sim_state_size` finite values.
+        """
+        import mujoco
+
+        s = np.asarray(state, dtype=np.float64)
+        size = self.sim_state_size
+        if s.shape != (size,):
+            raise ValueError(f"task {self.task.name!r}: a MuJoCo state has {size} values "
+                             f"({', '.join(SIM_STATE_PARTS)}), got shape {s.shape}")
+        if not np.all(np.isfinite(s)):
+            raise ValueError(f"task {self.task.name!r}: the MuJoCo state has NaN or inf values")
+        mw = getattr(self.metaworld, "unwrapped", self.metaworld)
+        mujoco.mj_setState(mw.model, mw.data, np.ascontiguousarray(s), _sim_state_spec())
+        mujoco.mj_forward(mw.model, mw.data)
+
     @property
     def episode_step(self) -> int:
         """Steps taken in the current episode."""
@@ -382,6 +441,7 @@ class MetaWorldTaskEnv(gym.Env[np.ndarray, np.ndarray]):
             "true_reward": t.reward,
             "progress": t.progress,
             "episode_step": self._elapsed,
+            "sim_state": self.sim_state(),
         }
 
     def _apply_appearance(self) -> None:

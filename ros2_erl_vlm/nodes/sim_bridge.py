@@ -1,9 +1,10 @@
 """``sim_bridge``: a MetaWorld task behind the robot contract of the graph.
 
-Publishes ``observation`` (erl_vlm/Observation: state, the action applied, simulator truth; episode
-and step ids) after every reset and step, ``camera/image_raw`` (sensor_msgs/Image of the task
-camera, stamped like the observation it shows) and, in lock-step mode, ``/clock``. Subscribes to
-``action`` (erl_vlm/Action). Service ``reset`` (std_srvs/Trigger) starts a new episode.
+Publishes ``observation`` (erl_vlm/Observation: state, the action applied, simulator truth, the
+MuJoCo state that re-renders the step; episode and step ids) after every reset and step,
+``camera/image_raw`` (sensor_msgs/Image of the task camera, stamped like the observation it
+shows) and, in lock-step mode, ``/clock``. Subscribes to ``action`` (erl_vlm/Action). Service
+``reset`` (std_srvs/Trigger) starts a new episode.
 
 Modes:
 
@@ -46,7 +47,7 @@ from ros2_erl_vlm.core.atomic_write import write_text_atomic
 from ros2_erl_vlm.core.safety.actions import BadActionError, checked_action
 from ros2_erl_vlm.core.seeds import episode_seed
 from ros2_erl_vlm.ros import qos
-from ros2_erl_vlm.ros.convert import f32
+from ros2_erl_vlm.ros.convert import f32, sim_state_field
 from ros2_erl_vlm.ros.images import rgb_to_image
 from ros2_erl_vlm.ros.node_base import ErlNode, run_node
 
@@ -187,7 +188,8 @@ class SimBridge(ErlNode):
                           truncation_reason="time_limit" if truncated else "", has_truth=True,
                           true_reward=float(info.get("true_reward", math.nan)),
                           progress=float(info.get("progress", math.nan)),
-                          success=bool(info.get("success", False)))
+                          success=bool(info.get("success", False)),
+                          sim_state=sim_state_field(info.get("sim_state")))
         msg.header.stamp = stamp
         msg.header.frame_id = "world"
         self.pub_obs.publish(msg)

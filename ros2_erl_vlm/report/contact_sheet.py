@@ -9,13 +9,15 @@ Where the frame comes from, in order:
 
 1. the frames stored with the rating: the rater's log with ``store_frames`` (graph:
    ``vlm_rater/ratings.erlr``), or the reward model's input for an image reward model;
-2. re-rendered from the MuJoCo state, when the rating carries it (``qpos``/``qvel`` arrays or
-   metadata of the segment's steps): the episode is reset with its seed
-   (:func:`~ros2_erl_vlm.core.seeds.episode_seed`, which places the objects and goal exactly as in the
-   run) and the state is set, so the frame is the one the run saw;
-3. otherwise a "no frame" cell (the oracle and ``simulated_vlm`` rate simulator truth, and the
-   rating logs keep the policy's 39-D observation, which does not determine the picture). The
-   border still says whether the rating was right.
+2. re-rendered from the MuJoCo state, when the rating's request carries it (``requests.erlr``,
+   array ``sim_state``: per step of the segment, :meth:`MetaWorldTaskEnv.sim_state
+   <ros2_erl_vlm.envs.metaworld_env.MetaWorldTaskEnv.sim_state>`, qpos, qvel and the mocap pose;
+   every simulated run keeps it, the oracle and camera-off runs included): the episode is reset
+   with its seed (:func:`~ros2_erl_vlm.core.seeds.episode_seed`, which places the objects and goal
+   exactly as in the run) and the state is set, so the frame is the one the run saw (pixel for
+   pixel, at the sheet's size);
+3. otherwise a "no frame" cell (a run from before requests kept the state, a real arm without
+   stored frames). The border still says whether the rating was right.
 
 At most ``max_cells`` cells: every wrong rating first (up to half the sheet, newest first), the rest
 the newest other answers; shown in the order they were rated.
@@ -82,7 +84,7 @@ def choose(ratings: list[Rating], max_cells: int = MAX_CELLS) -> list[Rating]:
 
 
 class Rerenderer:
-    """Renders a rated state from its MuJoCo ``qpos``/``qvel`` with the run's task camera."""
+    """Renders a rated state from its MuJoCo state (``sim_state``) with the run's task camera."""
 
     def __init__(self, task: str, layout: str | None, seed: int, image_size: int = 128) -> None:
         from ros2_erl_vlm.envs import make_env
@@ -90,12 +92,16 @@ class Rerenderer:
         self.env = make_env(task, seed=seed, render=True, image_size=image_size, layout=layout)
         self.seed = int(seed)
 
-    def render(self, episode: int, qpos: np.ndarray, qvel: np.ndarray) -> np.ndarray:
-        """The frame of ``episode`` at the state ``(qpos, qvel)``."""
+    def render(self, episode: int, sim_state: np.ndarray) -> np.ndarray:
+        """The frame of training episode ``episode`` at ``sim_state`` (``MetaWorldTaskEnv.sim_state``).
+
+        Raises:
+            ValueError: the state does not fit the task (another task's, or a damaged record).
+        """
         from ros2_erl_vlm.core import seeds
 
         self.env.reset(seed=seeds.episode_seed(self.seed, int(episode)))
-        self.env.metaworld.set_state(np.asarray(qpos, dtype=np.float64), np.asarray(qvel, dtype=np.float64))
+        self.env.set_sim_state(sim_state)
         frame = self.env.render()
         assert frame is not None
         return frame
@@ -115,11 +121,11 @@ def cells_for(run: RunData, ratings: list[Rating], image_size: int = 128) -> lis
             if r.frames is not None and len(r.frames):
                 out.append(Cell(r, np.asarray(r.frames[-1]), "stored"))
                 continue
-            if can_render and r.qpos is not None and r.qvel is not None and r.episode is not None:
+            if can_render and r.sim_state is not None and r.episode is not None:
                 try:
                     if renderer is None:
                         renderer = Rerenderer(str(run.task), run.layout, int(run.seed or 0), image_size)
-                    out.append(Cell(r, renderer.render(r.episode, r.qpos, r.qvel), "re-rendered"))
+                    out.append(Cell(r, renderer.render(r.episode, r.sim_state), "re-rendered"))
                     continue
                 except (ValueError, RuntimeError, ImportError) as exc:
                     run.notes.append(f"re-rendering rating {r.query_id} failed ({exc}); "
@@ -189,7 +195,7 @@ def draw_sheet(run: RunData, path: Path, max_cells: int = MAX_CELLS, image_size:
                         transform=axes[0, 0].transAxes, fontsize=11, color="0.35")
         axes[0, 0].set_frame_on(True)
     frames_note = "" if not sources["none"] else (
-        f"; {sources['none']} without a frame (the log keeps no frame and no MuJoCo state)")
+        f"; {sources['none']} without a frame (the logs keep no frame and no MuJoCo state)")
     fig.suptitle(f"{run.path.name}: {len(cells)} of {len(run.ratings)} ratings ({total_wrong} wrong in all); "
                  f"shown: {wrong} wrong (red border), {abst} abstentions (grey dashed){frames_note}",
                  fontsize=9)

@@ -4,7 +4,8 @@ Three layouts are recognised:
 
 * ``graph``: the node graph (``python -m ros2_erl_vlm.runner``, ``ros2 launch``): one folder per node,
   ``sac_agent/{train,eval,relabel}.csv`` (+ ``summary.json`` at the end),
-  ``reward_learner/{reward.csv, ratings.erlr, requests.erlr, models/}``, ``vlm_rater/ratings.erlr``
+  ``reward_learner/{reward.csv, ratings.erlr, requests.erlr, models/}`` (the requests keep, in
+  simulation, each rated step's MuJoCo state), ``vlm_rater/ratings.erlr``
   (the rater's own log; with ``store_frames`` it holds the frames it was shown), ``params/<node>.yaml``
   and every node's ``status.json``;
 * ``in-process``: ``python -m ros2_erl_vlm.train``: everything in one folder (``train.csv``,
@@ -60,8 +61,9 @@ class Rating:
 
     ``label`` is None for an abstention; ``truth_class`` is None without simulator truth (or when
     the task is unknown); ``frames`` are what the rater saw, ``inputs`` the reward model's input
-    (states ``(T, obs_dim)`` or frames ``(T, H, W, 3)``); ``qpos``/``qvel`` the MuJoCo state of
-    the segment's last step when the log carries it.
+    (states ``(T, obs_dim)`` or frames ``(T, H, W, 3)``); ``sim_state`` the MuJoCo state of the
+    segment's last step (``MetaWorldTaskEnv.sim_state``: qpos, qvel, mocap pose) when the request
+    log (``requests.erlr``, array ``sim_state``) keeps it.
     """
 
     query_id: str
@@ -79,8 +81,7 @@ class Rating:
     late: bool
     inputs: np.ndarray | None
     frames: np.ndarray | None
-    qpos: np.ndarray | None
-    qvel: np.ndarray | None
+    sim_state: np.ndarray | None
 
     @property
     def wrong(self) -> bool:
@@ -290,25 +291,28 @@ def _scan(path: Path, notes: list[str]) -> list[Any]:
     return result.records
 
 
-def _array(rec: Any, name: str) -> np.ndarray | None:
-    if name in rec.arrays:
-        return np.asarray(rec.arrays[name])
-    value = rec.meta.get(name)
-    return None if value is None else np.asarray(value, dtype=np.float64)
+def read_sim_states(requests_log: Path | None, notes: list[str]) -> dict[str, np.ndarray]:
+    """The MuJoCo state of each request's last step (``requests.erlr``'s ``sim_state`` array,
+    ``(T, n)`` float64), by request id; requests without one are left out."""
+    from ros2_erl_vlm.core.reward.reward_learner import REQUEST_KIND
+
+    out: dict[str, np.ndarray] = {}
+    for rec in _scan(requests_log, notes) if requests_log is not None else []:
+        state = rec.arrays.get("sim_state")
+        if rec.meta.get("kind") != REQUEST_KIND or state is None or state.size == 0:
+            continue
+        out[str(rec.meta.get("request_id"))] = np.asarray(state, dtype=np.float64).reshape(len(state), -1)[-1]
+    return out
 
 
-def _last_row(a: np.ndarray | None) -> np.ndarray | None:
-    """A segment's last step (``(T, n)`` -> ``(n,)``), ``(n,)`` as it is."""
-    if a is None or a.size == 0:
-        return None
-    return a[-1] if a.ndim == 2 else a.reshape(-1)
-
-
-def read_ratings(learner_log: Path, rater_log: Path | None, task: Any, notes: list[str]) -> list[Rating]:
+def read_ratings(learner_log: Path, rater_log: Path | None, task: Any, notes: list[str],
+                 requests_log: Path | None = None) -> list[Rating]:
     """The learner's rating records (truth, round) joined by request id with the rater's records
-    (frames); a rater-only log (no learner log) gives ratings without truth."""
+    (frames) and the learner's requests (MuJoCo states); a rater-only log (no learner log) gives
+    ratings without truth."""
     from ros2_erl_vlm.core.rating.quality import record_truth_class
 
+    sim_states = read_sim_states(requests_log, notes)
     rater: dict[str, Any] = {}
     for rec in _scan(rater_log, notes) if rater_log is not None else []:
         if rec.meta.get("kind") == RATER_RESULT_KIND:
@@ -337,10 +341,6 @@ def read_ratings(learner_log: Path, rater_log: Path | None, task: Any, notes: li
         inputs = rec.arrays.get("input")
         if frames is None and inputs is not None and inputs.ndim == 4 and inputs.dtype == np.uint8:
             frames = inputs  # an image reward model's input is the frames
-        qpos = qvel = None
-        for source in (rec, other):
-            if source is not None and qpos is None:
-                qpos, qvel = _last_row(_array(source, "qpos")), _last_row(_array(source, "qvel"))
         label = m.get("label")
         out.append(Rating(
             query_id=qid, label=None if label is None else int(label), num_classes=n,
@@ -353,7 +353,7 @@ def read_ratings(learner_log: Path, rater_log: Path | None, task: Any, notes: li
             truth_success=None if m.get("truth_success") is None else bool(m["truth_success"]),
             truth_class=truth, late=bool(m.get("late", False)),
             inputs=None if inputs is None else np.asarray(inputs), frames=frames,
-            qpos=qpos, qvel=None if qpos is None else qvel))
+            sim_state=sim_states.get(qid)))
     return out
 
 
@@ -386,6 +386,7 @@ def read_run(path: str | Path, task: str | None = None) -> RunData:
         steps = params.get("total_steps") or ((run.summary or {}).get("config") or {}).get("total_steps")
         run.total_steps = None if steps is None else int(steps)
         learner_log, rater_log = learner / "ratings.erlr", rater / "ratings.erlr"
+        requests_log = learner / "requests.erlr"
         run.rater_log = rater_log.is_file()
     else:
         run.train = read_csv(root / "train.csv", notes)
@@ -404,7 +405,7 @@ def read_run(path: str | Path, task: str | None = None) -> RunData:
             seed, steps = settings.get("loop.seed"), settings.get("loop.total_steps")
         run.seed = None if seed is None else int(seed)
         run.total_steps = None if steps is None else int(steps)
-        learner_log, rater_log = root / "ratings.erlr", None
+        learner_log, rater_log, requests_log = root / "ratings.erlr", None, root / "requests.erlr"
     name = task or name
     if not name:  # a graph run started without --task: the task its ratings were asked about
         for log in (rater_log, learner_log):
@@ -416,7 +417,7 @@ def read_run(path: str | Path, task: str | None = None) -> RunData:
     spec = _load_task(name, layout, notes)
     run.task = None if spec is None else spec.name
     run.layout = None if spec is None else spec.layout
-    run.ratings = read_ratings(learner_log, rater_log, spec, notes)
+    run.ratings = read_ratings(learner_log, rater_log, spec, notes, requests_log)
     if spec is not None:
         n = run.ratings[0].num_classes if run.ratings else spec.num_classes
         try:

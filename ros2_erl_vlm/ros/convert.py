@@ -49,6 +49,23 @@ def stamp_ns(stamp: Any) -> int:
     return int(stamp.sec) * 1_000_000_000 + int(stamp.nanosec)
 
 
+def read_sim_state(msg: Any) -> np.ndarray | None:
+    """An Observation's ``sim_state`` as float64 (None when empty, as from a real arm, or when it
+    is not finite: the step is still used, only its re-rendering is lost)."""
+    values = getattr(msg, "sim_state", ())
+    if not len(values):
+        return None
+    state = np.array(values, dtype=np.float64)
+    return state if np.all(np.isfinite(state)) else None
+
+
+def sim_state_field(state: np.ndarray | None) -> np.ndarray:
+    """The value of an Observation's ``sim_state`` field (empty without a state)."""
+    if state is None:
+        return np.zeros(0, np.float64)
+    return np.ascontiguousarray(state, dtype=np.float64).reshape(-1)
+
+
 def read_observation(msg: Any) -> StepObservation:
     """Parse an Observation; ValueError if the state is empty or not finite."""
     state = f32(msg.state)
@@ -64,7 +81,7 @@ def read_observation(msg: Any) -> StepObservation:
         # Unknown progress (NaN: the simulator reported none) is kept as unknown, not a reason to
         # drop the step; a non-finite reward makes the step's truth unusable, not the step.
         progress = float(msg.progress) if math.isfinite(msg.progress) else None
-        truth = SimTruth(float(msg.true_reward), bool(msg.success), progress)
+        truth = SimTruth(float(msg.true_reward), bool(msg.success), progress, read_sim_state(msg))
     return StepObservation(int(msg.episode), int(msg.step), state, action, bool(msg.terminated),
                            bool(msg.truncated), truth, stamp_ns(msg.header.stamp))
 

@@ -94,6 +94,8 @@ def build_samples() -> dict[str, list[Any]]:
                 true_reward=4.5,
                 progress=0.75,
                 success=True,
+                # float64 values a float32 would change: the MuJoCo state must arrive bit for bit.
+                sim_state=[math.pi, -1e-300, 0.1, 123456789.123456789, *_floats(34)],
             )
         ],
         "Action": [
@@ -365,6 +367,7 @@ def test_messages_round_trip_between_processes(tmp_path: Path) -> None:
     assert rating.label == -1
     assert math.isclose(rating.latency_s, 30.0)
     assert received["Observation-0"].episode == 2**40 + 7
+    assert list(received["Observation-0"].sim_state[:4]) == [math.pi, -1e-300, 0.1, 123456789.123456789]
     assert len(received["StepFrame-1"].image.data) == 480 * 640 * 3
 
 

@@ -38,11 +38,17 @@ def check_num_classes(n: int) -> int:
 
 @dataclass(frozen=True)
 class SimTruth:
-    """Simulator ground truth for one step (absent on a real robot)."""
+    """Simulator ground truth for one step (absent on a real robot).
+
+    ``sim_state`` is the simulator's state after the step (MetaWorld: ``MetaWorldTaskEnv.sim_state``,
+    float64 qpos/qvel/mocap), kept so a rated step can be re-rendered exactly; None when the
+    simulator gave none. It is not a rating input and takes no part in comparisons.
+    """
 
     reward: float
     success: bool
     progress: float | None = None
+    sim_state: np.ndarray | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass

@@ -5,7 +5,10 @@ reward training, versioned models.
 Durability (everything under ``run_dir``):
 
 * ``requests.erlr``: every query is appended (with the segment's reward-model input and the data
-  a rater needs) *before* it is sent, so a restarted learner re-sends what is still unanswered;
+  a rater needs) *before* it is sent, so a restarted learner re-sends what is still unanswered; in
+  simulation it also keeps the truth per step (``true_rewards``, ``successes``, ``progress``) and,
+  when the observations carry it, the simulator state per step (``sim_state``, ``(T, n)``
+  float64), from which the run report re-renders the rated state;
 * ``ratings.erlr``: every answer (rating or abstention) is appended *before* it is used; an answer
   whose request id is already there is a duplicate and is ignored, so a rating is never stored
   twice and, with the rater answering re-sent requests from its own log, never lost. One
@@ -45,6 +48,18 @@ GAVE_UP_REASON = "no answer from the rater after {n} attempts"
 GAVE_UP_BACKEND = "reward_learner"
 #: Given-up requests remembered (with their inputs) so a late rating can still be used.
 LATE_KEEP = 1000
+
+
+def _sim_states(truth: tuple[SimTruth, ...]) -> np.ndarray | None:
+    """The segment's simulator states ``(T, n)`` float64 (a request's ``sim_state`` array), None
+    unless every step has one of the same size."""
+    states = [t.sim_state for t in truth]
+    if not states or any(s is None for s in states):
+        return None
+    flat = [np.asarray(s, dtype=np.float64).reshape(-1) for s in states]
+    if len({f.size for f in flat}) != 1 or flat[0].size == 0:
+        return None
+    return np.stack(flat)
 
 
 class EpisodeAssembler:
@@ -306,6 +321,9 @@ class RewardLearner:
                 arrays["successes"] = np.array([t.success for t in truth], dtype=np.bool_)
                 arrays["progress"] = np.array([np.nan if t.progress is None else t.progress
                                                for t in truth], dtype=np.float32)
+                sim_state = _sim_states(truth)
+                if sim_state is not None:
+                    arrays["sim_state"] = sim_state
             self._log_request({"kind": REQUEST_KIND, "request_id": req.request_id,
                                   "episode": req.episode, "steps": list(req.steps),
                                   "round": req.round, "env_step": self.env_steps,

@@ -202,3 +202,52 @@ def test_each_round_is_scored_against_simulator_truth(tmp_path) -> None:
     assert lr2.last_round_quality == {}
     lr.close()
     lr2.close()
+
+
+def _sim_state(episode: int, t: int) -> np.ndarray:
+    """A made-up simulator state for (episode, step) (27 float64 values, as door/drawer tasks')."""
+    return np.linspace(0.0, 1.0, 27) * (episode + 1) + t * 1e-3
+
+
+def test_requests_carry_each_steps_sim_state(tmp_path) -> None:
+    """With simulator states in the truth, every request keeps its segment's states, ``(T, n)``
+    float64, exactly as observed; a state takes no part in comparing truths."""
+    from ros2_erl_vlm.core.record_log import scan
+
+    lr = RewardLearner(_cfg(segment_length=2), OBS, TASK, tmp_path)
+    rng = np.random.default_rng(0)
+    for ep in (0, 1):
+        lr.observe(ep, 0, rng.normal(size=OBS), [], None, False)
+        for t in range(1, 11):
+            lr.observe(ep, t, rng.normal(size=OBS), rng.uniform(-1, 1, 4),
+                       SimTruth(float(t), t == 10, t / 10, _sim_state(ep, t)), t == 10)
+    reqs = lr.start_round(now=0.0)
+    lr.close()
+    records = {r.meta["request_id"]: r for r in scan(tmp_path / "requests.erlr").records
+               if r.meta.get("kind") == "request"}
+    assert len(reqs) == len(records) == 4
+    for req in reqs:
+        state = records[req.request_id].arrays["sim_state"]
+        assert state.dtype == np.float64 and state.shape == (2, 27)
+        for row, index in zip(state, req.steps, strict=True):  # index i: the state after step i + 1
+            assert np.array_equal(row, _sim_state(req.episode, index + 1))
+        assert req.truth is not None and req.truth[0] == SimTruth(req.truth[0].reward, req.truth[0].success,
+                                                                  req.truth[0].progress)
+    assert records[reqs[0].request_id].arrays["sim_state"].nbytes == 2 * 27 * 8  # 216 bytes a step
+
+
+def test_requests_without_sim_states_have_none(tmp_path) -> None:
+    """A real arm (no truth) or a simulator that reports no state: the request has no sim_state,
+    nor when only some of the segment's steps have one."""
+    from ros2_erl_vlm.core.record_log import scan
+
+    lr = RewardLearner(_cfg(segment_length=3), OBS, TASK, tmp_path)
+    _feed(lr, 0)
+    lr.observe(1, 0, np.zeros(OBS), [], None, False)
+    for t in range(1, 11):  # every other step without a state
+        lr.observe(1, t, np.full(OBS, t), np.zeros(4),
+                   SimTruth(1.0, False, 0.1, _sim_state(1, t) if t % 2 else None), t == 10)
+    assert lr.start_round(now=0.0)
+    lr.close()
+    recs = [r for r in scan(tmp_path / "requests.erlr").records if r.meta.get("kind") == "request"]
+    assert recs and all("sim_state" not in r.arrays and "true_rewards" in r.arrays for r in recs)

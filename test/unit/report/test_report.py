@@ -4,7 +4,8 @@ RatingLogRater log), on a run still being written, and on a real short in-proces
 
 Checks: the PNGs exist and are not blank, the summary's numbers equal the CSVs' and the rating
 log's aggregates, wrong ratings get a red border on the contact sheet (read back from the PNG's
-pixels), rated states carrying their MuJoCo state are re-rendered exactly, bad directories exit 1.
+pixels), an oracle run without a camera gets its rated frames back exactly (re-rendered from the
+MuJoCo states its requests keep), bad directories exit 1.
 """
 
 from __future__ import annotations
@@ -325,34 +326,81 @@ def test_report_hint_names_the_command(tmp_path: Path) -> None:
     assert str(tmp_path / "run" / "report" / "report.png") in hint
 
 
-@pytest.mark.render
-def test_rated_states_with_mujoco_state_are_rerendered(tmp_path: Path) -> None:
-    """A rating that carries qpos/qvel is drawn from the re-rendered state, equal to the run's frame."""
-    from ros2_erl_vlm.core import seeds
-    from ros2_erl_vlm.core.rating.dataset import DatasetSpec, RatingDataset
-    from ros2_erl_vlm.envs import make_env
+class FilmedEnv:
+    """The task env as a camera-off loop sees it (``render()`` gives None, so nothing rated has a
+    frame), filming every reset and step on the side, keyed by (reset seed, step)."""
 
-    task = load_task(TASK)
-    n, seed, episode, size = task.num_classes, 4, 3, 64
-    env = make_env(task, seed=seed, render=True, image_size=size)
-    obs, _ = env.reset(seed=seeds.episode_seed(seed, episode))
-    for _ in range(15):
-        obs, *_ = env.step(np.array([0.5, -0.3, 0.2, 0.0]))
-    qpos, qvel = env.metaworld.data.qpos.copy(), env.metaworld.data.qvel.copy()
-    truth = env.truth()
-    seen = env.render()
-    env.close()
-    run_dir = tmp_path / "run"
-    data = RatingDataset(DatasetSpec(n, "state", (1, 39)), path=run_dir / "ratings.erlr")
-    data.add(obs[None], RatingResult("q0", 0, n, "oracle"), episode=episode, steps=[15], round=1,
-             truth_progress=truth.progress, truth_success=truth.success,
-             qpos=[qpos.tolist()], qvel=[qvel.tolist()])
-    data.close()
+    def __init__(self, env: Any) -> None:
+        self.env, self.frames = env, {}
+        self.observation_space, self.action_space = env.observation_space, env.action_space
+        self._seed: int | None = None
+        self._t = 0
+
+    def reset(self, *, seed: int | None = None) -> tuple[np.ndarray, dict[str, Any]]:
+        """Reset and film the first frame."""
+        out = self.env.reset(seed=seed)
+        self._seed, self._t = seed, 0
+        self.frames[(seed, 0)] = self.env.render()
+        return out
+
+    def step(self, action: np.ndarray) -> tuple[Any, ...]:
+        """Step and film the frame the step leaves."""
+        out = self.env.step(action)
+        self._t += 1
+        self.frames[(self._seed, self._t)] = self.env.render()
+        return out
+
+    def render(self) -> None:
+        """No camera (as the oracle's runs)."""
+        return None
+
+
+@pytest.mark.render
+def test_oracle_run_without_camera_gets_its_rated_frames_back(tmp_path: Path) -> None:
+    """A real in-process oracle run with the camera off: each rating's request keeps the MuJoCo
+    state of its steps, and the contact sheet re-renders every rated state to exactly the frame
+    the run's env showed at that step."""
+    from dataclasses import replace
+
+    from ros2_erl_vlm.core import seeds
+    from ros2_erl_vlm.core.loop import ErlVlmTrainer
+    from ros2_erl_vlm.core.reward.reward_model import RewardModelConfig
+    from ros2_erl_vlm.core.rl.sac import SACConfig
+    from ros2_erl_vlm.envs import make_env
+    from ros2_erl_vlm.raters.oracle import OracleConfig, OracleRater
+
+    seed, size, n = 4, 64, 3
+    task = replace(load_task(TASK), max_episode_steps=100)
+    env = FilmedEnv(make_env(task, seed=seed, render=True, image_size=size))
+    cfg = LoopConfig(total_steps=500, seed=seed, num_classes=n, num_seed_steps=200, num_unsup_steps=100,
+                     query_every=150, queries_per_round=8, eval_episodes=0, replay_capacity=2000,
+                     sac=SACConfig(hidden_dim=16, hidden_layers=1, batch_size=16),
+                     reward=RewardModelConfig(hidden_dim=16, hidden_layers=1, epochs=1))
+    run_dir = tmp_path / "oracle"
+    rater = OracleRater(task.bin_truth, OracleConfig(noise=0.3), seed=seed)
+    info = TaskInfo(task.name, task.instruction, task.class_names(n))
+    ErlVlmTrainer(cfg, env, rater, info, run_dir=run_dir, tensorboard=False, bin_truth=task.bin_truth).run()
+    env.env.close()
     write_text_atomic(run_dir / "run.json", json.dumps({"task": TASK, "layout": task.layout, "loop.seed": seed}))
+
     run = read_run(run_dir)
+    assert len(run.ratings) == 16 and all(r.frames is None for r in run.ratings)  # nothing stored
+    assert all(r.sim_state is not None and r.sim_state.shape == (38,) for r in run.ratings)
     layout = draw_sheet(run, tmp_path / "sheet.png", image_size=size)
-    assert layout.frame_sources == {"stored": 0, "re-rendered": 1, "none": 0}
-    assert np.array_equal(layout.cells[0].frame, seen)
+    assert layout.frame_sources == {"stored": 0, "re-rendered": 16, "none": 0}
+    first_frames = 0
+    for cell in layout.cells:
+        r = cell.rating
+        seen = env.frames[(seeds.episode_seed(seed, r.episode), r.steps[-1] + 1)]  # index i: step i + 1
+        assert np.array_equal(cell.frame, seen), (r.query_id, r.episode, r.steps)
+        first_frames += np.array_equal(seen, env.frames[(seeds.episode_seed(seed, r.episode), 0)])
+    assert first_frames < len(layout.cells)  # the frames show the episodes going on
+    _not_blank(layout.path)
+
+    # Without the requests' states (a run from before they were kept): "no frame" cells.
+    (run_dir / "requests.erlr").unlink()
+    bare = draw_sheet(read_run(run_dir), tmp_path / "bare.png", image_size=size)
+    assert bare.frame_sources == {"stored": 0, "re-rendered": 0, "none": 16}
 
 
 def test_real_short_in_process_run(tmp_path: Path) -> None:
@@ -378,6 +426,8 @@ def test_real_short_in_process_run(tmp_path: Path) -> None:
     assert summary["reward_model"]["spearman_version"] == summary["reward_model"]["versions_trained"]
     _not_blank(files.report_png)
     _not_blank(files.contact_sheet_png)
+    # The oracle rates without a camera: every cell is re-rendered from its request's MuJoCo state.
+    assert "re-rendered" in files.frames and "without a frame" not in files.frames, files.frames
 
 
 def test_offline_run_has_no_episodes_and_no_ratings(tmp_path: Path) -> None:
