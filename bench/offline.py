@@ -135,6 +135,24 @@ class Bench:
         """Progress on stderr."""
         print(f"[offline {self.task} {self.args.mix}] {line}", file=sys.stderr, flush=True)
 
+    def check_work(self) -> None:
+        """The work folder's demonstrations, ratings and reward are this protocol's: refuse to reuse
+        a folder made under other settings (``work.json`` records them)."""
+        a = self.args
+        want = {"task": self.task, "groups": [list(g) for g in self.groups], "demo_seed": DEMO_SEED,
+                "layout": LAYOUT, "max_steps": a.max_steps, "frame_size": a.frame_size, "stride": a.stride,
+                "reward_image_size": a.reward_image_size, "reward_epochs": a.reward_epochs}
+        path = self.work / "work.json"
+        if path.exists():
+            have = json.loads(path.read_text())
+            diffs = [f"{k}: {have.get(k)!r} (now {v!r})" for k, v in want.items() if have.get(k) != v]
+            if diffs:
+                raise SystemExit(f"{self.work} was made under other settings ({'; '.join(diffs)}): give "
+                                 "another --results folder")
+        else:
+            self.work.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps(want, indent=1))
+
     # -- 1. demonstrations --------------------------------------------------------------------
     def episode_ids(self) -> list[tuple[int, float]]:
         """``(episode id, noise)`` of every demonstration."""
@@ -237,9 +255,9 @@ class Bench:
         from ros2_erl_vlm.offline import train
 
         run = self.work / f"{method}-s{seed}"
-        if (run / "summary.json").exists():
-            return run
         a = self.args
+        if (run / "summary.json").exists() and json.loads((run / "summary.json").read_text()).get("steps") == a.steps:
+            return run
         flags = {"bc": ["--method", "bc"], "iql-sparse": ["--method", "iql-sparse"],
                  "erl-vlm": ["--method", "iql", "--reward", "learned", "--reward-model",
                              str(self.reward / "reward_model.pt")]}[method]
@@ -249,7 +267,7 @@ class Bench:
                 "--log-every", str(max(1, min(1000, a.steps // 4))), "--checkpoint-every",
                 str(min(10_000, a.steps)), "--no-tensorboard", "--no-progress", *a.train_args]
         if (run / "checkpoint.pt").exists():
-            argv.append("--resume")
+            argv.append("--resume")  # an interrupted run, or a finished one continued to more --steps
         self.log(f"training {method} seed {seed} for {a.steps} steps -> {run}")
         code, _ = quiet(train.main, argv)
         if code != 0:
@@ -285,6 +303,7 @@ class Bench:
         """Every stage, skipping what is done."""
         os.environ.setdefault("MUJOCO_GL", "egl")
         t0 = time.monotonic()
+        self.check_work()
         self.record()
         outcomes = self.demo_outcomes()
         wins = sum(o["successes"] for o in outcomes)
