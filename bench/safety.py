@@ -48,7 +48,6 @@ import json
 import math
 import os
 import platform
-import signal
 import subprocess
 import sys
 import tempfile
@@ -155,27 +154,18 @@ def write_arm_config(path: Path, s: Settings) -> dict[str, Any]:
 
 
 @contextlib.contextmanager
-def node_process(module: str, namespace: str, run_dir: Path, args: list[str]) -> Iterator[subprocess.Popen[bytes]]:
+def node_process(module: str, namespace: str, run_dir: Path, args: list[str]) -> Iterator[subprocess.Popen[str]]:
     """A node process (output to ``<run_dir>/<module>.log``, never a pipe that could fill up and
     block it), SIGINT-ed (then killed) at exit."""
+    from ros2_erl_vlm.ros.node_process import node_process as ros_node_process
+
     log_path = run_dir / f"{module.rsplit('.', 1)[-1]}.log"
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen([sys.executable, "-m", module, "--ros-args", "-r", f"__ns:=/{namespace}",
-                                 "-p", f"run_dir:={run_dir}", *args], stdout=log, stderr=subprocess.STDOUT)
+    with open(log_path, "wb") as log, ros_node_process(module, namespace, args, run_dir, log) as proc:
         proc.log_path = log_path  # type: ignore[attr-defined]
-        try:
-            yield proc
-        finally:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGINT)
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        yield proc
 
 
-def log_tail(proc: subprocess.Popen[bytes], chars: int = 3000) -> str:
+def log_tail(proc: subprocess.Popen[str], chars: int = 3000) -> str:
     """The end of a node process's log."""
     try:
         return Path(proc.log_path).read_text(errors="replace")[-chars:]  # type: ignore[attr-defined]
@@ -192,7 +182,7 @@ class Probe:
     the measured hand, the newest safety status, and the last action's publish time."""
 
     def __init__(self, node: Any, executor: Any, arm: dict[str, Any], run_dir: Path,
-                 procs: list[subprocess.Popen[bytes]]) -> None:
+                 procs: list[subprocess.Popen[str]]) -> None:
         from erl_vlm.msg import Action, Observation
         from geometry_msgs.msg import PoseStamped, TwistStamped
         from std_msgs.msg import Bool, String

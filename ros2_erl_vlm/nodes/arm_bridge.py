@@ -6,9 +6,12 @@ JSON: phase, stop reasons, the limits that acted, measured and target position) 
 period, and ``safety_markers`` for rviz (the workspace box, target vs measured end effector, the
 safety state as text; ``MARKER_RATE_HZ``). Subscribes to
 ``action`` (erl_vlm/Action), the arm's state topics (end-effector ``PoseStamped``, gripper
-``JointState``, object ``PoseStamped`` topics; best effort), ``enable`` (std_msgs/Bool heartbeat)
-and ``estop`` (std_msgs/Bool). Services: ``reset`` (std_srvs/Trigger: end the episode, move home,
-start the next one) and ``reset_estop`` (std_srvs/Trigger: release a latched e-stop).
+``JointState``, object ``PoseStamped`` topics; best effort; or, with ``arm.ee_pose_source: tf``,
+the end-effector pose as ``base_frame -> ee_frame`` composed from ``/tf`` and ``/tf_static``,
+tf2_msgs/TFMessage as tf2_ros' listener subscribes them, ``core.safety.transforms``), ``enable``
+(std_msgs/Bool heartbeat) and ``estop`` (std_msgs/Bool). Services: ``reset`` (std_srvs/Trigger:
+end the episode, move home, start the next one) and ``reset_estop`` (std_srvs/Trigger: release a
+latched e-stop).
 
 Everything between an action and the arm is ``core.safety``: the action is checked (size, NaN/inf:
 never applied), the end-effector target moves ``action * step_m`` per control period, clamped per
@@ -33,7 +36,9 @@ state topic waited for (``topics.wait_s``; exit 1 naming the missing ones), Serv
 slow scripted move to ``home`` (never the policy), then episode 0; after an episode (and after a
 stop the operator cleared) the move home again, but after a command timeout the next episode starts
 where the arm stands, so a dead policy never leads to motion. The arm never moves on bad data:
-a NaN pose, a stamp going backwards or a stale state stops it.
+a NaN pose, a stamp going backwards or a stale state stops it. From tf, the pose is new only when
+every dynamic link of the chain has advanced (its stamp is the chain's newest): a tf that stops
+advancing stops the arm as a silent ``PoseStamped`` topic does.
 """
 
 from __future__ import annotations
@@ -47,6 +52,7 @@ from typing import Any
 import numpy as np
 from erl_vlm.msg import Action, Observation
 from geometry_msgs.msg import PoseStamped, TwistStamped
+from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Bool, Float64, Float64MultiArray, Int8, String
 from std_srvs.srv import Trigger
@@ -58,6 +64,7 @@ from ros2_erl_vlm.core.safety.gripper import GripperHysteresis, opening
 from ros2_erl_vlm.core.safety.servo import activate_servo, servo_stop_reason
 from ros2_erl_vlm.core.safety.supervisor import SafetySupervisor, Verdict
 from ros2_erl_vlm.core.safety.target import Box, WorkspaceTarget
+from ros2_erl_vlm.core.safety.transforms import TfEntry, TfPoseTracker, TfUpdate
 from ros2_erl_vlm.ros import qos
 from ros2_erl_vlm.ros.convert import f32
 from ros2_erl_vlm.ros.markers import safety_markers
@@ -69,10 +76,38 @@ from ros2_erl_vlm.ros.servo_client import RosServoClient, moveit_types, spin_bri
 ACTION_DIM = 4
 #: How often the rviz markers (box, target, measured, safety text) are republished (Hz).
 MARKER_RATE_HZ = 5.0
+#: tf2_ros' listener QoS: ``/tf`` reliable, volatile, depth 100; ``/tf_static`` reliable, transient
+#: local, keep all (the static broadcaster latches every static transform in one message).
+TF_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=100, reliability=ReliabilityPolicy.RELIABLE,
+                    durability=DurabilityPolicy.VOLATILE)
+TF_STATIC_QOS = QoSProfile(history=HistoryPolicy.KEEP_ALL, reliability=ReliabilityPolicy.RELIABLE,
+                           durability=DurabilityPolicy.TRANSIENT_LOCAL)
 
 
 def _stamp_s(stamp: Any) -> float:
     return int(stamp.sec) + int(stamp.nanosec) * 1e-9
+
+
+def tf_message_type() -> Any:
+    """tf2_msgs/TFMessage, imported only for ``ee_pose_source: tf`` (ParamError when missing)."""
+    try:
+        from tf2_msgs.msg import TFMessage
+    except ImportError as exc:
+        raise ParamError("arm.ee_pose_source tf needs the tf2_msgs package, which is not on PyPI: "
+                         "source your ROS 2 install (e.g. /opt/ros/jazzy/setup.bash) before starting "
+                         "the bridge, or publish the pose as a PoseStamped (ee_pose_source: topic, "
+                         "docs/real_arm.md)") from exc
+    return TFMessage
+
+
+def tf_entries(msg: Any, static: bool) -> list[TfEntry]:
+    """A TFMessage's transforms, ROS-free."""
+    out = []
+    for ts in msg.transforms:
+        t, q = ts.transform.translation, ts.transform.rotation
+        out.append(TfEntry(str(ts.header.frame_id).lstrip("/"), str(ts.child_frame_id).lstrip("/"),
+                           (t.x, t.y, t.z), (q.x, q.y, q.z, q.w), _stamp_s(ts.header.stamp), static))
+    return out
 
 
 class ArmBridge(ErlNode):
@@ -117,7 +152,17 @@ class ArmBridge(ErlNode):
         self.objects: dict[str, np.ndarray] = {}
         #: arrival time of the newest good message of each other state part (gripper, objects)
         self.part_times: dict[str, float] = {}
-        self.create_subscription(PoseStamped, arm.topics.ee_pose, self.on_ee_pose, qos.ROBOT_STATE_QOS)
+        self.tf: TfPoseTracker | None = None
+        self.tf_problem = ""
+        if arm.ee_pose_source == "tf":
+            tf_type = tf_message_type()
+            self.tf = TfPoseTracker(arm.base_frame.lstrip("/"), arm.ee_frame.lstrip("/"))
+            self.create_subscription(tf_type, arm.topics.tf, lambda m: self.on_tf(m, False), TF_QOS)
+            self.create_subscription(tf_type, arm.topics.tf_static, lambda m: self.on_tf(m, True),
+                                     TF_STATIC_QOS)
+        else:
+            self.create_subscription(PoseStamped, arm.topics.ee_pose, self.on_ee_pose,
+                                     qos.ROBOT_STATE_QOS)
         if "gripper" in arm.state:
             self.create_subscription(JointState, arm.topics.joint_states, self.on_joint_states,
                                      qos.ROBOT_STATE_QOS)
@@ -182,7 +227,7 @@ class ArmBridge(ErlNode):
 
     # -- start-up ---------------------------------------------------------------------------------
     def _state_topics(self) -> dict[str, bool]:
-        have = {self.arm.topics.ee_pose: self.ee is not None}
+        have = {self.arm.topics.ee_pose if self.tf is None else "": self.ee is not None}
         if "gripper" in self.arm.state:
             have[self.arm.topics.joint_states] = self.grip is not None
         for o in self.arm.objects:
@@ -195,6 +240,13 @@ class ArmBridge(ErlNode):
         while not all(self._state_topics().values()) and time.monotonic() < end:
             spin_briefly(self, 0.1)
         missing = [t for t, ok in self._state_topics().items() if not ok]
+        if "" in missing:  # the ee pose from tf
+            a, t = self.arm, self.arm.topics
+            raise ValueError(f"arm_bridge: no ee pose from tf {a.base_frame} -> {a.ee_frame} after "
+                             f"{t.wait_s:g} s on {self.resolve_topic_name(t.tf)} and "
+                             f"{self.resolve_topic_name(t.tf_static)}: "
+                             f"{self.tf_problem or 'no transform of the chain arrived'} (is the arm's "
+                             f"driver running, and are the frames in {a.source} right?)")
         if missing:
             raise ValueError(f"arm_bridge: no message after {self.arm.topics.wait_s:g} s on "
                              f"{', '.join(self.resolve_topic_name(t) for t in missing)} (is the arm's "
@@ -229,6 +281,30 @@ class ArmBridge(ErlNode):
         if self._state_time(msg, values):
             self.ee = np.array(values[:3])
             self.ee_quat = np.array(values[3:])
+
+    def on_tf(self, msg: Any, static: bool) -> None:
+        """tf (``static``: from ``/tf_static``): the ee pose when every dynamic link of the chain
+        ``base_frame -> ee_frame`` has advanced; a refused transform on the chain stops the arm."""
+        assert self.tf is not None
+        update: TfUpdate = self.tf.update(tf_entries(msg, static))
+        for text in update.refused:
+            self.count("bad_states", f"transform refused: {text}")
+        if update.problem:
+            self.tf_problem = update.problem
+            if self.ee is not None:  # before the first pose the start-up wait reports it
+                self.supervisor.state_refused(f"ee pose from tf: {update.problem}")
+            return
+        if update.pose is None:
+            return  # the chain has not advanced (or the message was about other frames)
+        pose = update.pose
+        assert pose.newest_stamp_s is not None
+        problem = self.supervisor.state_received(True, pose.newest_stamp_s)
+        if problem:
+            self.count("bad_states", f"measured state refused: {problem}")
+            return
+        self.tf_problem = ""
+        self.ee = np.asarray(pose.pose.translation, np.float64).copy()
+        self.ee_quat = np.asarray(pose.pose.rotation, np.float64).copy()
 
     def on_joint_states(self, msg: JointState) -> None:
         """The gripper's opening from its joints (mean of ``gripper.joint_names``)."""

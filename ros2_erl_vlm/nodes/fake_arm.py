@@ -64,6 +64,12 @@ Published, stamped with the system clock, ``frame_id`` ``arm.base_frame``:
 * for each ``arm.objects`` entry (at most two): a ``geometry_msgs/PoseStamped`` of the task's
   object on its topic, best effort (first object ``obs[4:7]`` with its quaternion ``obs[7:11]``,
   second ``obs[11:14]`` / ``obs[14:18]``);
+* with ``arm.ee_pose_source: tf``, the same hand pose as tf (tf2_msgs/TFMessage, as a
+  robot_state_publisher does; tf2_msgs is imported only then): ``arm.base_frame ->``
+  :data:`TF_LINK_FRAME` (``fake_wrist``) on ``arm.topics.tf`` every tick (reliable, volatile,
+  depth 100) and the fixed link ``fake_wrist -> arm.ee_frame`` (:data:`WRIST_TO_HAND`: 0.1 m along z, turned
+  90 degrees about x) once on ``arm.topics.tf_static`` (reliable, transient local), so the
+  bridge composes a chain with an intermediate frame and a static link;
 * ``camera/image_raw`` (``sensor_msgs/Image``, rgb8, sensor-data QoS) of the task camera at
   ``camera.rate_hz`` (0: off), ``camera.image_size`` pixels (0: the task's), stamped at render
   time, ``frame_id`` ``camera.frame_id``; with ``camera.compressed`` also JPEG on
@@ -71,6 +77,10 @@ Published, stamped with the system clock, ``frame_id`` ``arm.base_frame``:
 
 Commands are subscribed reliable, volatile, depth 10 (Servo's and the controllers' defaults: a
 best-effort publisher reaches none of them).
+
+Service ``fake_arm/freeze_tf`` (:data:`FREEZE_TF_SERVICE`, ``std_srvs/SetBool``): ``true`` keeps
+re-publishing the last dynamic transform with its old stamp (a dead driver behind a relay that
+repeats the last transform), ``false`` makes tf live again; the ``PoseStamped`` ee topic stays live.
 
 Service ``fake_arm/reset_scene`` (:data:`RESET_SCENE_SERVICE`, ``std_srvs/Trigger``): a human
 resetting the scene. Resets the MetaWorld task with the next seed (``episode_seed(seed, n)``,
@@ -101,6 +111,7 @@ from std_msgs.msg import Float64MultiArray, Int8
 from std_srvs.srv import SetBool, Trigger
 
 from ros2_erl_vlm.core.safety.arm_config import ArmConfig, load_arm_config
+from ros2_erl_vlm.core.safety.transforms import Pose
 from ros2_erl_vlm.core.seeds import episode_seed
 from ros2_erl_vlm.ros import qos
 from ros2_erl_vlm.ros.images import rgb_to_image
@@ -109,6 +120,8 @@ from ros2_erl_vlm.ros.params import ParamError
 
 #: The scene-reset service (relative: follows the namespace).
 RESET_SCENE_SERVICE = "fake_arm/reset_scene"
+#: Freezes / unfreezes the published tf (relative: follows the namespace).
+FREEZE_TF_SERVICE = "fake_arm/freeze_tf"
 
 #: MoveIt Servo's status codes the fake reports (moveit_msgs/ServoStatus).
 STATUS_OK = 0
@@ -127,6 +140,15 @@ RELIABLE_STATE_QOS = COMMAND_QOS
 #: The hand's fixed orientation (MetaWorld's mocap quaternion [1, 0, 1, 0] normalised), x y z w.
 HAND_QUAT_XYZW = (0.0, math.sqrt(0.5), 0.0, math.sqrt(0.5))
 _MOCAP_QUAT_WXYZ = np.array([1.0, 0.0, 1.0, 0.0])
+#: The intermediate frame of the published tf chain base_frame -> fake_wrist -> ee_frame.
+TF_LINK_FRAME = "fake_wrist"
+#: The static tf link from the intermediate frame to the hand: 0.1 m along z, 90 degrees about x.
+WRIST_TO_HAND = Pose((0.0, 0.0, 0.1), (math.sqrt(0.5), 0.0, 0.0, math.sqrt(0.5)))
+#: tf2_ros' broadcaster QoS: dynamic reliable, volatile, depth 100; static transient local, depth 1.
+TF_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=100, reliability=ReliabilityPolicy.RELIABLE,
+                    durability=DurabilityPolicy.VOLATILE)
+TF_STATIC_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1, reliability=ReliabilityPolicy.RELIABLE,
+                           durability=DurabilityPolicy.TRANSIENT_LOCAL)
 #: At most this many ticks' worth of physics after a stalled tick.
 _MAX_TICKS_PER_STEP = 5.0
 #: Object slots of MetaWorld's observation: (position, quaternion w x y z) index ranges.
@@ -144,7 +166,7 @@ class FakeArm(ErlNode):
     COUNTERS = ("ticks", "twists", "twists_before_switch", "twists_zero_stamp", "twists_bad",
                 "twists_stale", "timeout_halts", "paused_ticks", "pose_targets", "pose_targets_bad",
                 "pose_stale_ticks", "gripper_commands", "gripper_bad", "blocked_ticks", "images",
-                "scene_resets")
+                "scene_resets", "tf_sent", "tf_frozen_ticks")
 
     def __init__(self) -> None:
         super().__init__("fake_arm")
@@ -220,6 +242,11 @@ class FakeArm(ErlNode):
             self.create_subscription(PoseStamped, t.pose_target, self.on_pose_target, COMMAND_QOS)
         self.create_subscription(Float64MultiArray, t.gripper_command, self.on_gripper, COMMAND_QOS)
         self.create_service(Trigger, RESET_SCENE_SERVICE, self.on_reset_scene)
+        self.pub_tf = None
+        self.tf_frozen = False
+        self.tf_last: Any = None
+        if self.arm.ee_pose_source == "tf":
+            self._start_tf(TF_LINK_FRAME)
         self._last_tick = time.monotonic()
         self._sim_debt = 0.0  # wall time not yet simulated (less than one physics step)
         self.wall_timer(1.0 / self.rate_hz, self.tick)
@@ -439,6 +466,51 @@ class FakeArm(ErlNode):
         if np.linalg.norm(self.obs[0:3] - before) < 1e-4 * n:  # at rest: the weld's own offset
             self.hand_offset = self.target - self.obs[0:3]
 
+    # -- tf -------------------------------------------------------------------------------------
+    def _transform(self, parent: str, child: str, pose: Pose, stamp: Time) -> Any:
+        from geometry_msgs.msg import TransformStamped
+
+        ts = TransformStamped()
+        ts.header.stamp, ts.header.frame_id, ts.child_frame_id = stamp, parent, child
+        tr, q = ts.transform.translation, ts.transform.rotation
+        tr.x, tr.y, tr.z = (float(v) for v in pose.translation)
+        q.x, q.y, q.z, q.w = (float(v) for v in pose.rotation)
+        return ts
+
+    def _start_tf(self, link: str) -> None:
+        """tf publishers (tf2_msgs imported here only), the static link sent once, latched."""
+        from ros2_erl_vlm.nodes.arm_bridge import tf_message_type
+
+        if not link or link in (self.arm.base_frame, self.arm.ee_frame):
+            raise ParamError(f"{self.arm.source}: arm.base_frame and arm.ee_frame must differ from the "
+                             f"fake's intermediate tf frame {link!r}")
+        self.tf_type, self.tf_link = tf_message_type(), link
+        self.pub_tf = self.create_publisher(self.tf_type, self.arm.topics.tf, TF_QOS)
+        self.pub_tf_static = self.create_publisher(self.tf_type, self.arm.topics.tf_static, TF_STATIC_QOS)
+        self.pub_tf_static.publish(self.tf_type(transforms=[
+            self._transform(link, self.arm.ee_frame, WRIST_TO_HAND, self._stamp())]))
+        self.create_service(SetBool, FREEZE_TF_SERVICE, self.on_freeze_tf)
+
+    def on_freeze_tf(self, req: SetBool.Request, resp: SetBool.Response) -> SetBool.Response:
+        """true: tf keeps repeating its last transform (old stamp); false: live again."""
+        self.tf_frozen = bool(req.data)
+        resp.success, resp.message = True, "tf frozen" if self.tf_frozen else "tf live"
+        self.get_logger().info(resp.message)
+        return resp
+
+    def _publish_tf(self, stamp: Time) -> None:
+        """base -> link (the hand's pose with the static link taken off), or the frozen last one."""
+        if self.pub_tf is None:
+            return
+        if self.tf_frozen and self.tf_last is not None:
+            self.counters["tf_frozen_ticks"] += 1
+        else:
+            hand = Pose.of(self.obs[0:3], HAND_QUAT_XYZW)
+            self.tf_last = self.tf_type(transforms=[self._transform(
+                self.arm.base_frame, self.tf_link, hand.compose(WRIST_TO_HAND.inverse()), stamp)])
+        self.pub_tf.publish(self.tf_last)
+        self.counters["tf_sent"] += 1
+
     # -- publishing -----------------------------------------------------------------------------
     def _pose_msg(self, stamp: Time, pos: np.ndarray, quat_xyzw: tuple[float, ...]) -> PoseStamped:
         msg = PoseStamped()
@@ -454,6 +526,7 @@ class FakeArm(ErlNode):
         stamp = self._stamp()
         obs = self.obs
         self.pub_ee.publish(self._pose_msg(stamp, obs[0:3], HAND_QUAT_XYZW))
+        self._publish_tf(stamp)
         js = JointState()
         js.header.stamp = stamp
         js.header.frame_id = self.arm.base_frame
@@ -487,7 +560,7 @@ class FakeArm(ErlNode):
     def status(self) -> dict[str, Any]:
         """Servo state, the hand and its target."""
         return {"dialect": self.arm.dialect, "switched": self.switched, "paused": self.paused,
-                "status_code": self.status_code, "scene": self.scene,
+                "status_code": self.status_code, "scene": self.scene, "tf_frozen": self.tf_frozen,
                 "hand": np.round(self.obs[:3], 5).tolist(), "target": np.round(self.target, 5).tolist(),
                 "gripper_opening": round(float(self.obs[3]), 4)}
 

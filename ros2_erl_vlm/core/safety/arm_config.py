@@ -12,6 +12,7 @@ Layout of the file (``config/arms/*.yaml`` are examples)::
       dialect: servo                 # servo (MoveIt Servo twists) | pose (PoseStamped targets)
       workspace: {min: [x, y, z], max: [x, y, z]}   # metres in base_frame; required
       home: [x, y, z]
+      ee_pose_source: topic          # topic (topics.ee_pose, PoseStamped) | tf (base_frame -> ee_frame)
       control: {rate_hz: 10, step_m: 0.01, max_speed_m_s: 0.1, leash_m: 0.03}
       topics: {ee_pose: ..., joint_states: ..., twist: ..., pose_target: ..., gripper_command: ...}
       gripper: {joint_names: [...], open_position: 0.0, closed_position: 0.8, ...}
@@ -29,6 +30,9 @@ from ros2_erl_vlm.core.settings import apply_overrides, check_declared, read_set
 
 DIALECTS = ("servo", "pose")
 SERVO_INTERFACES = ("moveit", "fake")
+#: Where the measured end-effector pose comes from: a PoseStamped topic, or tf (base_frame ->
+#: ee_frame composed from ``topics.tf`` and ``topics.tf_static``).
+EE_POSE_SOURCES = ("topic", "tf")
 #: Named parts of the policy's state vector and their sizes (``object:<name>`` is 3).
 STATE_PARTS = {"ee_position": 3, "gripper": 1}
 
@@ -89,6 +93,9 @@ class TopicsConfig:
     """Topic names (relative names follow the bridge's namespace)."""
 
     ee_pose: str = "ee_pose"
+    #: with ``ee_pose_source: tf``: tf2_msgs/TFMessage topics (dynamic, and static: transient local)
+    tf: str = "/tf"
+    tf_static: str = "/tf_static"
     joint_states: str = "joint_states"
     twist: str = "servo_node/delta_twist_cmds"
     pose_target: str = "target_pose"
@@ -139,7 +146,9 @@ class ArmConfig:
     name: str = "arm"
     dialect: str = setting("servo", choices=DIALECTS)
     base_frame: str = "base_link"
+    #: the end-effector frame (read with ``ee_pose_source: tf``)
     ee_frame: str = "tool0"
+    ee_pose_source: str = setting("topic", choices=EE_POSE_SOURCES)
     #: the workspace box (metres in ``base_frame``); no default: required
     workspace_min: tuple[float, float, float] | None = None
     workspace_max: tuple[float, float, float] | None = None
@@ -164,11 +173,19 @@ class ArmConfig:
         """One control period (s)."""
         return 1.0 / self.control.rate_hz
 
+    @property
+    def ee_pose_name(self) -> str:
+        """Where the ee pose comes from, for messages: the topic, or the tf chain."""
+        if self.ee_pose_source == "tf":
+            return f"tf {self.base_frame} -> {self.ee_frame} ({self.topics.tf}, {self.topics.tf_static})"
+        return self.topics.ee_pose
+
     def summary(self) -> str:
         """One line of the safety settings (logged at start)."""
         c = self.control
-        return (f"arm {self.name} ({self.dialect}): box {list(self.workspace_min or ())} .. "
-                f"{list(self.workspace_max or ())} m, {c.rate_hz:g} Hz, step {c.step_m:g} m, "
+        return (f"arm {self.name} ({self.dialect}, ee pose from {self.ee_pose_name}): box "
+                f"{list(self.workspace_min or ())} .. {list(self.workspace_max or ())} m, "
+                f"{c.rate_hz:g} Hz, step {c.step_m:g} m, "
                 f"speed cap {c.max_speed_m_s:g} m/s, leash {c.leash_m:g} m, command timeout "
                 f"{c.command_timeout_periods:g} periods, state timeout {c.state_timeout_s:g} s, "
                 f"enable {'required' if self.enable.required else 'off'} "
@@ -247,6 +264,13 @@ def validate(cfg: ArmConfig) -> ArmConfig:
             check_declared(getattr(cfg, part), f"arm.{part}.")
     except ValueError as exc:
         raise ArmConfigError(f"{src}: {exc}") from exc
+    if cfg.ee_pose_source == "tf":
+        if not cfg.ee_frame or cfg.ee_frame == cfg.base_frame:
+            raise ArmConfigError(f"{src}: arm.ee_frame ({cfg.ee_frame!r}) must name the end-effector "
+                                 f"frame, not empty nor base_frame, with ee_pose_source: tf")
+        if not cfg.topics.tf or not cfg.topics.tf_static:
+            raise ArmConfigError(f"{src}: arm.topics.tf and arm.topics.tf_static must be set with "
+                                 f"ee_pose_source: tf")
     names = {o.name for o in cfg.objects}
     for part in cfg.state:
         if part in STATE_PARTS:

@@ -6,9 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-import signal
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -19,6 +17,7 @@ import pytest
 import yaml
 
 from ros2_erl_vlm.paths import config_dir
+from ros2_erl_vlm.ros.node_process import probe_node, start_node, stop_node
 
 
 def write_arm_config(path: Path, **changes: Any) -> Path:
@@ -80,32 +79,14 @@ class ArmProbe:
 def arm_probe(module: str, namespace: str, run_dir: Path, ros_args: list[str]) -> Iterator[ArmProbe]:
     """Start ``python -m <module> --ros-args -r __ns:=/<namespace> -p run_dir:=... <ros_args>`` and a
     probe node; on exit stop the probe and SIGINT the node (its output lands in ``probe.output``)."""
-    import rclpy
-    from rclpy.executors import SingleThreadedExecutor
-
-    proc = subprocess.Popen([sys.executable, "-m", module, "--ros-args", "-r", f"__ns:=/{namespace}",
-                             "-p", f"run_dir:={run_dir}", *ros_args],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    ctx = rclpy.Context()
-    rclpy.init(context=ctx)
+    proc = start_node(module, namespace, ros_args, run_dir)
     probe = None
     try:
-        node = rclpy.create_node("probe", namespace=f"/{namespace}", context=ctx)
-        ex = SingleThreadedExecutor(context=ctx)
-        ex.add_node(node)
-        probe = ArmProbe(proc, node, ex, run_dir)
-        yield probe
-        ex.shutdown()
-        node.destroy_node()
+        with probe_node(namespace) as (node, executor):
+            probe = ArmProbe(proc, node, executor, run_dir)
+            yield probe
     finally:
-        rclpy.shutdown(context=ctx)
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGINT)
-        try:
-            out = proc.communicate(timeout=30)[0]
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            out = proc.communicate()[0]
+        out = stop_node(proc)
         if probe is not None:
             probe.output = out
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import signal
 import subprocess
 import sys
 import time
@@ -21,6 +20,8 @@ from typing import Any
 
 import numpy as np
 import pytest
+
+from ros2_erl_vlm.ros.node_process import node_process
 
 pytestmark = [pytest.mark.ros, pytest.mark.integration, pytest.mark.render]
 
@@ -42,24 +43,6 @@ def fast_config(arm_config_file: Callable[..., Path], name: str, **changes: Any)
     topics = {"wait_s": STARTUP_S, **changes.pop("topics", {})}
     servo = {"stream_rate_hz": 100.0, **changes.pop("servo", {})}
     return arm_config_file(name, control=control, topics=topics, servo=servo, **changes)
-
-
-@contextlib.contextmanager
-def process(module: str, namespace: str, run_dir: Path, args: list[str]) -> Iterator[subprocess.Popen[str]]:
-    """A node process, SIGINT-ed (then killed) at exit."""
-    proc = subprocess.Popen([sys.executable, "-m", module, "--ros-args", "-r", f"__ns:=/{namespace}",
-                             "-p", f"run_dir:={run_dir}", *args],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    try:
-        yield proc
-    finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGINT)
-        try:
-            proc.communicate(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.communicate()
 
 
 class Policy:
@@ -137,8 +120,8 @@ def start(arm_node_probe: Any, arm_config_file: Any, tmp_path: Path, name: str,
 
     @contextlib.contextmanager
     def ctx() -> Iterator[tuple[Policy, Any]]:
-        with process(FAKE, name, tmp_path, ["-p", f"arm_config:={cfg_path}", "-p", "camera.rate_hz:=0",
-                                            "-p", "rate_hz:=100.0", *fake_args]), \
+        with node_process(FAKE, name, ["-p", f"arm_config:={cfg_path}", "-p", "camera.rate_hz:=0",
+                                       "-p", "rate_hz:=100.0", *fake_args], tmp_path), \
                 arm_node_probe(BRIDGE, name, tmp_path, ["-p", f"arm_config:={cfg_path}",
                                                         "-p", "status_period_s:=0.2",
                                                         *bridge_args]) as probe:
@@ -336,3 +319,61 @@ def test_start_up_refusals(arm_config_file: Any, tmp_path: Path) -> None:
     assert code == 1 and "workspace is required" in out
     code, out = _exit([], tmp_path)
     assert code == 1 and "needs an arm config" in out
+
+
+def test_ee_pose_from_tf_moves_and_stops_when_tf_freezes(arm_node_probe: Any, arm_config_file: Any,
+                                                         tmp_path: Path) -> None:
+    """ee_pose_source tf: the bridge composes world -> fake_wrist (dynamic) -> hand (static) from the
+    fake arm's /tf and /tf_static, moves, and stops with stale_state when tf stops advancing (the
+    fake keeps re-publishing its last transform, old stamp), as for a silent PoseStamped topic."""
+    pytest.importorskip("tf2_msgs.msg", reason="tf2_msgs is not on PyPI: source a ROS 2 install")
+    from std_srvs.srv import SetBool
+
+    state_timeout = 0.5
+    with start(arm_node_probe, arm_config_file, tmp_path, "servo_tf", ee_pose_source="tf",
+               fake_args=("-p", "status_period_s:=0.2"),
+               control={"state_timeout_s": state_timeout}) as (policy, probe):
+        first = next(o for o in policy.obs if o.step == 0)
+        assert np.allclose(np.asarray(first.state[:3]), [0.0, 0.6, 0.2], atol=0.015)  # homed on tf
+        # the state composed from tf is the hand the fake's PoseStamped reports (the static link
+        # alone is 0.1 m: a wrong composition would show)
+        last = policy.obs[-1]
+        assert np.linalg.norm(np.asarray(last.state[:3]) - policy.ee[-1][1]) < 0.005
+        # a commanded motion reaches the measured pose
+        z0 = policy.ee[-1][1][2]
+        policy.act = lambda _o: [0.0, 0.0, -1.0, 0.0]
+        policy.probe.spin_for(2.0)
+        assert policy.ee[-1][1][2] < z0 - 0.05
+        assert abs(policy.obs[-1].state[2] - policy.ee[-1][1][2]) < 0.01
+        assert probe.counters("fake_arm").get("tf_sent", 0) > 0
+        # tf freezes: the stale-state stop within the state timeout (+ two periods)
+        freeze = probe.node.create_client(SetBool, "fake_arm/freeze_tf")
+        assert probe.call(freeze, SetBool.Request(data=True)).success
+        t_frozen = time.monotonic()
+        n = len(policy.obs)
+        policy.run_until(lambda: any(o.truncation_reason == "stale_state" for o in policy.obs[n:]),
+                         5.0, "the stale_state stop")
+        latency = time.monotonic() - t_frozen
+        assert latency <= state_timeout + 2 * PERIOD + 0.25, latency
+        t_stop = time.monotonic()
+        policy.probe.spin_for(1.0)
+        assert not commanded_motion(policy, t_stop + 2 * PERIOD + 0.05, "servo")
+        assert "no fresh measured state" in policy.status[-1]["stop"], policy.status[-1]
+        policy.probe.spin_until(lambda: probe.counters("fake_arm").get("tf_frozen_ticks", 0) > 0, 5.0,
+                                "the fake's count of frozen tf ticks")  # tf kept arriving, old stamp
+        # tf live again: the bridge homes and runs the next episode
+        assert probe.call(freeze, SetBool.Request(data=False)).success
+        n = len(policy.obs)
+        policy.run_until(lambda: any(o.step > 3 for o in policy.obs[n:]), 60, "steps after tf is back")
+
+
+def test_tf_source_start_up_refusal(arm_config_file: Any, tmp_path: Path) -> None:
+    """No tf at all: exit 1 naming the chain (or, without tf2_msgs, saying where to get it)."""
+    cfg = fast_config(arm_config_file, "tf.yaml", ee_pose_source="tf", topics={"wait_s": 2.0})
+    code, out = _exit(["-p", f"arm_config:={cfg}"], tmp_path)
+    try:
+        import tf2_msgs.msg  # noqa: F401
+    except ImportError:
+        assert code == 1 and "needs the tf2_msgs package" in out, out
+    else:
+        assert code == 1 and "no ee pose from tf world -> hand after 2 s on /tf and /tf_static" in out, out

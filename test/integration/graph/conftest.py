@@ -11,7 +11,6 @@ import contextlib
 import json
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -23,6 +22,7 @@ import yaml
 
 from ros2_erl_vlm.graph import load_graph
 from ros2_erl_vlm.paths import config_dir
+from ros2_erl_vlm.ros.node_process import probe_node, start_node, stop_node
 from ros2_erl_vlm.runner import GraphProcesses
 
 SMALL = {
@@ -151,38 +151,25 @@ class Probe:
 
 
 @contextlib.contextmanager
-def probe_node(module: str, namespace: str, ros_args: list[str]) -> Iterator[Probe]:
+def node_with_probe(module: str, namespace: str, ros_args: list[str]) -> Iterator[Probe]:
     """Start ``python -m <module>`` in ``namespace`` (one process, as the runner does) plus a probe
     node; on exit stop the probe and SIGINT the node (its output lands in ``probe.output``)."""
-    import rclpy
-    from rclpy.executors import SingleThreadedExecutor
-
-    proc = subprocess.Popen([sys.executable, "-m", module, "--ros-args", "-r", f"__ns:=/{namespace}",
-                             *ros_args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    ctx = rclpy.Context()
-    rclpy.init(context=ctx)
+    proc = start_node(module, namespace, ros_args)
     probe = None
     try:
-        node = rclpy.create_node("probe", namespace=f"/{namespace}", context=ctx)
-        ex = SingleThreadedExecutor(context=ctx)
-        ex.add_node(node)
-        probe = Probe(proc, node, ex)
-        yield probe
-        ex.shutdown()
-        node.destroy_node()
+        with probe_node(namespace) as (node, executor):
+            probe = Probe(proc, node, executor)
+            yield probe
     finally:
-        rclpy.shutdown(context=ctx)
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGINT)
-        out = proc.communicate(timeout=30)[0]
+        out = stop_node(proc)
         if probe is not None:
             probe.output = out
 
 
 @pytest.fixture
 def node_probe() -> Callable[..., Any]:
-    """:func:`probe_node` (``with node_probe(module, namespace, ros_args) as probe: ...``)."""
-    return probe_node
+    """:func:`node_with_probe` (``with node_probe(module, namespace, ros_args) as probe: ...``)."""
+    return node_with_probe
 
 
 @pytest.fixture(scope="module")

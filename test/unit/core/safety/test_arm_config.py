@@ -85,3 +85,24 @@ def test_file_errors_and_dialect_override(tmp_path):
     assert load_arm_config(p, "pose").dialect == "pose"
     with pytest.raises(ArmConfigError, match="dialect"):
         load_arm_config(p, "joint")
+
+
+def test_ee_pose_source():
+    cfg = arm_config_from_mapping(GOOD)
+    assert cfg.ee_pose_source == "topic" and cfg.ee_pose_name == "ee_pose"  # the old files' meaning
+    tf = copy.deepcopy(GOOD)
+    tf["arm"].update(ee_pose_source="tf", base_frame="base", ee_frame="tool0")
+    cfg = arm_config_from_mapping(tf)
+    assert (cfg.topics.tf, cfg.topics.tf_static) == ("/tf", "/tf_static")
+    assert "tf base -> tool0" in cfg.summary()
+    with pytest.raises(ArmConfigError, match="ee_pose_source must be one of"):
+        arm_config_from_mapping(with_("ee_pose_source", "joint_states"), "x.yaml")
+    for change in ({"ee_frame": "base"}, {"ee_frame": ""}):
+        bad = copy.deepcopy(tf)
+        bad["arm"].update(change)
+        with pytest.raises(ArmConfigError, match=r"x.yaml: arm.ee_frame"):
+            arm_config_from_mapping(bad, "x.yaml")
+    bad = copy.deepcopy(tf)
+    bad["arm"]["topics"] = {"tf_static": ""}
+    with pytest.raises(ArmConfigError, match="arm.topics.tf and arm.topics.tf_static"):
+        arm_config_from_mapping(bad, "x.yaml")
