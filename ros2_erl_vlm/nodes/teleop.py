@@ -154,7 +154,7 @@ class Teleop(ErlNode):
         self.seen[topic] = True
         self.counters["inputs"] += 1
         if problem:
-            self.count("bad_inputs", f"{self.resolve_topic_name(topic)}: {problem}: holding (no motion)")
+            self.count("bad_inputs", f"{self.resolve_topic_name(topic)}: {problem}")
 
     def on_joy(self, msg: Joy) -> None:
         """A gamepad's axes and buttons."""

@@ -292,6 +292,10 @@ class TeleopMapper:
         self._axes = _Source("axes")
         self._buttons = _Source("buttons")
         self._toggle_was_down = False
+        # The deadman engages only after it was seen released on good, fresh input: a button
+        # stuck or held at start-up, or held while input was lost (a pad driver that comes back
+        # reports its old button state), never moves the arm.
+        self._armed = False
 
     # -- input ----------------------------------------------------------------------------------
     def joy(self, axes: Sequence[float], buttons: Sequence[int], now: float) -> str:
@@ -308,14 +312,19 @@ class TeleopMapper:
         src = self._buttons
         src.time_s = now
         values = tuple(float(b) for b in buttons)
-        short = [f"button {i} ({what})" for i, what in self.cfg.used_buttons.items() if i >= len(values)]
-        if short:
-            src.values, src.problem = None, (f"the input has {len(values)} buttons, the config "
-                                             f"reads {', '.join(short)}")
+        if not all(math.isfinite(v) for v in values):
+            src.values, src.problem = None, "NaN/inf in the buttons"
+            self._armed = False
             return src.problem
+        # A button beyond the message is not pressed (spacenav grows its list as buttons are first
+        # pressed; some drivers send none): safe for the deadman, and said once.
+        short = [f"button {i} ({what})" for i, what in self.cfg.used_buttons.items() if i >= len(values)]
         src.values, src.problem = values, ""
+        if not self._pressed(self.cfg.deadman_button):
+            self._armed = True
         self._gripper_buttons(now)
-        return ""
+        return (f"the input has {len(values)} buttons; {', '.join(short)} read as not pressed"
+                if short else "")
 
     def _set_axes(self, axes: Sequence[float], now: float) -> str:
         src = self._axes
@@ -356,15 +365,22 @@ class TeleopMapper:
         """Why the arm is held at ``now`` ("" when the operator drives)."""
         timeout = self.cfg.input_timeout_s
         for src in (self._axes, self._buttons):
+            reason = ""
             if src.time_s is None:
-                return f"no input yet ({src.what})"
-            if src.problem:
-                return src.problem
-            age = now - src.time_s
-            if age > timeout:
-                return f"input is {age:.2f} s old ({src.what}; timeout {timeout:g} s)"
+                reason = f"no input yet ({src.what})"
+            elif src.problem:
+                reason = src.problem
+            elif now - src.time_s > timeout:
+                reason = f"input is {now - src.time_s:.2f} s old ({src.what}; timeout {timeout:g} s)"
+            if reason:
+                if src.time_s is not None:  # input lost or bad: to move again the deadman must
+                    self._armed = False     # be seen released first
+                return reason
         if not self._pressed(self.cfg.deadman_button):
             return f"deadman released (hold {self.cfg.deadman_text()} to move)"
+        if not self._armed:
+            return (f"release {self.cfg.deadman_text()} and press it again (it was already held "
+                    "when the input started or came back)")
         return ""
 
     def hold_action(self) -> np.ndarray:

@@ -43,8 +43,13 @@ def buttons(*pressed, n=6):
     return [1 if i in pressed else 0 for i in range(n)]
 
 
-def mapper(**changes):
-    return TeleopMapper(config(**changes))
+def mapper(armed=True, **changes):
+    """A mapper; ``armed``: the operator's pad has already reported the deadman released once
+    (long ago), as before every session's first press."""
+    m = TeleopMapper(config(**changes))
+    if armed:
+        m.buttons(buttons(n=16), now=-1e6)
+    return m
 
 
 def drive(m, axes, *pressed, now=0.0):
@@ -72,14 +77,16 @@ def test_xbox_config_maps_the_sticks_as_documented():
     m = TeleopMapper(load_teleop_config(config_dir() / "teleop" / "xbox.yaml"))
     axes = [0.0] * 6
     axes[0], axes[1], axes[3] = -1.0, 1.0, 1.0  # left stick right and forward, right stick forward
+    assert m.joy([0.0] * 6, buttons(n=15), 0.0) == ""  # the pad connects, nothing held
     b = buttons(9, n=15)
-    assert m.joy(axes, b, 0.0) == ""
-    np.testing.assert_allclose(m.command(0.0).action, [1.0, 1.0, 1.0, -1.0])
+    assert m.joy(axes, b, 0.1) == ""
+    np.testing.assert_allclose(m.command(0.1).action, [1.0, 1.0, 1.0, -1.0])
 
 
 def test_spacemouse_config_maps_the_twist_as_documented():
     m = TeleopMapper(load_teleop_config(config_dir() / "teleop" / "spacemouse.yaml"))
     assert m.twist((1.0, -1.0, 1.0), (0.5, 0.5, 0.5), 0.0) == ""  # forward, right, up; rotation ignored
+    assert m.buttons([0, 0], 0.0) == ""
     assert m.buttons([1, 0], 0.0) == ""
     cmd = m.command(0.0)
     assert cmd.engaged
@@ -244,11 +251,13 @@ def test_stale_input_holds():
     np.testing.assert_array_equal(cmd.action[:3], 0.0)
 
 
-def test_fresh_input_after_stale_input_moves_again():
+def test_fresh_input_after_stale_input_moves_again_after_a_new_press():
     m = mapper()
     m.joy([1.0, 0.0, 0.0], buttons(DEADMAN), 0.0)
     assert not m.command(5.0).engaged
-    assert drive(m, [1.0, 0.0, 0.0], DEADMAN, now=5.0).engaged
+    assert not drive(m, [1.0, 0.0, 0.0], DEADMAN, now=5.0).engaged
+    drive(m, [1.0, 0.0, 0.0], now=5.1)
+    assert drive(m, [1.0, 0.0, 0.0], DEADMAN, now=5.2).engaged
 
 
 def test_stale_buttons_hold_even_with_fresh_axes():
@@ -276,10 +285,28 @@ def test_nan_in_an_unused_axis_is_ignored():
     assert cmd.engaged and np.all(np.isfinite(cmd.action))
 
 
-def test_a_good_message_after_a_nan_one_moves_again():
+def test_a_good_message_after_a_nan_one_moves_again_once_the_deadman_is_pressed_anew():
     m = mapper()
     m.joy([math.nan, 0.0, 0.0], buttons(DEADMAN), 0.0)
-    assert drive(m, [0.5, 0.0, 0.0], DEADMAN, now=0.1).engaged
+    assert not m.command(0.0).engaged
+    cmd = drive(m, [0.5, 0.0, 0.0], DEADMAN, now=0.1)
+    assert not cmd.engaged and "press it again" in cmd.reason
+    drive(m, [0.5, 0.0, 0.0], now=0.2)
+    assert drive(m, [0.5, 0.0, 0.0], DEADMAN, now=0.3).engaged
+
+
+def test_a_deadman_held_at_start_up_or_when_input_comes_back_does_not_move():
+    """A stuck button, or a pad driver that reconnects reporting its old button state."""
+    m = mapper(armed=False)
+    cmd = drive(m, [1.0, 0.0, 0.0], DEADMAN, now=0.0)
+    assert not cmd.engaged and "release button 4" in cmd.reason
+    drive(m, [1.0, 0.0, 0.0], now=0.1)  # released once: armed
+    assert drive(m, [1.0, 0.0, 0.0], DEADMAN, now=0.2).engaged
+    # The pad drops out with the button held, then reports it held again: no motion.
+    assert not m.command(5.0).engaged
+    assert not drive(m, [1.0, 0.0, 0.0], DEADMAN, now=5.1).engaged
+    drive(m, [1.0, 0.0, 0.0], now=5.2)
+    assert drive(m, [1.0, 0.0, 0.0], DEADMAN, now=5.3).engaged
 
 
 def test_a_nan_message_does_not_move_the_gripper():
@@ -294,10 +321,13 @@ def test_too_few_axes_or_buttons_hold_with_the_reason():
     problem = m.joy([0.5, 0.5], buttons(DEADMAN), 0.0)
     assert "2 axes" in problem and "axis 2 (z)" in problem
     assert not m.command(0.0).engaged
+    # Buttons beyond the message read as not pressed (spacenav grows its list as buttons are
+    # first pressed): said, and the deadman is released.
     m = mapper()
     problem = m.joy([0.5, 0.5, 0.5], [0, 0, 0], 0.0)
-    assert "3 buttons" in problem and "button 4 (deadman)" in problem
-    assert not m.command(0.0).engaged
+    assert "3 buttons" in problem and "button 4 (deadman) read as not pressed" in problem
+    cmd = m.command(0.0)
+    assert not cmd.engaged and "deadman released" in cmd.reason
 
 
 # -- bad configs -----------------------------------------------------------------------------------
