@@ -218,6 +218,9 @@ def join_ratings(ds: OfflineDataset, segments: Sequence[RatedSegment]) -> JoinRe
             raise RatingsJoinError(f"{seg.where}: episode name {seg.episode_name!r} names several "
                                    f"episodes of {ds.path} (bags of one name from several folders); "
                                    "rate and export them apart")
+        if eid not in rows_of:
+            raise RatingsJoinError(f"{seg.where}: episode {eid} ({seg.episode_name}) has no transitions in "
+                                   f"the export {ds.path} (a bag with one observation)")
         start, count = rows_of[eid]
         past = [s for s in seg.steps if s > count]
         if past:
