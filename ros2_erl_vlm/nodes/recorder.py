@@ -23,6 +23,7 @@ from __future__ import annotations
 import sys
 from typing import Any
 
+import numpy as np
 from erl_vlm.msg import Observation
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CompressedImage, Image
@@ -114,7 +115,8 @@ class Recorder(ErlNode):
                          truncated=bool(msg.truncated), truncation_reason=str(msg.truncation_reason),
                          has_truth=bool(msg.has_truth), true_reward=float(msg.true_reward),
                          progress=float(msg.progress), success=bool(msg.success),
-                         frame_id=str(msg.header.frame_id))
+                         frame_id=str(msg.header.frame_id),
+                         sim_state=np.array(msg.sim_state, dtype=np.float64).reshape(-1))
         self._guard(f"episode {msg.episode} step {msg.step}", self.session.observation,
                     int(msg.episode), rec)
 

@@ -21,6 +21,12 @@ arrived. The episode's metadata record (success mark, ``marked``, task, who reco
 MCAP file's ``rosbag2`` metadata record. Every topic's connection is created when the bag opens,
 so a bag of this format always lists all five (a topic nothing was published on has 0 messages).
 
+Writing uses the package's current definitions and fills every field of each message (a field
+the writer has no value for is an error, not a default). Reading decodes every connection with the
+message definition stored IN the bag (its ``msgdef``), never with the package's current ``msg/``:
+a bag recorded before a field was added (``sim_state``, commit 816c180) reads back, the new fields
+taking their defaults (:data:`OBSERVATION_DEFAULTS`).
+
 :func:`read_episode` also reads a bag recorded by ``ros2 bag record -s mcap`` (no erl_vlm
 metadata): there the applied actions come from the observations, frames are paired with steps by
 their header stamps, and a ``success`` (std_msgs/Bool) topic, if recorded, gives the mark.
@@ -63,6 +69,12 @@ RECORDED_TOPICS: dict[str, str] = {OBSERVATION: OBSERVATION_TYPE, ACTION_TAKEN: 
 #: What a bag from ``ros2 bag record`` must hold at least.
 FOREIGN_REQUIRED = (OBSERVATION, FRAMES)
 FRAME_FORMATS = ("jpeg", "png")
+#: Observation fields a bag's definition may lack (older recordings), and the value they read as.
+#: ``header``, ``episode``, ``step`` and ``state`` are required.
+OBSERVATION_DEFAULTS: dict[str, Any] = {
+    "action_taken": (), "terminated": False, "truncated": False, "truncation_reason": "",
+    "has_truth": False, "true_reward": math.nan, "progress": math.nan, "success": False,
+    "sim_state": ()}
 
 
 class EpisodeBagError(ValueError):
@@ -87,6 +99,9 @@ class StepRecord:
     progress: float = math.nan
     success: bool = False
     frame_id: str = "world"
+    #: Simulation only: the MuJoCo state after the step (float64; re-renders the step's frame,
+    #: ``MetaWorldTaskEnv.set_sim_state``); empty on an arm and in bags recorded before the field.
+    sim_state: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float64))
 
 
 @dataclass
@@ -168,13 +183,55 @@ def typestore() -> Any:
     return store
 
 
-def _time(ns: int) -> Any:
-    t = typestore().types["builtin_interfaces/msg/Time"]
+@cache
+def _types_of_definition(msgtype: str, fmt: str, data: str) -> Any:
+    """A typestore of one connection's stored message definition (``msgdef``: ROS 2 ``.msg`` text
+    with its dependencies, or IDL), as ``rosbags.highlevel.AnyReader`` builds it."""
+    from rosbags.typesys import Stores, get_types_from_idl, get_types_from_msg, get_typestore
+
+    store = get_typestore(Stores.EMPTY)
+    if fmt == "MSG":
+        store.register(get_types_from_msg(data, msgtype))
+    else:
+        sep = "=" * 80 + "\n"
+        types: dict[str, Any] = {}
+        if data.startswith(f"{sep}IDL: "):
+            for part in data.split(sep)[1:]:
+                types.update(get_types_from_idl(part.split("\n", 1)[1]))
+        else:
+            types.update(get_types_from_idl(data))
+        store.register(types)
+    return store
+
+
+def connection_types(conn: Any) -> Any:
+    """The typestore that decodes ``conn``'s messages: built from the definition stored in the bag
+    (the types as they were when it was recorded); the package's current ones only for a bag that
+    stores no definitions."""
+    msgdef = getattr(conn, "msgdef", None)
+    fmt = getattr(getattr(msgdef, "format", None), "name", "NONE")
+    if msgdef is None or fmt == "NONE" or not msgdef.data:
+        return typestore()
+    return _types_of_definition(conn.msgtype, fmt, msgdef.data)
+
+
+def _message(ts: Any, msgtype: str, values: dict[str, Any], where: str) -> Any:
+    """A ``msgtype`` message with every field of its definition set from ``values``."""
+    names = [name for name, _ in ts.fielddefs[msgtype][1]]
+    missing = [n for n in names if n not in values]
+    if missing:
+        raise EpisodeBagError(f"{where}: {msgtype} has field(s) {', '.join(missing)} the writer does "
+                              "not fill (msg/ changed: update ros2_erl_vlm/recording/mcap_episode.py)")
+    return ts.types[msgtype](**{n: values[n] for n in names})
+
+
+def _time(ts: Any, ns: int) -> Any:
+    t = ts.types["builtin_interfaces/msg/Time"]
     return t(sec=int(ns) // 1_000_000_000, nanosec=int(ns) % 1_000_000_000)
 
 
-def _header(ns: int, frame_id: str) -> Any:
-    return typestore().types["std_msgs/msg/Header"](stamp=_time(ns), frame_id=str(frame_id))
+def _header(ts: Any, ns: int, frame_id: str) -> Any:
+    return ts.types["std_msgs/msg/Header"](stamp=_time(ts, ns), frame_id=str(frame_id))
 
 
 def _ns(stamp: Any) -> int:
@@ -210,11 +267,13 @@ class EpisodeWriter:
         source: who recorded it (``recorder`` node, ``scripted`` expert).
         namespace: the topics' namespace.
         extra: more metadata (JSON-serialisable).
+        types: the typestore to write with (default: :func:`typestore`, the package's current
+            definitions; tests write bags of older definitions with it).
     """
 
     def __init__(self, path: str | Path, episode: int, *, task: str = "", layout: str = "",
-                 source: str = "recorder", namespace: str = "/", extra: dict[str, Any] | None = None
-                 ) -> None:
+                 source: str = "recorder", namespace: str = "/", extra: dict[str, Any] | None = None,
+                 types: Any = None) -> None:
         from rosbags.rosbag2 import StoragePlugin, Writer
 
         self.path = Path(path)
@@ -231,7 +290,7 @@ class EpisodeWriter:
             **(extra or {})}
         self._writer = Writer(self.path, version=9, storage_plugin=StoragePlugin.MCAP)
         self._writer.open()
-        ts = typestore()
+        ts = self._ts = types if types is not None else typestore()
         self._conns = {name: self._writer.add_connection(topic_name(namespace, name), msgtype,
                                                          typestore=ts)
                        for name, msgtype in RECORDED_TOPICS.items()}
@@ -246,7 +305,7 @@ class EpisodeWriter:
     def _write(self, name: str, stamp_ns: int, msg: Any) -> None:
         if self.closed:
             raise EpisodeBagError(f"{self.where}: the bag is closed")
-        data = typestore().serialize_cdr(msg, RECORDED_TOPICS[name])
+        data = self._ts.serialize_cdr(msg, RECORDED_TOPICS[name])
         self._writer.write(self._conns[name], int(stamp_ns), data)
         self.counts[name] += 1
 
@@ -256,6 +315,10 @@ class EpisodeWriter:
             raise EpisodeBagError(f"{self.where}: {what} for step {step}, which has no observation")
         return stamp
 
+    def stamp(self, step: int) -> int | None:
+        """The observation stamp (ns) of ``step``, None when the step is not written."""
+        return self._stamps.get(int(step))
+
     def write_step(self, rec: StepRecord) -> None:
         """Write an observation and, after step 0, the action it reports applied."""
         step = int(rec.step)
@@ -263,18 +326,19 @@ class EpisodeWriter:
             raise EpisodeBagError(f"{self.where}: step {step} after step {self.last_step} "
                                   "(steps must increase)")
         state, action = _f32(rec.state), _f32(rec.action_taken)
-        ts = typestore()
-        msg = ts.types[OBSERVATION_TYPE](
-            header=_header(rec.stamp_ns, rec.frame_id), episode=self.episode, step=step, state=state,
-            action_taken=action, terminated=bool(rec.terminated), truncated=bool(rec.truncated),
-            truncation_reason=str(rec.truncation_reason), has_truth=bool(rec.has_truth),
-            true_reward=float(rec.true_reward), progress=float(rec.progress),
-            success=bool(rec.success))
+        ts = self._ts
+        msg = _message(ts, OBSERVATION_TYPE, {
+            "header": _header(ts, rec.stamp_ns, rec.frame_id), "episode": self.episode, "step": step,
+            "state": state, "action_taken": action, "terminated": bool(rec.terminated),
+            "truncated": bool(rec.truncated), "truncation_reason": str(rec.truncation_reason),
+            "has_truth": bool(rec.has_truth), "true_reward": float(rec.true_reward),
+            "progress": float(rec.progress), "success": bool(rec.success),
+            "sim_state": np.array(rec.sim_state, dtype=np.float64).reshape(-1)}, self.where)
         self._write(OBSERVATION, rec.stamp_ns, msg)
         if action.size:
-            self._write(ACTION_TAKEN, rec.stamp_ns, ts.types[ACTION_TYPE](
-                header=_header(rec.stamp_ns, rec.frame_id), episode=self.episode,
-                step=max(step - 1, 0), action=action))
+            self._write(ACTION_TAKEN, rec.stamp_ns, _message(ts, ACTION_TYPE, {
+                "header": _header(ts, rec.stamp_ns, rec.frame_id), "episode": self.episode,
+                "step": max(step - 1, 0), "action": action}, self.where))
             self.action_dim = self.action_dim or int(action.size)
         self.obs_dim = self.obs_dim or int(state.size)
         self._stamps[step] = int(rec.stamp_ns)
@@ -289,9 +353,9 @@ class EpisodeWriter:
             raise EpisodeBagError(f"{self.where}: frame format {fmt!r} (supported: {FRAME_FORMATS})")
         if int(step) in self._frames:
             raise EpisodeBagError(f"{self.where}: step {step} has a frame already")
-        msg = typestore().types[IMAGE_TYPE](
-            header=_header(stamp if header_stamp_ns is None else header_stamp_ns, frame_id),
-            format=fmt, data=np.frombuffer(bytes(data), dtype=np.uint8))
+        msg = _message(self._ts, IMAGE_TYPE, {
+            "header": _header(self._ts, stamp if header_stamp_ns is None else header_stamp_ns, frame_id),
+            "format": fmt, "data": np.frombuffer(bytes(data), dtype=np.uint8)}, self.where)
         self._write(FRAMES, stamp, msg)
         self._frames.add(int(step))
 
@@ -307,12 +371,12 @@ class EpisodeWriter:
     def write_intervention(self, step: int, active: bool) -> None:
         """Write an intervention flag that arrived during ``step``."""
         stamp = self._stamp_of(step, "an intervention flag")
-        self._write(INTERVENTION, stamp, typestore().types[BOOL_TYPE](data=bool(active)))
+        self._write(INTERVENTION, stamp, _message(self._ts, BOOL_TYPE, {"data": bool(active)}, self.where))
 
     def write_safety_status(self, step: int, text: str) -> None:
         """Write a safety status (JSON text) that arrived during ``step``."""
         stamp = self._stamp_of(step, "a safety status")
-        self._write(SAFETY_STATUS, stamp, typestore().types[STRING_TYPE](data=str(text)))
+        self._write(SAFETY_STATUS, stamp, _message(self._ts, STRING_TYPE, {"data": str(text)}, self.where))
 
     @property
     def frame_count(self) -> int:
@@ -324,9 +388,17 @@ class EpisodeWriter:
         """Write the metadata record and close the bag; returns its directory.
 
         ``success=None``: nobody marked the episode (recorded as ``success: false, marked: false``).
+
+        Raises:
+            EpisodeBagError: the bag could not be closed (disk full, directory removed, ...); it
+                stays unclosed (:attr:`closed` False) and a later call tries again.
         """
         if self.closed:
             return self.path
+        if self._writer.storage is None:  # an earlier close got past the MCAP file, not the yaml
+            raise EpisodeBagError(f"{self.where}: an earlier close failed after the MCAP file was "
+                                  "finished; metadata.yaml is missing (the episode record is lost; "
+                                  "`ros2 bag reindex` rebuilds a plain metadata.yaml)")
         self.meta.update({
             "success": bool(success), "marked": success is not None, "mark_source": str(mark_source),
             "end_reason": str(end_reason), "steps": self.last_step if self.last_step is not None else -1,
@@ -335,7 +407,11 @@ class EpisodeWriter:
             "closed_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
             **(extra or {})})
         self._writer.set_custom_data(METADATA_KEY, json.dumps(self.meta, sort_keys=True))
-        self._writer.close()
+        try:
+            self._writer.close()
+        except Exception as exc:  # OSError, rosbags' WriterError, ...: the caller must hear of it
+            raise EpisodeBagError(f"{self.where}: closing the bag failed ({type(exc).__name__}: "
+                                  f"{exc}); it has no metadata.yaml yet") from exc
         self.closed = True
         return self.path
 
@@ -419,10 +495,11 @@ def read_episode(path: str | Path, sync_tolerance_s: float = 0.0) -> EpisodeReco
                 raise EpisodeBagError(f"{where}: missing topic(s) {', '.join(missing)} (the bag has: "
                                       f"{', '.join(present) or 'none'})")
             by_id = {c.id: name for name, cs in conns.items() for c in cs}
-            ts = typestore()
+            # Each connection decodes with the definition stored in the bag: the fields as recorded.
+            stores = {c.id: connection_types(c) for cs in conns.values() for c in cs}
             for conn, t_ns, data in reader.messages(connections=[c for cs in conns.values() for c in cs]):
-                name = by_id[conn.id]
-                raw.setdefault(name, []).append((int(t_ns), ts.deserialize_cdr(data, conn.msgtype)))
+                msg = stores[conn.id].deserialize_cdr(data, conn.msgtype)
+                raw.setdefault(by_id[conn.id], []).append((int(t_ns), msg))
     except EpisodeBagError:
         raise
     except Exception as exc:  # rosbags' ReaderError, struct/zstd errors of a cut file, ...
@@ -450,12 +527,7 @@ def _assemble(bag: Path, where: str, meta: dict[str, Any] | None, raw: dict[str,
             if meta is not None:
                 raise EpisodeBagError(f"{where}: step {m.step} recorded after step {steps[-1].step}")
             continue  # ros2 bag record: a bridge re-published the observation
-        steps.append(StepRecord(
-            step=int(m.step), state=_f32(m.state), action_taken=_f32(m.action_taken),
-            stamp_ns=_ns(m.header.stamp), terminated=bool(m.terminated), truncated=bool(m.truncated),
-            truncation_reason=str(m.truncation_reason), has_truth=bool(m.has_truth),
-            true_reward=float(m.true_reward), progress=float(m.progress), success=bool(m.success),
-            frame_id=str(m.header.frame_id)))
+        steps.append(_step_of(m, where))
     by_stamp = {s.stamp_ns: s.step for s in steps}
     ours = meta is not None
     if meta is not None:
@@ -491,6 +563,26 @@ def _assemble(bag: Path, where: str, meta: dict[str, Any] | None, raw: dict[str,
     interventions = [(at_step(t), bool(m.data)) for t, m in raw.get(INTERVENTION, [])]
     safety = [(at_step(t), str(m.data)) for t, m in raw.get(SAFETY_STATUS, [])]
     return EpisodeRecording(bag, episode, meta, steps, actions, frames, interventions, safety)
+
+
+def _step_of(m: Any, where: str) -> StepRecord:
+    """A decoded Observation (of whichever definition the bag stored) read by field name; a field
+    the definition lacks takes its :data:`OBSERVATION_DEFAULTS` value."""
+    missing = [n for n in ("header", "episode", "step", "state") if not hasattr(m, n)]
+    if missing:
+        raise EpisodeBagError(f"{where}: the bag's {OBSERVATION_TYPE} definition has no field(s) "
+                              f"{', '.join(missing)}")
+
+    def get(name: str) -> Any:
+        return getattr(m, name, OBSERVATION_DEFAULTS[name])
+
+    return StepRecord(
+        step=int(m.step), state=_f32(m.state), action_taken=_f32(get("action_taken")),
+        stamp_ns=_ns(m.header.stamp), terminated=bool(get("terminated")), truncated=bool(get("truncated")),
+        truncation_reason=str(get("truncation_reason")), has_truth=bool(get("has_truth")),
+        true_reward=float(get("true_reward")), progress=float(get("progress")),
+        success=bool(get("success")), frame_id=str(m.header.frame_id),
+        sim_state=np.array(get("sim_state"), dtype=np.float64).reshape(-1))
 
 
 def _actions_from_topic(messages: list[tuple[int, Any]], steps: list[StepRecord],

@@ -8,7 +8,8 @@ Episode ``e`` (``--first-episode`` + 0, 1, ...) is reset with ``core.seeds.episo
 env never terminates); each step applies ``clip(expert(obs) + N(0, noise^2), -1, 1)`` (the noise
 drawn from a generator seeded by ``(seed, e)``, so a run is reproducible). The bags hold the same
 topics and messages as the ``recorder`` node's (:mod:`.mcap_episode`): every observation with the
-simulator's truth, the applied action, the task camera's frame of every step (JPEG), no
+simulator's truth and MuJoCo state (``sim_state``, as sim_bridge publishes it: the frame can be
+re-rendered from it), the applied action, the task camera's frame of every step (JPEG), no
 intervention flags (no operator) and no safety status (no arm); the episode's success mark is the
 simulator's success at any step. Stamps are sim time, as sim_bridge's lock-step clock runs.
 A bag that exists already is never overwritten: the run refuses to start.
@@ -75,7 +76,8 @@ def _step_record(step: int, obs: np.ndarray, action: np.ndarray, stamp_ns: int, 
     return StepRecord(step=step, state=obs, action_taken=action, stamp_ns=stamp_ns, truncated=truncated,
                       truncation_reason="time_limit" if truncated else "", has_truth=True,
                       true_reward=float(info["true_reward"]), progress=float(info["progress"]),
-                      success=bool(info["success"]))
+                      success=bool(info["success"]),
+                      sim_state=np.asarray(info["sim_state"], dtype=np.float64).reshape(-1))
 
 
 def record_scripted(cfg: ScriptedConfig, log: Callable[[str], None] = print) -> list[dict[str, Any]]:

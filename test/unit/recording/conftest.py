@@ -28,13 +28,14 @@ class WrittenEpisode:
 def _write(folder: Path, episode: int = 3, n_steps: int = 6, *, obs_dim: int = 39, action_dim: int = 4,
            success: bool | None = True, frames: bool = True, seed: int = 0, task: str = "reach-v3",
            size: int = 24, nan_at: int | None = None, name: str | None = None,
-           action_scale: float = 1.0) -> WrittenEpisode:
-    """An episode of ``n_steps`` steps (``n_steps + 1`` observations), random states/actions."""
+           action_scale: float = 1.0, sim_state_dim: int = 30, types: object = None) -> WrittenEpisode:
+    """An episode of ``n_steps`` steps (``n_steps + 1`` observations), random states/actions and
+    simulator states; ``types``: the writer's typestore (default: the package's msg/)."""
     from ros2_erl_vlm.core.frames import FrameCodec
 
     rng = np.random.default_rng(seed)
     path = folder / (name or episode_dir_name(episode))
-    w = EpisodeWriter(path, episode, task=task, layout="stock", source="test")
+    w = EpisodeWriter(path, episode, task=task, layout="stock", source="test", types=types)
     out = WrittenEpisode(path, episode, [])
     codec = FrameCodec("jpeg", 90)
     for t in range(n_steps + 1):
@@ -45,7 +46,7 @@ def _write(folder: Path, episode: int = 3, n_steps: int = 6, *, obs_dim: int = 3
         rec = StepRecord(t, state, action, 1_000_000_000 + t * DT_NS, truncated=t == n_steps,
                          truncation_reason="time_limit" if t == n_steps else "", has_truth=True,
                          true_reward=float(rng.uniform(0, 10)), progress=float(rng.uniform()),
-                         success=bool(t == n_steps))
+                         success=bool(t == n_steps), sim_state=rng.normal(size=sim_state_dim))
         w.write_step(rec)
         out.steps.append(rec)
         if frames:

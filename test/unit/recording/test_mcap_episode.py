@@ -47,6 +47,8 @@ def test_an_episode_reads_back_identical(tmp_path: Path, write_episode: Any) -> 
         assert got.has_truth and got.success == want.success
         assert got.true_reward == np.float32(want.true_reward)
         assert got.progress == np.float32(want.progress)
+        assert got.sim_state.dtype == np.float64 and got.sim_state.shape == (30,)
+        np.testing.assert_array_equal(got.sim_state, want.sim_state)  # float64, bit for bit
     assert len(rec.actions) == 6
     for t, a in enumerate(rec.actions):
         np.testing.assert_array_equal(a, wrote.steps[t + 1].action_taken)
@@ -174,7 +176,7 @@ def _foreign_bag(path: Path, with_camera: bool = True, mark: bool | None = True)
                 episode=9, step=step, state=np.full(7, step, np.float32),
                 action_taken=np.full(3, 0.1 * step, np.float32) if step else np.zeros(0, np.float32),
                 terminated=False, truncated=step == 2, truncation_reason="", has_truth=False,
-                true_reward=np.nan, progress=np.nan, success=False)
+                true_reward=np.nan, progress=np.nan, success=False, sim_state=np.zeros(0, np.float64))
             w.write(obs_c, ns + 5, ts.serialize_cdr(m, "erl_vlm/msg/Observation"))
             if cam_c is not None:
                 cam_ns = ns + 20_000_000
@@ -244,7 +246,8 @@ def test_a_bag_holding_two_episodes_is_refused(tmp_path: Path) -> None:
             m = obs_t(header=ts.types["std_msgs/msg/Header"](stamp=ts.types["builtin_interfaces/msg/Time"](
                 sec=i, nanosec=0), frame_id=""), episode=ep, step=0, state=np.zeros(2, np.float32),
                 action_taken=np.zeros(0, np.float32), terminated=False, truncated=False, truncation_reason="",
-                has_truth=False, true_reward=0.0, progress=0.0, success=False)
+                has_truth=False, true_reward=0.0, progress=0.0, success=False,
+                sim_state=np.zeros(0, np.float64))
             w.write(c, i, ts.serialize_cdr(m, "erl_vlm/msg/Observation"))
     with pytest.raises(EpisodeBagError, match=r"mixed.*several episodes \[1, 2\]: one bag per episode"):
         read_episode(path)

@@ -62,6 +62,26 @@ def test_two_noisy_expert_episodes_are_recorded(demos: tuple[Path, list[dict[str
     assert second[0].stamp_ns - first[-1].stamp_ns == first[1].stamp_ns - first[0].stamp_ns == 12_500_000
 
 
+def test_the_recorded_sim_state_re_renders_the_recorded_frame(demos: tuple[Path, list[dict[str, Any]]]) -> None:
+    from ros2_erl_vlm.core.frames import FrameCodec
+    from ros2_erl_vlm.core.seeds import episode_seed
+    from ros2_erl_vlm.envs import make_env
+
+    out, _ = demos
+    rec = read_episode(out / "episode_000001")
+    env = make_env("reach-v3", seed=4, render=True, image_size=32, layout="stock")
+    try:
+        assert all(s.sim_state.shape == (env.sim_state_size,) for s in rec.steps)
+        assert not np.array_equal(rec.steps[0].sim_state, rec.steps[STEPS].sim_state)  # it moved
+        for step in (0, 7, STEPS):
+            env.reset(seed=episode_seed(4, 1))
+            env.set_sim_state(rec.steps[step].sim_state)
+            # exactly the recorded frame: its JPEG encoding is the recorded bytes
+            assert FrameCodec("jpeg", 90).encode(env.render()) == rec.frames[step].data
+    finally:
+        env.close()
+
+
 def test_an_existing_bag_stops_the_run_before_recording(demos: tuple[Path, list[dict[str, Any]]],
                                                         capsys: Any) -> None:
     out, _ = demos
