@@ -5,7 +5,8 @@ and the benchmarks (``bench/safety.py``) start nodes with.
 <args>`` with stdout and stderr together (a pipe by default, or a file); :func:`stop_node` sends
 SIGINT (the nodes' graceful stop), waits, kills after ``timeout_s`` and returns what the node
 printed. :func:`probe_node` is an rclpy node in its own context (so several can coexist with the
-process's default one) in the same namespace, with a single-threaded executor to spin it.
+process's default one) in the same namespace, with a single-threaded executor to spin it;
+:func:`node_and_probe` is both (the node's output lands in the probe's ``output`` at exit).
 rclpy is imported only by :func:`probe_node`.
 """
 
@@ -15,9 +16,16 @@ import contextlib
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Protocol, TypeVar
+
+
+class _HasOutput(Protocol):
+    output: str
+
+
+P = TypeVar("P", bound=_HasOutput)
 
 
 def node_command(module: str, namespace: str, args: Sequence[str] = (),
@@ -79,3 +87,21 @@ def probe_node(namespace: str, name: str = "probe") -> Iterator[tuple[Any, Any]]
         node.destroy_node()
     finally:
         rclpy.shutdown(context=ctx)
+
+
+@contextlib.contextmanager
+def node_and_probe(module: str, namespace: str, args: Sequence[str], run_dir: str | Path | None,
+                   make_probe: Callable[[subprocess.Popen[str], Any, Any], P]) -> Iterator[P]:
+    """The node (:func:`start_node`) and ``make_probe(proc, node, executor)`` around a
+    :func:`probe_node`; on exit the probe stops, the node is SIGINT-ed (:func:`stop_node`) and its
+    output is set as ``probe.output``."""
+    proc = start_node(module, namespace, args, run_dir)
+    probe = None
+    try:
+        with probe_node(namespace) as (node, executor):
+            probe = make_probe(proc, node, executor)
+            yield probe
+    finally:
+        out = stop_node(proc)
+        if probe is not None:
+            probe.output = out

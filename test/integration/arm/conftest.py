@@ -17,7 +17,7 @@ import pytest
 import yaml
 
 from ros2_erl_vlm.paths import config_dir
-from ros2_erl_vlm.ros.node_process import probe_node, start_node, stop_node
+from ros2_erl_vlm.ros.node_process import node_and_probe
 
 
 def write_arm_config(path: Path, **changes: Any) -> Path:
@@ -79,16 +79,9 @@ class ArmProbe:
 def arm_probe(module: str, namespace: str, run_dir: Path, ros_args: list[str]) -> Iterator[ArmProbe]:
     """Start ``python -m <module> --ros-args -r __ns:=/<namespace> -p run_dir:=... <ros_args>`` and a
     probe node; on exit stop the probe and SIGINT the node (its output lands in ``probe.output``)."""
-    proc = start_node(module, namespace, ros_args, run_dir)
-    probe = None
-    try:
-        with probe_node(namespace) as (node, executor):
-            probe = ArmProbe(proc, node, executor, run_dir)
-            yield probe
-    finally:
-        out = stop_node(proc)
-        if probe is not None:
-            probe.output = out
+    with node_and_probe(module, namespace, ros_args, run_dir,
+                        lambda proc, node, ex: ArmProbe(proc, node, ex, run_dir)) as probe:
+        yield probe
 
 
 @pytest.fixture

@@ -22,7 +22,7 @@ import yaml
 
 from ros2_erl_vlm.graph import load_graph
 from ros2_erl_vlm.paths import config_dir
-from ros2_erl_vlm.ros.node_process import probe_node, start_node, stop_node
+from ros2_erl_vlm.ros.node_process import node_and_probe
 from ros2_erl_vlm.runner import GraphProcesses
 
 SMALL = {
@@ -154,16 +154,8 @@ class Probe:
 def node_with_probe(module: str, namespace: str, ros_args: list[str]) -> Iterator[Probe]:
     """Start ``python -m <module>`` in ``namespace`` (one process, as the runner does) plus a probe
     node; on exit stop the probe and SIGINT the node (its output lands in ``probe.output``)."""
-    proc = start_node(module, namespace, ros_args)
-    probe = None
-    try:
-        with probe_node(namespace) as (node, executor):
-            probe = Probe(proc, node, executor)
-            yield probe
-    finally:
-        out = stop_node(proc)
-        if probe is not None:
-            probe.output = out
+    with node_and_probe(module, namespace, ros_args, None, Probe) as probe:
+        yield probe
 
 
 @pytest.fixture
