@@ -410,6 +410,18 @@ def _check_image_reward(graph: Graph, values: dict[str, str], overrides: dict[st
     if not parse_bool(str(node("camera_capture")["publish_frames"]), "publish_frames"):
         raise GraphError("reward.input_kind image reads camera/frames: camera_capture's "
                          "publish_frames must be true")
+    if not is_sim(values):
+        # The agent acts on a step once its frame is there (or frame_wait_s passed): a wait close
+        # to the arm's command timeout would turn one lost frame into a safety stop.
+        from ros2_erl_vlm.core.safety.arm_config import load_arm_config
+
+        arm = load_arm_config(values["arm_config"], values.get("arm") or None)
+        timeout = arm.control.command_timeout_periods * arm.period_s
+        for name, params in (("sac_agent", agent), ("reward_learner", learner)):
+            if float(params["frame_wait_s"]) > timeout / 2:
+                raise GraphError(f"{name}: parameter 'frame_wait_s' ({float(params['frame_wait_s']):g} s) "
+                                 f"must be at most half the arm's command timeout ({timeout:g} s): "
+                                 "a lost camera frame would stop the arm")
 
 
 def _check_real_arm(graph: Graph, values: dict[str, str], overrides: dict[str, dict[str, Any]],

@@ -62,7 +62,11 @@ class StepFrameJoin(Generic[T]):
         """Queue an observation; returns what can be released now, in order. ``needs_frame`` false
         (e.g. an episode's first observation, which ends no transition) releases it without a
         frame as soon as everything before it is released."""
-        self._waiting.append(_Waiting((int(episode), int(step)), item, float(now), bool(needs_frame)))
+        key = (int(episode), int(step))
+        # A repeat of an observation already released (a bridge re-publishing a step while it waits
+        # for its action) needs no frame: its first copy had it.
+        repeat = key in self._released
+        self._waiting.append(_Waiting(key, item, float(now), bool(needs_frame) and not repeat))
         out = self._release(now)
         while len(self._waiting) > self.max_waiting:
             out.append(self._pop(with_frame=False))
@@ -104,10 +108,11 @@ class StepFrameJoin(Generic[T]):
 
     def _pop(self, with_frame: bool, counted: bool = True) -> tuple[T, np.ndarray | None]:
         w = self._waiting.popleft()
-        frame = self._frames.pop(w.key, None) if with_frame else None
+        frame = self._frames.pop(w.key, None)  # claimed even when not needed (an episode's start)
+        if not with_frame:
+            frame = None
         if frame is None and counted:
             self.missing += 1
-            self._frames.pop(w.key, None)
         self._released[w.key] = None
         while len(self._released) > self.max_frames:
             self._released.popitem(last=False)

@@ -70,3 +70,18 @@ def test_bounds_drop_the_oldest_frames_and_push_out_waiting_observations() -> No
 def test_bad_settings_are_refused(kw) -> None:
     with pytest.raises(ValueError):
         StepFrameJoin(**kw)
+
+
+def test_an_episode_start_claims_its_frame_and_a_repeat_needs_none() -> None:
+    j: StepFrameJoin[str] = StepFrameJoin(wait_s=1.0, max_frames=4)
+    j.add_frame(0, 0, _frame(0), now=0.0)
+    assert j.add_observation(0, 0, "start", now=0.0, needs_frame=False) == [("start", None)]
+    assert j.dropped_frames == 0 and j.late_frames == 0
+    # The step-0 frame is not left behind to be evicted and counted as dropped later.
+    for s in range(1, 9):
+        j.add_observation(0, s, f"o{s}", now=0.0)
+        j.add_frame(0, s, _frame(s), now=0.0)
+    assert j.dropped_frames == 0 and j.missing == 0
+    # A repeated observation (re-published while its bridge waits) comes out at once, not missing.
+    assert j.add_observation(0, 8, "again", now=0.0) == [("again", None)]
+    assert j.missing == 0
