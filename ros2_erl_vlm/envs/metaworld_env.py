@@ -66,14 +66,20 @@ def _safe_renderer_class() -> type:
     return _SAFE_RENDERER
 
 
-def _sim_state_spec() -> int:
-    """The ``mujoco.mjtState`` bit mask of :data:`SIM_STATE_PARTS`."""
-    import mujoco
+_SIM_STATE_SPEC: int | None = None
 
-    spec = 0
-    for part in SIM_STATE_PARTS:
-        spec |= int(getattr(mujoco.mjtState, f"mjSTATE_{part.upper()}"))
-    return spec
+
+def _sim_state_spec() -> int:
+    """The ``mujoco.mjtState`` bit mask of :data:`SIM_STATE_PARTS` (computed once)."""
+    global _SIM_STATE_SPEC
+    if _SIM_STATE_SPEC is None:
+        import mujoco
+
+        spec = 0
+        for part in SIM_STATE_PARTS:
+            spec |= int(getattr(mujoco.mjtState, f"mjSTATE_{part.upper()}"))
+        _SIM_STATE_SPEC = spec
+    return _SIM_STATE_SPEC
 
 
 def _close_live_renderers() -> None:
@@ -184,6 +190,7 @@ class MetaWorldTaskEnv(gym.Env[np.ndarray, np.ndarray]):
 
         self._renderer: Any = None
         self._camera: Any = None
+        self._sim_state_size: int | None = None
         self._elapsed = 0
         self._needs_reset = True
         self._truth = SimTruth(reward=0.0, success=False, progress=0.0)
@@ -284,18 +291,19 @@ class MetaWorldTaskEnv(gym.Env[np.ndarray, np.ndarray]):
         import mujoco
 
         mw = getattr(self.metaworld, "unwrapped", self.metaworld)
-        spec = _sim_state_spec()
-        out = np.empty(mujoco.mj_stateSize(mw.model, spec), dtype=np.float64)
-        mujoco.mj_getState(mw.model, mw.data, out, spec)
+        out = np.empty(self.sim_state_size, dtype=np.float64)
+        mujoco.mj_getState(mw.model, mw.data, out, _sim_state_spec())
         return out
 
     @property
     def sim_state_size(self) -> int:
         """Values in :meth:`sim_state` for this task."""
-        import mujoco
+        if self._sim_state_size is None:
+            import mujoco
 
-        mw = getattr(self.metaworld, "unwrapped", self.metaworld)
-        return int(mujoco.mj_stateSize(mw.model, _sim_state_spec()))
+            mw = getattr(self.metaworld, "unwrapped", self.metaworld)
+            self._sim_state_size = int(mujoco.mj_stateSize(mw.model, _sim_state_spec()))
+        return self._sim_state_size
 
     def set_sim_state(self, state: np.ndarray) -> None:
         """Put the simulator in ``state`` (:meth:`sim_state` output) and recompute what a render
