@@ -95,7 +95,7 @@ def tf_message_type() -> Any:
     except ImportError as exc:
         raise ParamError("arm.ee_pose_source tf needs the tf2_msgs package, which is not on PyPI: "
                          "source your ROS 2 install (e.g. /opt/ros/jazzy/setup.bash) before starting "
-                         "the bridge, or publish the pose as a PoseStamped (ee_pose_source: topic, "
+                         "the node, or publish the pose as a PoseStamped (ee_pose_source: topic, "
                          "docs/real_arm.md)") from exc
     return TFMessage
 
