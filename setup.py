@@ -57,7 +57,8 @@ def console_scripts() -> list[str]:
     scripts = [f"erl_vlm_{node}=ros2_erl_vlm.nodes.{node}:main" for node in NODES]
     scripts += ["erl_vlm_run=ros2_erl_vlm.runner:main", "erl_vlm_train=ros2_erl_vlm.train:main",
                 "erl_vlm_report=ros2_erl_vlm.report.cli:main",
-                "erl_vlm_offline_train=ros2_erl_vlm.offline.train:main"]
+                "erl_vlm_offline_train=ros2_erl_vlm.offline.train:main",
+                "erl_vlm_offline_reward=ros2_erl_vlm.offline.reward:main"]
     return scripts
 
 

@@ -80,6 +80,17 @@ class EpisodeAssembler:
         self.max_steps = int(max_steps)
         self.dropped = 0
 
+    def cut(self, episode: int, step: int) -> Episode | None:
+        """End the open episode before ``step`` (its frame was lost): the steps so far as an
+        episode (None when there are none or ``step`` does not continue it); the rest of that
+        episode arrives as a gap."""
+        episode, step = int(episode), int(step)
+        rec, self._rec = self._rec, None
+        self._last = (episode, step)
+        if rec is None or rec.episode_id != episode or len(rec) != step - 1 or len(rec) == 0:
+            return None
+        return rec.finish()
+
     def add(self, episode: int, step: int, state: np.ndarray, action: np.ndarray,
             truth: SimTruth | None, done: bool,
             frame: np.ndarray | None = None) -> tuple[str, Episode | None]:
@@ -264,9 +275,12 @@ class RewardLearner:
         """Feed one observation (``frame``: the camera frame after the step, when the episode
         store keeps frames); returns the assembler's status.
 
+        An image reward model's step whose frame was lost (``frame`` None) ends the episode's
+        record there: the steps before it are kept as an episode to rate (status
+        ``"frame_lost"``), the rest of that episode is a gap.
+
         Raises:
-            ValueError: wrong-size or non-finite state/action, or no frame for an image reward
-                model (nothing recorded; the episode's next step is then a gap, which drops it).
+            ValueError: wrong-size or non-finite state/action (nothing recorded).
         """
         s = np.asarray(state, dtype=np.float32).reshape(-1)
         if s.shape != (self.obs_dim,) or not np.all(np.isfinite(s)):
@@ -275,8 +289,12 @@ class RewardLearner:
         if int(step) > 0 and (a.size == 0 or not np.all(np.isfinite(a))):
             raise ValueError("action_taken must be finite and non-empty after step 0")
         if self.use_frames and int(step) > 0 and frame is None:
-            raise ValueError("an image reward model needs the frame of every step (the episode "
-                             "it belongs to cannot be rated)")
+            ep = self.assembler.cut(episode, step)
+            if ep is not None:
+                self.episodes.add(ep)
+            self.env_steps += 1  # the step happened; only its frame is missing
+            self.count("obs_frame_lost")
+            return "frame_lost"
         status, ep = self.assembler.add(episode, step, s, a, truth, done, frame)
         if status in ("step", "complete"):
             self.env_steps += 1

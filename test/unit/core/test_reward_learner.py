@@ -251,3 +251,20 @@ def test_requests_without_sim_states_have_none(tmp_path) -> None:
     lr.close()
     recs = [r for r in scan(tmp_path / "requests.erlr").records if r.meta.get("kind") == "request"]
     assert recs and all("sim_state" not in r.arrays and "true_rewards" in r.arrays for r in recs)
+
+
+def test_an_image_learner_keeps_the_steps_before_a_lost_frame(tmp_path) -> None:
+    cfg = _cfg(reward=RewardModelConfig(input_kind="image", image_size=48, hidden_dim=8,
+                                        hidden_layers=1, epochs=2))
+    lr = RewardLearner(cfg, OBS, TASK, tmp_path, frame_shape=(48, 48, 3))
+    rng = np.random.default_rng(0)
+    frame = lambda: rng.integers(0, 255, (48, 48, 3), dtype=np.uint8)  # noqa: E731
+    lr.observe(0, 0, rng.normal(size=OBS), [], None, False)
+    for t in (1, 2, 3):
+        assert lr.observe(0, t, rng.normal(size=OBS), rng.uniform(-1, 1, 4), None, False, frame()) == "step"
+    assert lr.observe(0, 4, rng.normal(size=OBS), rng.uniform(-1, 1, 4), None, False) == "frame_lost"
+    assert lr.observe(0, 5, rng.normal(size=OBS), rng.uniform(-1, 1, 4), None, True, frame()) == "gap"
+    (ep,) = lr.episodes.episodes
+    assert ep.episode_id == 0 and len(ep.next_obs) == 3 and ep.frames is not None and len(ep.frames) == 3
+    assert lr.env_steps == 4 and lr.status()["obs_frame_lost"] == 1
+    lr.close()
