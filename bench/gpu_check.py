@@ -176,6 +176,8 @@ def agent_loop(device: torch.device, sizes: Sizes) -> dict[str, Any]:
 
     reset_peak(device)
     steps, episode_len = sizes.agent_steps, 100
+    if device.type == "cuda":  # the loop setting names no index: "cuda" is the current device
+        torch.cuda.set_device(device)
     cfg = LoopConfig(device=device.type, num_seed_steps=max(steps // 8, 64), num_unsup_steps=steps // 4,
                      replay_capacity=10 * steps, reset_updates=20, entropy_bonus=0.1)
     cfg.sac.hidden_dim = sizes.agent_hidden

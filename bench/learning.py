@@ -42,24 +42,22 @@ import time
 from pathlib import Path
 from typing import Any
 
+from ros2_erl_vlm.core.metrics import SUCCESS_WINDOW
+from ros2_erl_vlm.core.metrics import success_at as metrics_success_at
+
 BENCH = Path(__file__).resolve().parent
 RESULTS = BENCH / "results" / "learning"
 #: Env steps per task in the protocol (other tasks: 100k).
 PROTOCOL_STEPS = {"drawer-open-v3": 100_000, "sweep-into-v3": 150_000}
 #: The protocol's ratings per round.
 QUERIES_PER_ROUND = 50
-#: "Success at N": the mean of this many last evaluations up to N.
-SUCCESS_WINDOW = 3
 
 
 def success_at(evals: list[dict[str, Any]], window: int = SUCCESS_WINDOW) -> dict[int, float]:
-    """Per evaluation step N, the mean success of the last ``window`` evaluations up to N."""
-    out: dict[int, float] = {}
-    rates = [float(e["success_rate"]) for e in evals]
-    for i, e in enumerate(evals):
-        last = rates[max(0, i - window + 1):i + 1]
-        out[int(e["step"])] = sum(last) / len(last)
-    return out
+    """Per evaluation step N, the mean success of the last ``window`` evaluations up to N
+    (:func:`ros2_erl_vlm.core.metrics.success_at` on an eval.csv's rows)."""
+    return metrics_success_at([int(e["step"]) for e in evals], [float(e["success_rate"]) for e in evals],
+                              window)
 
 
 def run_label(args: argparse.Namespace) -> str:

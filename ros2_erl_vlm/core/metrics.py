@@ -4,10 +4,26 @@ from __future__ import annotations
 
 import csv
 import math
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from ros2_erl_vlm.core.atomic_write import atomic_open
+
+#: "Success at N": the mean of this many last evaluations up to N (the benchmarks, the run report).
+SUCCESS_WINDOW = 3
+
+
+def success_at(steps: Sequence[int], rates: Sequence[float],
+               window: int = SUCCESS_WINDOW) -> dict[int, float]:
+    """Per evaluation step N (in order), the mean success rate of the last ``window`` evaluations
+    up to N."""
+    out: dict[int, float] = {}
+    rates = [float(r) for r in rates]
+    for i, step in enumerate(steps):
+        last = rates[max(0, i - window + 1):i + 1]
+        out[int(step)] = sum(last) / len(last)
+    return out
 
 
 class MetricsLogger:

@@ -24,21 +24,17 @@ from typing import Any
 
 import numpy as np
 
+from ros2_erl_vlm.core.metrics import SUCCESS_WINDOW
+from ros2_erl_vlm.core.metrics import success_at as metrics_success_at
 from ros2_erl_vlm.report.learned_reward import RewardFit
 from ros2_erl_vlm.report.read_run import Row, RunData, column
 
-#: "Success at N" averages this many last evaluations (``bench/learning.py``'s SUCCESS_WINDOW).
-SUCCESS_WINDOW = 3
-
 
 def success_at(evals: Sequence[Row], window: int = SUCCESS_WINDOW) -> dict[int, float]:
-    """Per evaluation step N, the mean success rate of the last ``window`` evaluations up to N."""
-    out: dict[int, float] = {}
+    """Per evaluation step N, the mean success rate of the last ``window`` evaluations up to N
+    (:func:`ros2_erl_vlm.core.metrics.success_at`, the benchmarks' definition)."""
     steps, rates = column(list(evals), "success_rate")
-    for i, step in enumerate(steps):
-        last = rates[max(0, i - window + 1):i + 1]
-        out[int(step)] = float(np.mean(last))
-    return out
+    return metrics_success_at(steps, rates, window)
 
 
 def round_rows(run: RunData) -> tuple[list[dict[str, Any]], str]:

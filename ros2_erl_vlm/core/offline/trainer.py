@@ -34,6 +34,7 @@ import numpy as np
 import torch
 
 from ros2_erl_vlm.core.checkpoint import load_checkpoint, save_checkpoint
+from ros2_erl_vlm.core.device import to_cpu
 from ros2_erl_vlm.core.metrics import MetricsLogger
 from ros2_erl_vlm.core.offline.bc import BC
 from ros2_erl_vlm.core.offline.dataset import OfflineDataset, StateNorm
@@ -46,16 +47,6 @@ CHECKPOINT_FILE = "checkpoint.pt"
 
 EvalHook = Callable[[OfflinePolicy], dict[str, float]]
 ProgressHook = Callable[[int, int, dict[str, Any]], None]
-
-
-def _to_cpu(value: Any) -> Any:
-    if isinstance(value, torch.Tensor):
-        return value.detach().cpu()
-    if isinstance(value, dict):
-        return type(value)((k, _to_cpu(v)) for k, v in value.items())
-    if isinstance(value, (list, tuple)):
-        return type(value)(_to_cpu(v) for v in value)
-    return value
 
 
 class OfflineTrainer:
@@ -221,7 +212,7 @@ class OfflineTrainer:
                                "episodes": self.dataset.num_episodes}}
         if self.device.type == "cuda":
             trainer["cuda_rng"] = torch.cuda.get_rng_state(self.device)
-        return {"policy": self.policy_state(), "algorithm": _to_cpu(self.algo.state_dict()),
+        return {"policy": self.policy_state(), "algorithm": to_cpu(self.algo.state_dict()),
                 "trainer": trainer}
 
     def save(self, path: str | Path | None = None) -> Path | None:
