@@ -11,11 +11,16 @@ one ``.mcap``; topics and layout: :mod:`ros2_erl_vlm.recording.mcap_episode`, do
 
 Which bag a message goes to, when a bag closes and which episode a mark belongs to is
 :class:`ros2_erl_vlm.recording.session.RecordingSession` (ROS-free): episodes end with a truncated
-or terminated observation (or the next episode's first one); a mark applies to the newest episode
-until the next one starts; an ended episode's bag closes ``close_delay_s`` after its end once it is
-marked, superseded or ``mark_timeout_s`` passed; at shutdown every open bag is closed. An episode
-without a mark records ``success: false, marked: false``. A bag that cannot be written stops the
-node with exit code 2: nothing is dropped silently.
+or terminated observation (or the next episode's first one; a step 0 of an id already recorded,
+a restarted bridge, starts a new ``episode_<id>_1`` bag); a mark applies to the newest episode until
+the next one starts, or within ``mark_grace_s`` of an episode's end to the ended one (auto_reset
+starts the next at once); an ended episode's bag closes ``close_delay_s`` after its end once it is
+marked, superseded (and ``mark_grace_s`` passed) or ``mark_timeout_s`` passed; at shutdown every
+open bag is closed, each on its own. An episode without a mark records ``success: false, marked:
+false``. Frames pair with observations by stamp (``sync_tolerance_s``, auto: exact in simulation,
+nearest within 50 ms otherwise); images that never pair are logged as an error every 50
+observations. A bag that cannot be written or closed stops the node with exit code 2 (at shutdown
+too: the other bags are closed first): nothing is dropped silently.
 """
 
 from __future__ import annotations
@@ -34,7 +39,14 @@ from ros2_erl_vlm.core.frames import FrameCodec
 from ros2_erl_vlm.recording.mcap_episode import INTERVENTION as INTERVENTION_TOPIC
 from ros2_erl_vlm.recording.mcap_episode import SUCCESS as SUCCESS_TOPIC
 from ros2_erl_vlm.recording.mcap_episode import EpisodeBagError, StepRecord
-from ros2_erl_vlm.recording.session import COUNTERS, RecordingSession, SessionConfig
+from ros2_erl_vlm.recording.session import (
+    ARM_SYNC_TOLERANCE_S,
+    AUTO_SYNC_TOLERANCE,
+    COUNTERS,
+    BagsNotClosedError,
+    RecordingSession,
+    SessionConfig,
+)
 from ros2_erl_vlm.ros import qos
 from ros2_erl_vlm.ros.convert import f32, stamp_ns
 from ros2_erl_vlm.ros.images import image_to_rgb
@@ -56,14 +68,22 @@ RECORDER = (
       "bag); compressed: sensor_msgs/CompressedImage on camera/image_raw/compressed, recorded as "
       "received", choices=("raw", "compressed")),
     P("camera.jpeg_quality", 90, "JPEG quality of raw frames encoded for the bag", 1, 100),
-    P("sync_tolerance_s", 0.0, "largest image/observation stamp difference that still pairs them "
-      "(0: exact, as in lock-step sim time)", 0.0, 10.0),
+    P("sync_tolerance_s", AUTO_SYNC_TOLERANCE, "largest image/observation stamp difference that still "
+      f"pairs them (s; 0: equal stamps only; {AUTO_SYNC_TOLERANCE:g}: auto, 0 for simulator observations, "
+      f"{ARM_SYNC_TOLERANCE_S:g} for an arm's)", AUTO_SYNC_TOLERANCE, 10.0),
     P("image_buffer", 30, "camera images kept for pairing", 1, 10_000),
     P("close_delay_s", 1.0, "an ended episode's bag stays open this long for frames in flight (s)",
       0.0, 600.0),
     P("mark_timeout_s", 30.0, "an ended episode waits this long for its success mark before it is "
       "closed unmarked, unless the next episode starts first (s)", 0.0, 86_400.0),
+    P("mark_grace_s", 2.0, "a mark this soon after an episode ended, with the next one already running "
+      "(auto_reset), goes to the ended episode (s; 0: always to the newest)", 0.0, 600.0),
 )
+
+
+class RecorderShutdownError(RuntimeError):
+    """Bags left unclosed at shutdown: raised from :meth:`Recorder.close` so that ``run_node``
+    exits 2 (the exit code is decided before ``close`` runs; an exception is what still counts)."""
 
 
 class Recorder(ErlNode):
@@ -77,9 +97,10 @@ class Recorder(ErlNode):
         self.session = RecordingSession(
             SessionConfig(self.require_run_dir() / "episodes", task=str(p["task"]), layout=str(p["layout"]),
                           namespace=self.get_namespace(), close_delay_s=float(p["close_delay_s"]),
-                          mark_timeout_s=float(p["mark_timeout_s"]),
+                          mark_timeout_s=float(p["mark_timeout_s"]), mark_grace_s=float(p["mark_grace_s"]),
                           sync_tolerance_s=float(p["sync_tolerance_s"]), image_buffer=int(p["image_buffer"])),
-            info=lambda line: self.get_logger().info(line), warn=self.warn)
+            info=lambda line: self.get_logger().info(line), warn=self.warn,
+            error=lambda line: self.get_logger().error(line))
         self.counters = self.session.counters
         self.codec = FrameCodec("jpeg", int(p["camera.jpeg_quality"]))
         self.create_subscription(Observation, qos.OBSERVATION, self.on_observation, qos.OBSERVATION_QOS)
@@ -163,9 +184,25 @@ class Recorder(ErlNode):
         return self.session.status()
 
     def close(self) -> None:
-        """Close every open bag, then write the last status."""
-        self._guard("closing the bags at shutdown", self.session.close_all)
-        super().close()
+        """Close every open bag (each on its own), then write the last status.
+
+        Raises:
+            RecorderShutdownError: a bag could not be closed (``run_node`` then exits 2).
+        """
+        failed: BagsNotClosedError | None = None
+        try:
+            self.session.close_all()
+        except BagsNotClosedError as exc:
+            failed = exc
+            for path, err in exc.failures:
+                self.get_logger().error(f"closing {path} at shutdown: {err}")
+        super().close()  # the last status lists the bags left unclosed ("not_closed")
+        if failed is not None:
+            self.finish(2)
+            raise RecorderShutdownError(
+                f"{len(failed.failures)} bag(s) left without metadata.yaml at shutdown "
+                f"({', '.join(str(p) for p, _ in failed.failures)}); {len(failed.closed)} other(s) "
+                "closed; exit 2")
 
 
 def main(args: list[str] | None = None) -> int:

@@ -1,12 +1,15 @@
 """The recorder node over real DDS: synthetic episodes published by a probe (marks by service and
 by the success topic, an unmarked episode, a re-published observation, intervention flags and
-safety statuses, raw and compressed cameras), and a lock-step sim_bridge episode driven by the
-probe; the bags are read back, exported and compared with what was published."""
+safety statuses, raw and compressed cameras, arm-like stamps paired by the auto tolerance), a
+lock-step sim_bridge episode driven by the probe (its MuJoCo states recorded), and a shutdown
+with a bag that cannot be closed (the others close, exit 2); the bags are read back, exported and
+compared with what was published."""
 
 from __future__ import annotations
 
 import contextlib
 import json
+import shutil
 import signal
 import subprocess
 import sys
@@ -23,7 +26,7 @@ from ros2_erl_vlm.recording.mcap_episode import find_bags, read_episode
 pytestmark = [pytest.mark.ros, pytest.mark.integration]
 
 STARTUP_S = 120.0  # a busy 2-core machine: imports, DDS discovery (MetaWorld and EGL for sim_bridge)
-DT_NS = 12_500_000
+DT_NS = 100_000_000  # the synthetic episodes are an arm's: 10 Hz observations
 
 
 class Probe:
@@ -31,6 +34,8 @@ class Probe:
 
     def __init__(self, procs: dict[str, subprocess.Popen[str]], node: Any, executor: Any) -> None:
         self.procs, self.node, self.executor = procs, node, executor
+        #: Each process's output, once the ``running`` block exited.
+        self.outputs: dict[str, str] = {}
 
     def spin_until(self, cond: Callable[[], bool], timeout_s: float, what: str) -> None:
         """Spin until ``cond()``; fail (with the output) if a process dies or time runs out."""
@@ -58,9 +63,11 @@ class Probe:
 
 
 @contextlib.contextmanager
-def running(namespace: str, nodes: dict[str, list[str]]) -> Iterator[Probe]:
+def running(namespace: str, nodes: dict[str, list[str]], exit_codes: dict[str, int] | None = None
+            ) -> Iterator[Probe]:
     """Start ``python -m ros2_erl_vlm.nodes.<name> --ros-args -r __ns:=/<namespace> <args>`` for each
-    node and a probe node in the namespace; on exit SIGINT them and check they exit 0."""
+    node and a probe node in the namespace; on exit SIGINT them and check they exit 0 (or their
+    ``exit_codes``); their output is then in ``probe.outputs``."""
     import rclpy
     from rclpy.executors import SingleThreadedExecutor
 
@@ -75,7 +82,9 @@ def running(namespace: str, nodes: dict[str, list[str]]) -> Iterator[Probe]:
         node = rclpy.create_node("probe", namespace=f"/{namespace}", context=ctx)
         ex = SingleThreadedExecutor(context=ctx)
         ex.add_node(node)
-        yield Probe(procs, node, ex)
+        probe = Probe(procs, node, ex)
+        probe.outputs = outputs
+        yield probe
         ex.shutdown()
         node.destroy_node()
     finally:
@@ -90,14 +99,19 @@ def running(namespace: str, nodes: dict[str, list[str]]) -> Iterator[Probe]:
                 proc.kill()
                 outputs[name] = proc.communicate()[0]
     for name, proc in procs.items():
-        assert proc.returncode == 0, f"{name} exited {proc.returncode}:\n{outputs[name][-3000:]}"
+        want = (exit_codes or {}).get(name, 0)
+        assert proc.returncode == want, f"{name} exited {proc.returncode}, not {want}:\n{outputs[name][-3000:]}"
+
+
+def _status(run_dir: Path) -> dict[str, Any]:
+    try:
+        return json.loads((run_dir / "recorder" / "status.json").read_text())
+    except (OSError, ValueError):
+        return {}
 
 
 def _counters(run_dir: Path) -> dict[str, int]:
-    try:
-        return json.loads((run_dir / "recorder" / "status.json").read_text())["counters"]
-    except (OSError, ValueError, KeyError):
-        return {}
+    return _status(run_dir).get("counters", {})
 
 
 def _stamp(ns: int) -> Any:
@@ -193,7 +207,10 @@ def test_synthetic_episodes_marks_and_side_channels(tmp_path: Path, transport: s
         episode(2, 2)  # nobody marks it: closed unmarked after mark_timeout_s
         pr.spin_until(lambda: _counters(run_dir).get("episodes_recorded") == 3, 30, "three bags")
         counters = _counters(run_dir)
+        # no simulator truth: the auto tolerance pairs each observation with the nearest image
+        assert _status(run_dir)["sync_tolerance_s"] == 0.05
     assert counters["duplicate_observations"] == 3 and counters["marks_refused"] == 1
+    assert counters["frame_sync_alarms"] == 0
 
     bags = find_bags(run_dir / "recorder" / "episodes")
     assert [b.name for b in bags] == ["episode_000000", "episode_000001", "episode_000002"]
@@ -264,6 +281,9 @@ def test_sim_bridge_episodes_are_recorded(tmp_path: Path) -> None:
         assert [s.step for s in rec.steps] == list(range(7)) == sorted(steps)
         for got in rec.steps:
             np.testing.assert_array_equal(got.state, np.asarray(steps[got.step].state, np.float32))
+            # the MuJoCo state the bridge published, float64 bit for bit (re-renders the step)
+            assert got.sim_state.size > 0
+            np.testing.assert_array_equal(got.sim_state, np.asarray(steps[got.step].sim_state, np.float64))
             assert got.has_truth and got.true_reward == np.float32(steps[got.step].true_reward)
             assert got.stamp_ns == steps[got.step].header.stamp.sec * 10**9 + steps[got.step].header.stamp.nanosec
         for a in rec.actions:  # the bridge reports the clipped action it applied
@@ -273,6 +293,36 @@ def test_sim_bridge_episodes_are_recorded(tmp_path: Path) -> None:
     assert sorted(recs[1].frames) == list(range(7))
     assert recs[1].frames[0].rgb().shape == (32, 32, 3)
     assert set(recs[0].frames) <= set(range(7)) and 6 in recs[0].frames
+
+
+def test_a_bag_that_cannot_be_closed_at_shutdown_exits_2_after_closing_the_others(tmp_path: Path) -> None:
+    from erl_vlm.msg import Observation
+
+    from ros2_erl_vlm.ros import qos
+
+    run_dir = tmp_path / "run"
+    args = ["-p", f"run_dir:={run_dir}", "-p", "camera.enabled:=false", "-p", "close_delay_s:=60.0",
+            "-p", "status_period_s:=0.2"]
+    with running("rec_shutdown", {"recorder": args}, exit_codes={"recorder": 2}) as pr:
+        pub = pr.node.create_publisher(Observation, qos.OBSERVATION, qos.OBSERVATION_QOS)
+        pr.spin_until(lambda: pub.get_subscription_count() > 0, STARTUP_S, "the recorder's subscription")
+        sent = 0
+        for episode, steps in ((0, 2), (1, 1)):  # episode 0 ended, episode 1 running: both bags open
+            for t in range(steps + 1):
+                msg = Observation(episode=episode, step=t, state=[float(t)] * 3,
+                                  action_taken=[0.1] * 2 if t else [], truncated=episode == 0 and t == steps)
+                msg.header.stamp = _stamp(10**9 + (episode * 100 + t) * DT_NS)
+                pub.publish(msg)
+                sent += 1
+        pr.spin_until(lambda: _counters(run_dir).get("observations") == sent, 30, f"{sent} observations")
+        shutil.rmtree(run_dir / "recorder" / "episodes" / "episode_000000")  # its metadata cannot be written
+    out = pr.outputs["recorder"]
+    assert "closing" in out and "episode_000000 at shutdown" in out and "RecorderShutdownError" in out
+    rec = read_episode(run_dir / "recorder" / "episodes" / "episode_000001")  # closed all the same
+    assert rec.meta["end_reason"] == "shutdown" and [s.step for s in rec.steps] == [0, 1]
+    status = _status(run_dir)
+    assert list(status["not_closed"]) == [str(run_dir / "recorder" / "episodes" / "episode_000000")]
+    assert status["counters"]["close_failures"] == 1
 
 
 def test_every_recorder_parameter_is_documented() -> None:
