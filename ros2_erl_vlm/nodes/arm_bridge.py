@@ -431,6 +431,8 @@ class ArmBridge(ErlNode):
             # No action for this step (yet): a held step commands no motion at all (zero twist /
             # the measured pose), so a policy that died stops the arm at once.
             self.count("held_steps")
+            if self.ee is not None:
+                self.target.hold(self.ee)  # no lead left to chase when actions resume
             self._hold()
             applied = np.append(np.zeros(3, np.float32), self.gripper.applied).astype(np.float32)
         else:
@@ -446,6 +448,13 @@ class ArmBridge(ErlNode):
     def _command(self, a: np.ndarray) -> np.ndarray:
         """Move the target by the checked action, send the command; the action really applied."""
         assert self.ee is not None
+        if not np.any(a[:3]):
+            # A zero action holds the hand where it is measured (teleop's deadman released, or a
+            # policy's exact zero): the target drops its lead, the command is no motion.
+            self.target.hold(self.ee)
+            self._send_gripper(self.gripper.update(float(a[3])))
+            self._hold()
+            return np.append(np.zeros(3, np.float32), self.gripper.applied).astype(np.float32)
         step = self.target.step(a[:3], self.ee)
         for limit in step.limited:
             self.counters[f"limited_{limit}"] += 1

@@ -117,6 +117,16 @@ class WorkspaceTarget:
         applied = np.clip(delta / self.step_m, -1.0, 1.0).astype(np.float32)
         return TargetStep(t.copy(), delta, applied, tuple(limited))
 
+    def hold(self, measured: np.ndarray) -> TargetStep:
+        """Hold still where the hand is: the target is the measured pose (in the box), so no lead
+        is left for the controller to chase (a zero action on an arm: an operator who let go of the
+        deadman, a held step)."""
+        m = np.asarray(measured, np.float64).reshape(3)
+        t = self.box.clip(m) if self.box is not None else m.copy()
+        delta = t - (self.target if self.target is not None else t)
+        self.target, self.last_delta = t, np.zeros(3)
+        return TargetStep(t.copy(), delta, np.zeros(3, np.float32), ())
+
     def move_to(self, point: np.ndarray) -> None:
         """Set the target directly (the scripted move home; clipped to the box)."""
         p = np.asarray(point, np.float64).reshape(3)

@@ -97,3 +97,18 @@ def test_random_adversarial_actions_never_leave_the_box():
         s = t.step(np.clip(a, -1, 1), measured)
         measured = s.target + rng.normal(0, 0.002, 3)  # the arm tracks with noise
         assert BOX.contains(s.target)
+
+
+def test_hold_drops_the_lead_so_a_lagging_arm_stops_where_it_is() -> None:
+    t = make()
+    for _ in range(5):  # the target runs ahead of an arm that lags (measured stays at HOME)
+        t.step(np.array([1.0, 0.0, 0.0]), HOME)
+    assert t.target[0] - HOME[0] == pytest.approx(0.03)  # the leash's lead
+    lagging = HOME + np.array([0.012, 0.0, 0.0])
+    s = t.hold(lagging)
+    np.testing.assert_allclose(t.target, lagging)  # nothing left to chase
+    np.testing.assert_array_equal(s.applied, 0.0)
+    np.testing.assert_allclose(t.velocity(lagging, 0.1, 0.1), 0.0, atol=1e-12)
+    # Held outside the box (an arm pushed out): the target is the box's nearest point.
+    outside = np.array([0.5, 0.6, 0.2])
+    assert BOX.contains(t.hold(outside).target)
