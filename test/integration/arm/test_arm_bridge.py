@@ -196,7 +196,13 @@ def test_box_watchdog_and_estop_over_dds(dialect: str, arm_node_probe: Any, arm_
         policy.run_until(lambda: len(policy.actions_sent) - n0 >= 1000, 300, "1000 adversarial actions")
         measured = np.array([p for _t, p in policy.ee])
         worst = max(float(np.max(np.maximum(BOX_MIN - p, p - BOX_MAX))) for p in measured)
-        assert all(inside(p) for p in measured), f"left the box by {worst:.4f} m"
+        if dialect == "pose":  # what the bridge commands is inside the box, exactly
+            assert all(inside(t, tol=1e-6) for _t, t in policy.targets)
+        # The measured hand: within the fake arm's tracking of a face-pushing policy (its weld
+        # follows a mocap that reverses at full speed at the face; pose targets overshoot most:
+        # up to 11 mm seen once in a full suite run on an idle machine).
+        tol = 0.015 if dialect == "pose" else BOX_TOLERANCE_M
+        assert all(inside(p, tol) for p in measured), f"left the box by {worst:.4f} m"
         applied = np.array([o.action_taken for o in policy.obs if len(o.action_taken)])
         assert np.all(np.isfinite(applied)) and np.all(np.abs(applied) <= 1.0)
         assert probe.counters("arm_bridge").get("bad_actions", 0) > 0  # the NaN ones
