@@ -291,9 +291,11 @@ class SimBridge(ErlNode):
         return resp
 
     def status(self) -> dict[str, Any]:
-        """Episode and step counters."""
+        """Episode and step counters, and the task, layout and seed it runs (what a run report
+        needs to re-render rated states when the params file, not an argument, set them)."""
         return {"episode": self.episode, "step": self.step_idx, "steps_total": self.steps_total,
-                "mode": self.p["mode"], "started": self.started}
+                "mode": self.p["mode"], "started": self.started, "task": self.p["task"],
+                "layout": self.p["layout"], "seed": int(self.p["seed"])}
 
 
 def main(args: list[str] | None = None) -> int:

@@ -380,7 +380,11 @@ def read_run(path: str | Path, task: str | None = None) -> RunData:
         run.summary = _json(agent / "summary.json", notes)
         run.finished = run.summary is not None
         run.models = _models(learner / "models")
-        params = _node_params(root)
+        # The runner's argument overrides, else what sim_bridge says it runs (the params file's
+        # values: the shipped run sets the seed there, not as an argument).
+        bridge = run.status.get("sim_bridge", {})
+        params = {**{k: bridge[k] for k in ("task", "layout", "seed") if bridge.get(k) not in (None, "")},
+                  **_node_params(root)}
         name, layout = params.get("task"), params.get("layout") or None
         run.seed = None if params.get("seed") is None else int(params["seed"])
         steps = params.get("total_steps") or ((run.summary or {}).get("config") or {}).get("total_steps")
