@@ -55,7 +55,7 @@ if str(ROOT) not in sys.path:
 
 from ros2_erl_vlm.core.checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
 from ros2_erl_vlm.core.config import LoopConfig  # noqa: E402
-from ros2_erl_vlm.core.device import cuda_report, resolve_device  # noqa: E402
+from ros2_erl_vlm.core.device import cuda_report, resolve_device, tensors_in  # noqa: E402
 from ros2_erl_vlm.core.rating.dataset import DatasetSpec, RatingDataset  # noqa: E402
 from ros2_erl_vlm.core.rating.rater import DEFAULT_CLASS_NAMES, RatingQuery, RatingResult  # noqa: E402
 from ros2_erl_vlm.core.reward.reward_model import RewardEnsemble, RewardModelConfig  # noqa: E402
@@ -210,7 +210,7 @@ def agent_loop(device: torch.device, sizes: Sizes) -> dict[str, Any]:
                                    *agent.reward_model.members.parameters(),
                                    *agent.replay.sample(cfg.sac.batch_size)])
     state_dict = agent.state_dict()
-    on(torch.device("cpu"), "agent checkpoint", _tensors(state_dict))
+    on(torch.device("cpu"), "agent checkpoint", tensors_in(state_dict))
     with tempfile.TemporaryDirectory() as tmp:
         path = save_checkpoint(Path(tmp) / "checkpoint.pt", {"agent": state_dict})
         on_cpu = OnlineAgent(LoopConfig(**{**vars(cfg), "device": "cpu"}), OBS_DIM, ACT_DIM)
@@ -224,16 +224,6 @@ def agent_loop(device: torch.device, sizes: Sizes) -> dict[str, Any]:
             "episodes": episode, "network": f"3x{sizes.agent_hidden}", "seconds": round(elapsed, 2),
             "steps_per_s": round(agent.step / elapsed, 1), "checkpoint_loads_on_cpu": True,
             "tensors_checked": checked, **peak_mb(device)}
-
-
-def _tensors(tree: Any) -> list[torch.Tensor]:
-    if isinstance(tree, torch.Tensor):
-        return [tree]
-    if isinstance(tree, dict):
-        return [t for v in tree.values() for t in _tensors(v)]
-    if isinstance(tree, (list, tuple)):
-        return [t for v in tree for t in _tensors(v)]
-    return []
 
 
 def relabel(device: torch.device, sizes: Sizes, repeats: int) -> dict[str, Any]:

@@ -90,6 +90,17 @@ def tree_to(value: Any, device: str | torch.device) -> Any:
     return value
 
 
+def tensors_in(value: Any) -> list[torch.Tensor]:
+    """Every tensor in ``value`` (nested dicts, lists, tuples), in order: to check where they live."""
+    if isinstance(value, torch.Tensor):
+        return [value]
+    if isinstance(value, Mapping):
+        return [t for v in value.values() for t in tensors_in(v)]
+    if isinstance(value, (list, tuple)):
+        return [t for v in value for t in tensors_in(v)]
+    return []
+
+
 def to_cpu(value: Any) -> Any:
     """:func:`tree_to` the CPU: what checkpoints and model bytes hold, whatever device trained."""
     return tree_to(value, "cpu")

@@ -17,7 +17,7 @@ import pytest
 import torch
 
 from ros2_erl_vlm.core.config import LoopConfig
-from ros2_erl_vlm.core.device import cuda_report, resolve_device, to_cpu, tree_to
+from ros2_erl_vlm.core.device import cuda_report, resolve_device, tensors_in, to_cpu, tree_to
 from ros2_erl_vlm.core.reward.reward_model import RewardEnsemble, RewardModelConfig
 from ros2_erl_vlm.core.rl.online_agent import OnlineAgent
 from ros2_erl_vlm.core.rl.replay_buffer import ReplayBuffer
@@ -31,16 +31,6 @@ CPU = torch.device("cpu")
 def no_gpu(monkeypatch: pytest.MonkeyPatch) -> None:
     """torch sees no CUDA device (whatever the machine has)."""
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-
-
-def _tensors(tree: Any) -> list[torch.Tensor]:
-    if isinstance(tree, torch.Tensor):
-        return [tree]
-    if isinstance(tree, dict):
-        return [t for v in tree.values() for t in _tensors(v)]
-    if isinstance(tree, (list, tuple)):
-        return [t for v in tree for t in _tensors(v)]
-    return []
 
 
 def test_auto_is_the_cpu_without_a_gpu(no_gpu: None) -> None:
@@ -86,7 +76,7 @@ def test_tree_to_and_to_cpu_keep_the_structure() -> None:
     moved = tree_to(tree, "cpu")
     assert moved["a"][0] is t and moved["a"][1][1] == 3 and moved["d"] == "x"  # no copy on the CPU
     assert isinstance(moved["a"][1], tuple)
-    assert all(x.device == CPU for x in _tensors(to_cpu(tree)))
+    assert all(x.device == CPU for x in tensors_in(to_cpu(tree)))
 
 
 # -- the config: every place it is checked refuses cuda without a GPU ------------------------------
@@ -166,7 +156,7 @@ def test_sac_on_cpu_has_its_tensors_there_and_updates() -> None:
     assert set(metrics) == {"critic_loss", "q_mean", "actor_loss", "alpha", "entropy"}
     assert all(isinstance(v, float) and np.isfinite(v) for v in metrics.values())
     assert sac.act(np.zeros(6, np.float32)).shape == (2,)
-    assert all(t.device == CPU for t in _tensors(sac.state_dict()))
+    assert all(t.device == CPU for t in tensors_in(sac.state_dict()))
 
 
 def test_sac_initial_weights_do_not_depend_on_the_device_argument() -> None:
@@ -188,7 +178,7 @@ def test_replay_on_cpu_samples_there() -> None:
     assert rb.device == CPU and all(t.device == CPU for t in rb.sample(4))
     rb.relabel(lambda x: x.sum(1))
     assert torch.equal(rb.reward[:5], torch.tensor([3.0, 6, 9, 12, 15]))
-    assert all(t.device == CPU for t in _tensors(rb.state_dict()))
+    assert all(t.device == CPU for t in tensors_in(rb.state_dict()))
 
 
 def test_replay_relabel_is_all_or_nothing_with_one_check() -> None:
@@ -216,7 +206,7 @@ def _train_ensemble(model: RewardEnsemble, obs_dim: int) -> None:
     model.train_on(ds, rng, epochs=2)
 
 
-def test_ensemble_on_cpu_trains_predicts_and_saves_cpu_tensors() -> None:
+def test_ensemble_on_cpu_trains_predicts_and_saves_cputensors_in() -> None:
     model = RewardEnsemble(RewardModelConfig(ensemble_size=2, hidden_dim=16, hidden_layers=2),
                            obs_dim=4, seed=0, device="cpu")
     assert model.device == CPU and all(p.device == CPU for p in model.members.parameters())
@@ -225,7 +215,7 @@ def test_ensemble_on_cpu_trains_predicts_and_saves_cpu_tensors() -> None:
     out = model.predict(np.zeros((5, 4), np.float32))
     assert out.shape == (5,) and out.device == CPU
     assert model.norm_stats.device == CPU and model.input_stats is not None
-    assert all(t.device == CPU for t in _tensors(model.state_dict()))
+    assert all(t.device == CPU for t in tensors_in(model.state_dict()))
     copy = RewardEnsemble.from_bytes(model.to_bytes(), device="cpu")
     assert torch.allclose(copy.predict(np.ones((3, 4), np.float32)), model.predict(np.ones((3, 4))))
     assert model.to("cpu") is model
@@ -258,7 +248,7 @@ def test_online_agent_on_auto_is_on_the_cpu_here(no_gpu: None) -> None:
         agent.observe(0, t, np.full(4, t, np.float32), np.zeros(2) if t else np.zeros(0))
     assert agent.set_reward_model(model, 1)["relabelled"] == 19
     assert agent.reward_model is model and model.device == CPU
-    assert all(t.device == CPU for t in _tensors(agent.state_dict()))
+    assert all(t.device == CPU for t in tensors_in(agent.state_dict()))
 
 
 def test_learner_model_is_on_the_config_device() -> None:

@@ -134,6 +134,7 @@ def test_an_image_reward_agent_needs_frames_and_skips_a_lost_one() -> None:
     lost = a.observe(0, 2, rng.normal(size=OBS), np.zeros(ACT), frame_lost=True)
     assert lost.kind == "transition" and lost.needs_action
     assert a.step == 2 and len(a.replay) == 1 and a.lost_frames == 1
-    a.observe(0, 3, rng.normal(size=OBS), np.zeros(ACT), frame=frame())
+    f3 = frame()
+    a.observe(0, 3, rng.normal(size=OBS), np.zeros(ACT), frame=f3)
     assert a.step == 3 and len(a.replay) == 2
-    assert torch.equal(a.replay.frames[1], a.replay.frames[1])  # stored, uint8
+    assert torch.equal(a.replay.frames[1], torch.as_tensor(f3))  # the step's own frame, uint8
