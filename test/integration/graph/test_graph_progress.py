@@ -1,21 +1,27 @@
-"""A short graph run shows live progress: the agent's ``[progress]`` lines (periodic, after each
-evaluation and each new reward model, and at the end) carry steps, rate, ETA, episodes, the eval
-success, the ratings with their truth agreement and the reward model's version.
+"""A short camera-off oracle graph run (reach-v3), one run for two users' views of it:
 
-Checks content and counts, not timing.
+- live progress: the agent's ``[progress]`` lines (periodic, after each evaluation and each new
+  reward model, and at the end) carry steps, rate, ETA, episodes, the eval success, the ratings
+  with their truth agreement and the reward model's version (content and counts, not timing);
+- the run report: the learner's requests keep each rated step's MuJoCo state, so the report's
+  contact sheet is drawn from re-rendered frames though no camera ran; the seed comes from the
+  params file, as the shipped run sets it (not an argument: the report must still find it, from
+  sim_bridge's status).
 """
 
 from __future__ import annotations
 
 import csv
+import json
 import re
 import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
-pytestmark = [pytest.mark.ros, pytest.mark.integration]
+pytestmark = [pytest.mark.ros, pytest.mark.integration, pytest.mark.render]
 
 TOTAL_STEPS = 600
 LINE = re.compile(r"^\[sac_agent\] .*?(\[progress\] step (\d+)/(\d+) .*)$", re.MULTILINE)
@@ -26,19 +32,25 @@ def _rows(path: Path) -> int:
         return len(list(csv.DictReader(fh)))
 
 
-def test_progress_lines_show_the_run(small_params: Any, start_graph: Any) -> None:
+@pytest.fixture(scope="module")
+def run(small_params: Any, start_graph: Any) -> dict[str, Any]:
+    """The run, to its end; its directory, exit codes, output and wall time."""
     params = small_params("progress.yaml", {
-        "/**": {"num_unsup_steps": 100},  # the first reward model at step 300, well before the end
+        "/**": {"num_unsup_steps": 100, "seed": 2},  # the first reward model at step 300
         "/**/sac_agent": {"total_steps": TOTAL_STEPS, "eval_every": 300, "checkpoint_every": 300,
                           "progress_period_s": 0.5},
         "/**/sim_bridge": {"camera.enabled": False},  # the oracle rates from simulator truth
     })
     t0 = time.monotonic()
-    g = start_graph(params, task="reach-v3", seed="2", rater="oracle")
+    g = start_graph(params, task="reach-v3", rater="oracle")
     g.wait_for("the agent to finish", lambda: ("sac_agent", 0) in g.procs.exited(), timeout_s=150)
+    time.sleep(0.5)
     codes = g.procs.stop_all()
-    wall_s = time.monotonic() - t0
-    out = g.output()
+    return {"dir": g.run_dir, "codes": codes, "output": g.output(), "wall_s": time.monotonic() - t0}
+
+
+def test_progress_lines_show_the_run(run: dict[str, Any]) -> None:
+    codes, out, wall_s, run_dir = run["codes"], run["output"], run["wall_s"], run["dir"]
     assert all(c == 0 for c in codes.values()), (codes, out[-4000:])
 
     found = LINE.findall(out)
@@ -54,17 +66,17 @@ def test_progress_lines_show_the_run(small_params: Any, start_graph: Any) -> Non
 
     # One line right after each evaluation and each new model and one at the end, which the
     # evaluation at the last step already is (plus the timer's).
-    evals = _rows(g.run_dir / "sac_agent" / "eval.csv")
-    models = _rows(g.run_dir / "sac_agent" / "relabel.csv")
+    evals = _rows(run_dir / "sac_agent" / "eval.csv")
+    models = _rows(run_dir / "sac_agent" / "relabel.csv")
     assert evals == 2 and models >= 1
     # The learner logs each trained round as the in-process loop does; TensorBoard for both nodes
     # under the one run directory.
-    with (g.run_dir / "reward_learner" / "reward.csv").open() as fh:
+    with (run_dir / "reward_learner" / "reward.csv").open() as fh:
         rounds = list(csv.DictReader(fh))
     assert len(rounds) >= models and int(rounds[0]["asked"]) == 20, rounds
     assert {"rated", "abstained", "truth_agreement", "reward_acc", "model_version"} <= set(rounds[0])
     for node in ("sac_agent", "reward_learner"):
-        assert list((g.run_dir / node / "tb").glob("events.out.tfevents.*")), node
+        assert list((run_dir / node / "tb").glob("events.out.tfevents.*")), node
     assert len(lines) >= evals + models and steps.count(TOTAL_STEPS) == 1, lines
     assert sum(1 for line in lines if re.search(r"eval success \d", line)) >= 1
 
@@ -85,3 +97,19 @@ def test_progress_lines_show_the_run(small_params: Any, start_graph: Any) -> Non
     assert counts == sorted(counts) and counts[-1] >= 1, lines[first_model:]
     assert re.search(r"truth agreement \d+%", last), last  # the learner's round score, noiseless-ish
     print(f"progress test: {len(lines)} lines, {wall_s:.1f} s wall")
+
+
+def test_camera_off_oracle_run_has_a_rerendered_contact_sheet(run: dict[str, Any]) -> None:
+    from ros2_erl_vlm.core.record_log import scan
+    from ros2_erl_vlm.report import make_report
+
+    requests = [r for r in scan(run["dir"] / "reward_learner" / "requests.erlr").records
+                if r.meta.get("kind") == "request"]
+    assert len(requests) >= 10
+    for rec in requests:
+        state = rec.arrays["sim_state"]
+        assert state.dtype == np.float64 and state.shape == (len(rec.meta["steps"]), 38)
+    files = make_report(run["dir"], max_cells=12)
+    summary = json.loads(files.summary_json.read_text())
+    assert summary["ratings"]["rated"] >= 10
+    assert files.frames == f"{min(12, summary['ratings']['records'])} re-rendered", files.frames

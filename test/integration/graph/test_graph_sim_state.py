@@ -1,11 +1,9 @@
 """The MuJoCo state through the graph: sim_bridge's observations carry each step's ``sim_state``, which
-re-renders the camera frame it published pixel for pixel; a camera-off oracle graph run keeps it in
-the learner's requests, so its contact sheet is drawn from re-rendered frames."""
+re-renders the camera frame it published pixel for pixel. (That a camera-off oracle run keeps it in
+the learner's requests and its report re-renders them: ``test_graph_progress.py``.)"""
 
 from __future__ import annotations
 
-import json
-import time
 from pathlib import Path
 from typing import Any
 
@@ -68,32 +66,3 @@ def test_observation_states_rerender_the_published_frames(small_params: Any, tmp
         checked += 1
     env.close()
     assert checked >= 12 and len({o.episode for o in obs}) >= 2
-
-
-def test_camera_off_oracle_run_has_a_rerendered_contact_sheet(small_params: Any, start_graph: Any) -> None:
-    from ros2_erl_vlm.core.record_log import scan
-    from ros2_erl_vlm.report import make_report
-
-    params = small_params("oracle_no_camera.yaml", {
-        # the first round at step 300; the seed from the params file, as the shipped run sets it
-        # (not an argument: the report must still find it, from sim_bridge's status)
-        "/**": {"num_unsup_steps": 100, "seed": 2},
-        "/**/sac_agent": {"total_steps": 450, "eval_every": 450, "checkpoint_every": 450},
-        "/**/reward_learner": {"queries_per_round": 10},
-        "/**/sim_bridge": {"camera.enabled": False},
-    })
-    g = start_graph(params, task="reach-v3", rater="oracle")
-    g.wait_for("the first ratings", lambda: g.status("reward_learner").get("ratings", 0) >= 10, timeout_s=150)
-    g.wait_for("the agent to finish", lambda: ("sac_agent", 0) in g.procs.exited(), timeout_s=150)
-    time.sleep(0.5)
-    g.procs.stop_all()
-    requests = [r for r in scan(g.run_dir / "reward_learner" / "requests.erlr").records
-                if r.meta.get("kind") == "request"]
-    assert len(requests) >= 10
-    for rec in requests:
-        state = rec.arrays["sim_state"]
-        assert state.dtype == np.float64 and state.shape == (len(rec.meta["steps"]), 38)
-    files = make_report(g.run_dir, max_cells=12)
-    summary = json.loads(files.summary_json.read_text())
-    assert summary["ratings"]["rated"] >= 10
-    assert files.frames == f"{min(12, summary['ratings']['records'])} re-rendered", files.frames

@@ -3,8 +3,9 @@ lock-step, camera off) from Joy messages a probe node publishes (the shipped con
 layout). With the deadman held the hand moves the way the stick points (the observations'
 end-effector position); released, with the stick still pushed, it holds still; the intervention
 flag follows the deadman. The same node drives arm_bridge against fake_arm, whose workspace clamp
-stops an operator pushing past the box. Start-up refusals: no input device publishing (exit 1
-naming the topic) and a bad config file (exit 1 naming the file and the field)."""
+stops an operator pushing past the box, the deadman doubling as the arm's enable heartbeat.
+Start-up refusals: no input device publishing (exit 1 naming the topic) and a bad config file
+(exit 1 naming the file and the field)."""
 
 from __future__ import annotations
 
@@ -230,56 +231,26 @@ def fake_arm_config(tmp_path: Path, **arm: Any) -> tuple[Path, dict[str, Any]]:
     return cfg, data
 
 
-def test_teleop_drives_the_fake_arm_through_arm_bridge_and_its_box(tmp_path: Path) -> None:
+def test_teleop_drives_the_fake_arm_within_its_box_and_the_deadman_is_its_enable(tmp_path: Path) -> None:
     """The same node on the real-arm side (config/arms/fake_sawyer.yaml: 10 Hz, 0.1 m/s, workspace
-    x <= 0.25 m): the operator pushes +x past the box and the bridge's clamp stops the hand at its
-    face (teleop publishes actions only; the arm's safety stays in charge); released, the hand
-    holds and the episode goes on (a hold is an action, not a command timeout)."""
-    cfg, data = fake_arm_config(tmp_path)
-    box_max_x = data["arm"]["workspace"]["max"][0]
-    ns = "teleop_arm"
-    nodes = {
-        FAKE: ["-p", f"arm_config:={cfg}", "-p", "camera.rate_hz:=0.0"],
-        BRIDGE: ["-p", f"arm_config:={cfg}"],
-        TELEOP: ["-p", f"input_wait_s:={STARTUP_S}"],
-    }
-    with processes(ns, tmp_path, nodes) as procs:
-        op = Operator(ns, procs)
-        try:
-            op.set(deadman=False)
-            op.spin_until(lambda: any(o.step >= 3 for o in op.obs), 2 * STARTUP_S, "the arm's first steps")
-            a_start = len(op.obs)
-            op.set(deadman=True, x=-1.0)  # 0.1 m/s from x = 0: the box's face (0.25 m) after 2.5 s
-            op.spin_until(lambda: len(op.obs) - a_start >= 35, 30, "35 steps pushing +x")
-            b_start = len(op.obs)
-            op.set(deadman=False, x=-1.0)
-            op.spin_until(lambda: len(op.obs) - b_start >= 15, 30, "15 held steps")
-            b_end = len(op.obs)
-        finally:
-            op.close()
-    assert all(p.returncode == 0 for p in procs.values()), {m: p.returncode for m, p in procs.items()}
-    x = np.array([o.state[0] for o in op.obs])
-    assert x[b_start - 1] - x[a_start] > 0.15, (x[a_start], x[b_start - 1])
-    assert x.max() < box_max_x + 0.01, x.max()  # the bridge's clamp, not the operator, stops it
-    reasons = [(o.step, o.truncation_reason) for o in op.obs[a_start:b_end] if o.truncation_reason]
-    assert reasons == [], reasons
-    held = np.array([o.state[:3] for o in op.obs[b_start + 3:b_end]])
-    assert np.abs(held - held[0]).max() < 0.003, held
-    assert all(np.array_equal(o.action_taken[:3], [0.0, 0.0, 0.0]) for o in op.obs[b_start + 2:b_end])
+    x <= 0.25 m), the deadman also the arm's enable heartbeat (``enable_topic``):
 
-
-def test_deadman_as_the_arms_enable_heartbeat(tmp_path: Path) -> None:
-    """enable_topic: on an arm that requires the enable heartbeat nothing moves (not even the move
-    home) until the operator holds the deadman; releasing it stops the arm at once and ends the
-    episode with ``deadman``."""
+    - released, nothing moves (not even the move home) until the operator holds the deadman;
+    - held and pushing +x past the box, the bridge's clamp stops the hand at its face (teleop
+      publishes actions only; the arm's safety stays in charge);
+    - held with the stick centred, the hand holds and the episode goes on (a hold is an action,
+      not a command timeout);
+    - released, the arm stops at once and the episode ends with ``deadman`` (the false heartbeat,
+      0.1 s at 10 Hz, not its timeout)."""
     import json
 
     from std_msgs.msg import String
 
     from ros2_erl_vlm.ros import qos
 
-    cfg, _ = fake_arm_config(tmp_path, enable={"required": True, "topic": "enable", "timeout_s": 1.0})
-    ns = "teleop_enable"
+    cfg, data = fake_arm_config(tmp_path, enable={"required": True, "topic": "enable", "timeout_s": 1.0})
+    box_max_x = data["arm"]["workspace"]["max"][0]
+    ns = "teleop_arm"
     nodes = {
         FAKE: ["-p", f"arm_config:={cfg}", "-p", "camera.rate_hz:=0.0"],
         BRIDGE: ["-p", f"arm_config:={cfg}"],
@@ -297,18 +268,29 @@ def test_deadman_as_the_arms_enable_heartbeat(tmp_path: Path) -> None:
             waited = len(status)
             op.spin_until(lambda: len(status) >= waited + 20, 30, "2 s more of the bridge's status")
             assert op.obs == [] and all(st["phase"] != "episode" for st in status)
-            op.set(deadman=True, x=-1.0)
-            op.spin_until(lambda: sum(1 for o in op.obs if o.step > 0) >= 10, 60, "10 steps driven")
+            op.set(deadman=True, x=-1.0)  # 0.1 m/s from x = 0: the box's face (0.25 m) after 2.5 s
+            op.spin_until(lambda: sum(1 for o in op.obs if o.step > 0) >= 35, 90, "35 steps pushing +x")
+            a_start = next(i for i, o in enumerate(op.obs) if o.step == 0)
+            b_start = len(op.obs)
+            op.set(deadman=True)
+            op.spin_until(lambda: len(op.obs) - b_start >= 15, 30, "15 held steps")
             released_at = len(op.obs)
             op.set(deadman=False)
             op.spin_until(lambda: any(o.truncated for o in op.obs[released_at:]), 10,
                           "the episode ended by the release")
         finally:
             op.close()
+    assert all(p.returncode == 0 for p in procs.values()), {m: p.returncode for m, p in procs.items()}
+    x = np.array([o.state[0] for o in op.obs])
+    assert x[b_start - 1] - x[a_start] > 0.15, (x[a_start], x[b_start - 1])
+    assert x.max() < box_max_x + 0.01, x.max()  # the bridge's clamp, not the operator, stops it
+    reasons = [(o.step, o.truncation_reason) for o in op.obs[a_start:released_at] if o.truncation_reason]
+    assert reasons == [], reasons
+    held = np.array([o.state[:3] for o in op.obs[b_start + 3:released_at]])
+    assert np.abs(held - held[0]).max() < 0.003, held
+    assert all(np.array_equal(o.action_taken[:3], [0.0, 0.0, 0.0]) for o in op.obs[b_start + 2:released_at])
     ended = next(o for o in op.obs[released_at:] if o.truncated)
     assert ended.truncation_reason == "deadman"
-    assert op.obs[released_at - 1].state[0] > op.obs[0].state[0] + 0.05  # it did move before
-    # Stopped by the false heartbeat (0.1 s at 10 Hz), not by its timeout: a few steps at most.
     assert ended.step - op.obs[released_at - 1].step <= 5, (ended.step, op.obs[released_at - 1].step)
 
 
