@@ -48,6 +48,18 @@ class EncodedFrames:
         return cls(FrameCodec(state["fmt"], int(state["quality"])), list(state["encoded"]))
 
 
+def _stack_sim_states(truth: tuple[SimTruth, ...]) -> np.ndarray | None:
+    """The steps' simulator states as one ``(T, k)`` float64 array, or None unless every step has
+    one of the same size (a simulator that gives none, or a state size that changed)."""
+    states = [t.sim_state for t in truth]
+    if not states or any(st is None for st in states):
+        return None
+    arrays = [np.asarray(st, np.float64).reshape(-1) for st in states]
+    if len({a.shape for a in arrays}) != 1:
+        return None
+    return np.stack(arrays)
+
+
 @dataclass
 class Episode:
     """One complete episode. Arrays are indexed by step (0 = the first step taken)."""
@@ -75,7 +87,8 @@ class Episode:
             "reward": np.array([t.reward for t in self.truth], dtype=np.float64),
             "success": np.array([t.success for t in self.truth], dtype=np.bool_),
             "progress": np.array([np.nan if t.progress is None else t.progress for t in self.truth],
-                                 dtype=np.float64)}
+                                 dtype=np.float64),
+            "sim_state": _stack_sim_states(self.truth)}
         return {"episode_id": int(self.episode_id), "next_obs": self.next_obs, "actions": self.actions,
                 "truth": truth, "frames": frames}
 
@@ -85,8 +98,11 @@ class Episode:
         truth = None
         if state["truth"] is not None:
             tr = state["truth"]
-            truth = tuple(SimTruth(float(r), bool(s), None if np.isnan(p) else float(p))
-                          for r, s, p in zip(tr["reward"], tr["success"], tr["progress"], strict=True))
+            states = tr.get("sim_state")  # absent in checkpoints written before it was kept
+            states = [None] * len(tr["reward"]) if states is None else list(np.asarray(states, np.float64))
+            truth = tuple(SimTruth(float(r), bool(s), None if np.isnan(p) else float(p), st)
+                          for r, s, p, st in zip(tr["reward"], tr["success"], tr["progress"], states,
+                                                 strict=True))
         frames = state["frames"]
         if isinstance(frames, dict):
             frames = EncodedFrames.from_state(frames["encoded"])

@@ -72,7 +72,9 @@ def load_reward_model(path: str | Path) -> RewardEnsemble:
         raise ValueError(f"reward model {path}: the ensemble does not load ({exc})") from exc
 
 
-def _read_frame(path: Path, size: int) -> np.ndarray:
+def read_frame(path: Path, size: int) -> np.ndarray:
+    """The JPEG/PNG frame at ``path`` as RGB uint8, resized to ``size`` x ``size`` as
+    ``camera_capture`` resizes; ``ValueError`` naming the file when it cannot be decoded."""
     import cv2
 
     bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
@@ -94,7 +96,7 @@ def model_reward_function(model: RewardEnsemble) -> tuple[RewardFunction, str]:
     def on_frames(paths: Sequence[Path]) -> np.ndarray:
         out = []
         for i in range(0, len(paths), FRAME_CHUNK):
-            frames = np.stack([_read_frame(p, size) for p in paths[i:i + FRAME_CHUNK]])
+            frames = np.stack([read_frame(p, size) for p in paths[i:i + FRAME_CHUNK]])
             out.append(model.predict(frames).cpu().numpy())
         return np.concatenate(out) if out else np.zeros(0, np.float32)
     return on_frames, "frames"

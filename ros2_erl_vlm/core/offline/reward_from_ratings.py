@@ -37,7 +37,7 @@ import numpy as np
 import torch
 
 from ros2_erl_vlm.core.offline.dataset import OfflineDataset, relabel_rewards
-from ros2_erl_vlm.core.offline.learned_reward import _read_frame, model_reward_function
+from ros2_erl_vlm.core.offline.learned_reward import model_reward_function, read_frame
 from ros2_erl_vlm.core.rating.dataset import DatasetSpec, RatingDataset
 from ros2_erl_vlm.core.rating.rater import MAX_CLASSES, MIN_CLASSES, RatingResult
 from ros2_erl_vlm.core.record_log import RecordLogError, scan
@@ -268,7 +268,7 @@ def row_inputs(ds: OfflineDataset, rows: np.ndarray, input_kind: str, image_size
         if not path.is_file():
             raise RatingsJoinError(f"{ds.where(row)}: frame {path} does not exist")
         try:
-            frame = _read_frame(path, image_size)
+            frame = read_frame(path, image_size)
         except ValueError as exc:
             raise RatingsJoinError(f"{ds.where(row)}: {exc}") from exc
         if cache is not None:
